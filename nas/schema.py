@@ -6,6 +6,7 @@ import dataclasses
 import math
 import types
 import typing
+from pathlib import Path
 from typing import Any, Literal
 
 
@@ -25,10 +26,7 @@ def parse(value: Any, annotation: Any, where: str, error: type[ValueError] = Sch
             raise error(f"{where}: {value!r} is not one of {choices}")
         return value
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in typing.get_args(annotation):
-            return None
-        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return parse(value, inner[0], where, error)
+        return _parse_union(value, typing.get_args(annotation), where, error)
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise error(f"{where}: expected a list, got {type(value).__name__}")
@@ -42,20 +40,45 @@ def parse(value: Any, annotation: Any, where: str, error: type[ValueError] = Sch
     return parse_scalar(value, annotation, where, error)
 
 
+def _parse_union(value: Any, options: tuple, where: str, error: type[ValueError]) -> Any:
+    """The first alternative that accepts the value; else one error listing them all."""
+    if value is None and type(None) in options:
+        return None
+    inner = [a for a in options if a is not type(None)]
+    for option in inner:
+        try:
+            return parse(value, option, where, error)
+        except error:
+            if len(inner) == 1:
+                raise
+    names = " or ".join(_type_name(a) for a in options)
+    raise error(f"{where}: expected {names}, got {value!r}")
+
+
+def _type_name(annotation: Any) -> str:
+    """A readable name for a type annotation."""
+    if annotation is type(None):
+        return "none"
+    if typing.get_origin(annotation) is tuple:
+        return f"a list of {_type_name(typing.get_args(annotation)[0])}"
+    return getattr(annotation, "__name__", str(annotation))
+
+
 def parse_scalar(value: Any, annotation: Any, where: str, error: type[ValueError]) -> Any:
     """int / float / bool / str, strictly (no bools for numbers, no numbers for strings)."""
     if annotation is bool and isinstance(value, bool):
         return value
     if annotation is str and isinstance(value, str):
         return value
+    if annotation is Path and isinstance(value, str | Path):
+        return Path(value)
     if annotation is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
         if not math.isfinite(value):
             raise error(f"{where}: {value!r} is not a finite number")
         return float(value)
-    name = getattr(annotation, "__name__", str(annotation))
-    raise error(f"{where}: expected {name}, got {value!r}")
+    raise error(f"{where}: expected {_type_name(annotation)}, got {value!r}")
 
 
 def parse_dataclass(value: Any, cls: type, where: str, error: type[ValueError]) -> Any:

@@ -1,0 +1,480 @@
+"""Search spaces as TOML files -> a define-by-run function for Optuna, and params -> genotype."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import random
+import re
+import tomllib
+import typing
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from nas.cost import cost
+from nas.data import DataError, DataSpec
+from nas.genotype import (
+    Act,
+    ActOrder,
+    BlockKind,
+    Downsample,
+    Genotype,
+    GenotypeError,
+    Head,
+    MidAct,
+    OpOrder,
+    Padding,
+    Pooling,
+    Residual,
+    Stage,
+    Stem,
+    divisors,
+    validate_stage,
+)
+from nas.schema import SchemaError, parse
+from nas.train import TrainConfig
+from nas.zoo import PRESETS
+
+Value = bool | int | float | str
+Sampler = Literal["tpe", "nsga2", "random", "grid"]
+Metric = Literal["val_acc", "macs", "params"]
+
+
+class SpaceError(SchemaError):
+    """A bad search-space file; the message names the file, the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Macro:
+    """Network skeleton; `widths` / `depths` entries are a fixed int or a list of choices."""
+
+    strides: tuple[int, ...] = (1, 2, 2)  # one per stage: fixes the number of stages
+    widths: tuple[int | tuple[int, ...], ...] = (32, 64, 128)
+    depths: tuple[int | tuple[int, ...], ...] = (1, 1, 1)
+    stem_widths: tuple[int, ...] = (32,)
+    stem_strides: tuple[int, ...] = (1,)
+    stem_kernel: int = 3
+    stem_padding: Padding = "same"
+    stem_pool: bool = False
+    pooling: Pooling = "avg"
+    fc: tuple[int, ...] = ()
+    dropout: float = 0.0
+    act: Act = "relu"
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """Per-stage searchable dimensions: lists of choices; a field left out is not searched."""
+
+    preset: tuple[str, ...] | None = None  # zoo block templates (Ghosh's block kinds)
+    kind: tuple[BlockKind, ...] | None = None
+    spectrum: tuple[float, ...] | None = None  # positions: 0 = regular ... 1 = depthwise
+    order: tuple[OpOrder, ...] | None = None
+    mid_act: tuple[MidAct, ...] | None = None
+    mid_norm: tuple[bool, ...] | None = None
+    residual: tuple[Residual, ...] | None = None
+    act_order: tuple[ActOrder, ...] | None = None
+    kernel: tuple[int, ...] | None = None
+    units: tuple[int, ...] | None = None
+    spatial_separable: tuple[bool, ...] | None = None
+    downsample: tuple[Downsample, ...] | None = None
+    bottleneck: tuple[float, ...] | None = None
+    shared: tuple[str, ...] = ()  # dimensions chosen once for all stages (unprefixed names)
+
+
+SPECTRUM_ONLY = ("order", "mid_act", "mid_norm")  # dimensions that only spectrum blocks read
+
+
+@dataclass(frozen=True)
+class Objectives:
+    """What the search optimises: validation accuracy first, optionally a cost second."""
+
+    metrics: tuple[Metric, ...] = ("val_acc",)
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Limits checked on paper before any training."""
+
+    max_params: int | None = None
+    max_macs: int | None = None
+
+
+@dataclass(frozen=True)
+class Search:
+    """Sampler, budget and scheduler settings."""
+
+    sampler: Sampler = "tpe"
+    trials: int = 24
+    repeats: int = 1  # seeds per point; trials report mean (and std) over them
+    seed: int = 0
+    concurrency: int = 2
+    grace_period: int = 1  # ASHA: epochs every trial gets before it can be stopped
+    reduction_factor: int = 3
+    gpu_trials: int | None = None  # budget when a GPU is present (None: same as trials)
+    gpu_epochs: int | None = None
+
+
+@dataclass(frozen=True)
+class Space:
+    """A parsed search-space file."""
+
+    name: str
+    path: Path
+    data: DataSpec
+    macro: Macro
+    blocks: Blocks
+    train: TrainConfig
+    objectives: Objectives
+    constraints: Constraints
+    search: Search
+    references: tuple[tuple[str, tuple[tuple[str, Value], ...]], ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One flat Optuna parameter and its choices."""
+
+    name: str
+    choices: tuple[Value, ...]
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataSpec, "macro": Macro, "blocks": Blocks, "train": TrainConfig,
+    "objectives": Objectives, "constraints": Constraints, "search": Search,
+}
+
+
+def load_space(path: str | Path) -> Space:
+    """Read and check a search-space file; every error names the file and the key."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SpaceError(f"{path}: no such search-space file") from None
+    except tomllib.TOMLDecodeError as err:
+        raise SpaceError(f"{path}: not valid TOML ({err})") from None
+    unknown = sorted(set(raw) - set(SECTIONS) - {"name", "references"})
+    if unknown:
+        allowed = ", ".join(["name", *SECTIONS, "references"])
+        raise SpaceError(f"{path}: unknown section [{unknown[0]}] (allowed: {allowed})")
+    sections = {key: _section(path, key, cls, raw.get(key, {})) for key, cls in SECTIONS.items()}
+    name = raw.get("name", path.stem)
+    if not isinstance(name, str) or not name:
+        raise SpaceError(f"{path}: name: expected a non-empty string, got {name!r}")
+    space = Space(name=name, path=path, **sections)
+    _check_macro(space)
+    space = dataclasses.replace(space, references=_references(space, raw.get("references", {})))
+    check_space(space)
+    return space
+
+
+def _section(path: Path, key: str, cls: type, value: Any) -> Any:
+    """Parse one [section] into its dataclass, re-raising every error with the file name."""
+    try:
+        parsed = parse(value, cls, f"{path}: [{key}]", SpaceError)
+        if hasattr(parsed, "validate"):
+            parsed.validate()
+        return parsed
+    except SpaceError:
+        raise
+    except (DataError, ValueError) as err:  # the section's own validate()
+        raise SpaceError(f"{path}: [{key}] {err}") from None
+
+
+def _fail(space: Space, key: str, message: str) -> typing.NoReturn:
+    raise SpaceError(f"{space.path}: {key}: {message}")
+
+
+def _check_macro(space: Space) -> None:
+    """One width and one depth entry per stage; every choice list non-empty."""
+    macro, stages = space.macro, len(space.macro.strides)
+    if stages == 0:
+        _fail(space, "[macro].strides", "needs one stride per stage (at least one stage)")
+    for key in ("widths", "depths"):
+        entries = getattr(macro, key)
+        if len(entries) != stages:
+            _fail(space, f"[macro].{key}", f"has {len(entries)} entries for {stages} stages"
+                  " (one per entry of [macro].strides)")
+        if any(entry == () for entry in entries):
+            _fail(space, f"[macro].{key}", "a list of choices is empty")
+
+
+def check_space(space: Space) -> None:
+    """Cross-field checks: choices, objectives, reference points, constraints."""
+    blocks = space.blocks
+    for dim in dimensions(space):
+        if not dim.choices:
+            _fail(space, f"[blocks].{dim.name}", "the list of choices is empty")
+        if len(set(dim.choices)) != len(dim.choices):
+            _fail(space, f"[blocks].{dim.name}", f"repeats a choice: {list(dim.choices)}")
+    for position in blocks.spectrum or ():
+        if not 0.0 <= position <= 1.0:
+            _fail(space, "[blocks].spectrum", f"{position} is outside [0, 1]")
+    for name in blocks.preset or ():
+        if name not in PRESETS:
+            _fail(space, "[blocks].preset", f"unknown preset {name!r}"
+                  f" (allowed: {', '.join(PRESETS)})")
+    if blocks.preset is not None and blocks.kind is not None:
+        _fail(space, "[blocks].kind", "give either preset or kind: a preset fixes the block kind")
+    searched = [f.name for f in dataclasses.fields(Blocks) if f.name != "shared"]
+    for name in blocks.shared:
+        if name not in searched:
+            _fail(space, "[blocks].shared", f"{name!r} is not a dimension ({', '.join(searched)})")
+    metrics = space.objectives.metrics
+    if metrics[:1] != ("val_acc",) or len(metrics) > 2 or "val_acc" in metrics[1:]:
+        _fail(space, "[objectives].metrics", f"{list(metrics)} must be ['val_acc'] or"
+              " ['val_acc', 'macs' | 'params']")
+    if space.search.sampler == "nsga2" and len(metrics) != 2:
+        _fail(space, "[search].sampler", "'nsga2' needs two objectives in [objectives].metrics")
+    for key in ("trials", "repeats", "concurrency", "grace_period"):
+        if getattr(space.search, key) < 1:
+            _fail(space, f"[search].{key}", f"{getattr(space.search, key)} must be >= 1")
+    if space.search.reduction_factor < 2:
+        _fail(space, "[search].reduction_factor", "must be >= 2")
+    _check_constraints_possible(space)
+
+
+def _check_constraints_possible(space: Space) -> None:
+    """An impossible constraint is reported now, not after hours of rejected trials."""
+    limits = space.constraints
+    for key in ("max_params", "max_macs"):
+        value = getattr(limits, key)
+        if value is not None and value <= 0:
+            _fail(space, f"[constraints].{key}", f"{value} must be > 0")
+    if limits.max_params is None and limits.max_macs is None:
+        return
+    candidates = [smallest_params(space), *sample_params(space, 256, seed=0)]
+    costs = []
+    for params in candidates:
+        try:
+            arch = genotype(space, params)
+        except GenotypeError:
+            continue
+        if violation(space, arch) is None:
+            return
+        costs.append(cost(arch))
+    if not costs:
+        _fail(space, "[blocks]", "no sampled combination of choices is a valid architecture")
+    least = min(costs, key=lambda c: (c.params, c.macs))
+    _fail(space, "[constraints]", f"no architecture of the space fits (the smallest found has"
+          f" {least.params:,} params and {least.macs:,} MACs)")
+
+
+def _references(space: Space, raw: Any) -> tuple:
+    """Reference points: name -> {dimension: value}; unnamed dimensions take the first choice."""
+    if not isinstance(raw, dict):
+        _fail(space, "[references]", "expected a table of name = { dimension = value, ... }")
+    dims = {d.name: d for d in dimensions(space)}
+    points = []
+    for name, values in raw.items():
+        if not isinstance(values, dict):
+            _fail(space, f"[references].{name}", "expected a table of dimension = value")
+        params = {d.name: d.choices[0] for d in dims.values()}
+        for key, value in values.items():
+            targets = [n for n in dims if n == key or base_name(n) == key]
+            if not targets:
+                allowed = ", ".join(sorted(set(dims) | {base_name(n) for n in dims}))
+                _fail(space, f"[references].{name}.{key}", f"not a dimension of this space"
+                      f" (allowed: {allowed})")
+            for target in targets:
+                choices = dims[target].choices
+                if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):
+                    _fail(space, f"[references].{name}.{key}", f"{value!r} is not among the"
+                          f" choices {list(choices)}")
+                params[target] = choices[choices.index(value)]  # 1 -> 1.0 where choices are floats
+        points.append((name, tuple(sorted(params.items()))))
+    return tuple(points)
+
+
+def _stage_dims(space: Space, stage: int) -> Iterator[Dimension]:
+    """The flat dimensions of one stage (shared ones carry no stage prefix)."""
+    macro = space.macro
+    for key, entry in (("width", macro.widths[stage]), ("depth", macro.depths[stage])):
+        if isinstance(entry, tuple):
+            yield Dimension(f"s{stage + 1}_{key}", entry)
+    for f in dataclasses.fields(Blocks):
+        choices = getattr(space.blocks, f.name)
+        if f.name == "shared" or choices is None:
+            continue
+        name = f.name if f.name in space.blocks.shared else f"s{stage + 1}_{f.name}"
+        yield Dimension(name, tuple(choices))
+
+
+def dimensions(space: Space) -> list[Dimension]:
+    """Every flat parameter of the space with its choices (single-choice ones included)."""
+    seen: dict[str, Dimension] = {}
+    for stage in range(len(space.macro.strides)):
+        for dim in _stage_dims(space, stage):
+            seen.setdefault(dim.name, dim)
+    return list(seen.values())
+
+
+def searched(space: Space) -> list[Dimension]:
+    """The dimensions with a real choice (two or more values)."""
+    return [d for d in dimensions(space) if len(d.choices) > 1]
+
+
+def base_name(name: str) -> str:
+    """'s2_mid_act' -> 'mid_act'; shared names stay as they are."""
+    return re.sub(r"^s\d+_", "", name)
+
+
+def _relevant(name: str, params: dict[str, Value], stage: int, space: Space) -> bool:
+    """Spectrum-only dimensions are asked only where the stage's block is a spectrum block."""
+    if base_name(name) not in SPECTRUM_ONLY:
+        return True
+    return _stage_kind(space, params, stage) == "spectrum"
+
+
+def _stage_kind(space: Space, params: dict[str, Value], stage: int) -> str:
+    """The block kind a stage gets from the params chosen so far."""
+    preset = _value(space, params, stage, "preset")
+    if preset is not None:
+        return PRESETS[preset].stage(64).kind
+    return _value(space, params, stage, "kind") or "spectrum"
+
+
+def _value(space: Space, params: dict[str, Value], stage: int, key: str) -> Any:
+    """A dimension's value for a stage: chosen, or the only choice, or None if not searched."""
+    choices = getattr(space.blocks, key, None)
+    if choices is None:
+        return None
+    name = key if key in space.blocks.shared else f"s{stage + 1}_{key}"
+    return params.get(name, choices[0])
+
+
+def define_by_run(space: Space) -> Callable[[Any], None]:
+    """The define-by-run function: asks Optuna for every searched dimension, flat names."""
+    def define(trial) -> None:
+        params: dict[str, Value] = {}
+        for stage in range(len(space.macro.strides)):
+            for dim in _stage_dims(space, stage):
+                if len(dim.choices) < 2 or dim.name in params:
+                    continue
+                if _relevant(dim.name, params, stage, space):
+                    params[dim.name] = trial.suggest_categorical(dim.name, list(dim.choices))
+    return define
+
+
+def groups_at(position: float, channels: int) -> int:
+    """The divisor of `channels` nearest (log scale) to channels ** position."""
+    target = position * math.log(channels) if channels > 1 else 0.0
+    return min(divisors(channels), key=lambda d: (abs(math.log(d) - target), d))
+
+
+def _stage(space: Space, params: dict[str, Value], stage: int) -> Stage:
+    """One stage of the genotype from the params (missing ones take their first choice)."""
+    macro = space.macro
+    width = params.get(f"s{stage + 1}_width", _first(macro.widths[stage]))
+    depth = params.get(f"s{stage + 1}_depth", _first(macro.depths[stage]))
+    preset = _value(space, params, stage, "preset")
+    base = PRESETS[preset].stage(width) if preset else Stage()
+    fields = {"width": width, "depth": depth, "stride": macro.strides[stage]}
+    for key in ("kind", "order", "mid_act", "mid_norm", "residual", "act_order", "kernel",
+                "units", "spatial_separable", "downsample", "bottleneck"):
+        value = _value(space, params, stage, key)
+        if value is not None:
+            fields[key] = value
+    result = dataclasses.replace(base, **fields)
+    position = _value(space, params, stage, "spectrum")
+    if position is not None:
+        result = dataclasses.replace(result, groups=groups_at(position, result.grouped_width()))
+    elif result.grouped_width() % result.groups:  # a preset's groups at another bottleneck
+        result = dataclasses.replace(result, groups=groups_at(
+            result.spectrum_position(), result.grouped_width()))
+    return result
+
+
+def _first(entry: int | tuple[int, ...]) -> int:
+    return entry[0] if isinstance(entry, tuple) else entry
+
+
+def genotype(space: Space, params: dict[str, Value]) -> Genotype:
+    """The architecture a set of params describes (validated)."""
+    macro = space.macro
+    stages = tuple(_stage(space, params, s) for s in range(len(macro.strides)))
+    resolution = space.data.resolution or 32
+    classes = space.data.classes
+    num_classes = classes if isinstance(classes, int) else len(classes) if classes else 10
+    return Genotype(
+        stages=stages,
+        stem=Stem(widths=macro.stem_widths, strides=macro.stem_strides, kernel=macro.stem_kernel,
+                  padding=macro.stem_padding, pool=macro.stem_pool),
+        head=Head(pooling=macro.pooling, fc=macro.fc, dropout=macro.dropout,
+                  num_classes=num_classes),
+        resolution=resolution,
+        act=macro.act,
+    ).validate()
+
+
+def violation(space: Space, arch: Genotype) -> str | None:
+    """Why the architecture breaks the space's constraints, or None."""
+    c, limits = cost(arch), space.constraints
+    if limits.max_params is not None and c.params > limits.max_params:
+        return f"{c.params:,} params > max_params {limits.max_params:,}"
+    if limits.max_macs is not None and c.macs > limits.max_macs:
+        return f"{c.macs:,} MACs > max_macs {limits.max_macs:,}"
+    return None
+
+
+def sample_params(space: Space, n: int, seed: int) -> list[dict[str, Value]]:
+    """n uniformly random parameter sets (for dry runs and constraint checks)."""
+    rng = random.Random(seed)
+    return [{d.name: rng.choice(d.choices) for d in dimensions(space)} for _ in range(n)]
+
+
+def smallest_params(space: Space) -> dict[str, Value]:
+    """The cheapest choice of every dimension taken on its own (narrowest, shallowest, ...)."""
+    params = {}
+    for dim in dimensions(space):
+        params[dim.name] = min(dim.choices, key=lambda v: _cost_of(space, dim.name, v))
+    return params
+
+
+def _cost_of(space: Space, name: str, value: Value) -> tuple[int, int]:
+    base = {d.name: d.choices[0] for d in dimensions(space)}
+    try:
+        c = cost(genotype(space, base | {name: value}))
+    except GenotypeError:
+        return (math.inf, math.inf)  # type: ignore[return-value]
+    return (c.params, c.macs)
+
+
+def grid(space: Space) -> Iterator[dict[str, Value]]:
+    """Every combination of every dimension's choices."""
+    dims = dimensions(space)
+    for values in itertools.product(*(d.choices for d in dims)):
+        yield dict(zip((d.name for d in dims), values, strict=True))
+
+
+def count_architectures(space: Space) -> int:
+    """Distinct architectures (by genotype key): per stage, since stages are independent."""
+    dims = dimensions(space)
+    shared = [d for d in dims if d.name == base_name(d.name)]
+    seen: set[tuple[frozenset, ...]] = set()
+    total = 0
+    for values in itertools.product(*(d.choices for d in shared)):
+        fixed = dict(zip((d.name for d in shared), values, strict=True))
+        per_stage = tuple(frozenset(_stage_variants(space, fixed, s))
+                          for s in range(len(space.macro.strides)))
+        if per_stage not in seen:  # a shared choice no stage reads adds no architecture
+            seen.add(per_stage)
+            total += math.prod(len(v) for v in per_stage)
+    return total
+
+
+def _stage_variants(space: Space, fixed: dict[str, Value], stage: int) -> Iterator[Stage]:
+    """Every distinct (canonical) stage a stage's own dimensions can produce."""
+    own = [d for d in _stage_dims(space, stage) if d.name != base_name(d.name)]
+    for values in itertools.product(*(d.choices for d in own)):
+        params = fixed | dict(zip((d.name for d in own), values, strict=True))
+        candidate = _stage(space, params, stage)
+        try:
+            validate_stage(candidate, f"stage s{stage + 1}")
+        except GenotypeError:
+            continue  # e.g. an inception width that is not a multiple of 4
+        yield candidate.canonical()

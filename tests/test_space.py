@@ -1,0 +1,137 @@
+"""Search spaces: shipped files, define-by-run with flat names, mapping, errors, counting."""
+
+import re
+from pathlib import Path
+
+import optuna
+import pytest
+
+from nas import space as sp
+from nas.cost import cost
+
+SPACES = sorted(Path(__file__).resolve().parents[1].glob("search_spaces/*.toml"))
+
+
+def _write(tmp_path, text: str) -> Path:
+    path = tmp_path / "space.toml"
+    path.write_text(text)
+    return path
+
+
+def test_the_shipped_spaces_are_there():
+    names = {p.stem for p in SPACES}
+    assert {"cifar_spectrum", "xception_ablation", "hybrid_hypothesis", "imagenet_subset"} <= names
+
+
+@pytest.mark.parametrize("path", SPACES, ids=lambda p: p.stem)
+def test_shipped_spaces_load_with_flat_primitive_parameters(path):
+    space = sp.load_space(path)
+    for dim in sp.dimensions(space):
+        assert re.fullmatch(r"(s\d+_)?[a-z_]+", dim.name)
+        assert all(isinstance(c, bool | int | float | str) for c in dim.choices)
+    for name, params in space.references:
+        arch = sp.genotype(space, dict(params))
+        assert sp.violation(space, arch) is None, name
+
+
+@pytest.mark.parametrize("path", SPACES, ids=lambda p: p.stem)
+def test_reference_points_replay_through_fixed_trial(path):
+    space = sp.load_space(path)
+    define = sp.define_by_run(space)
+    for _, params in space.references:
+        params = dict(params)
+        trial = optuna.trial.FixedTrial(params)
+        define(trial)  # asks only for names present in the point
+        asked = trial.params
+        assert sp.genotype(space, asked).key() == sp.genotype(space, params).key()
+
+
+def test_spectrum_positions_map_to_divisors_of_each_width():
+    assert [sp.groups_at(p, 32) for p in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)] == [1, 2, 4, 8, 16, 32]
+    assert sp.groups_at(1.0, 728) == 728 and sp.groups_at(0.0, 728) == 1
+    space = sp.load_space("search_spaces/cifar_spectrum.toml")
+    params = {f"s{i}_spectrum": 1.0 for i in (1, 2, 3)}
+    arch = sp.genotype(space, params)
+    assert [s.groups for s in arch.stages] == [32, 64, 128]
+    assert arch.spectrum_position() == 1.0
+
+
+def test_define_by_run_skips_dimensions_the_chosen_block_does_not_read(tmp_path):
+    path = _write(tmp_path, """
+[macro]
+strides = [1]
+widths = [16]
+depths = [1]
+[blocks]
+kind = ["conv", "spectrum"]
+order = ["dw_pw", "pw_dw"]
+spectrum = [0.0, 1.0]
+""")
+    space = sp.load_space(path)
+    define = sp.define_by_run(space)
+    trial = optuna.trial.FixedTrial({"s1_kind": "conv", "s1_spectrum": 1.0})
+    define(trial)
+    assert set(trial.params) == {"s1_kind", "s1_spectrum"}
+    assert sp.count_architectures(space) == 2 + 2 * 2
+    keys = {sp.genotype(space, p).key() for p in sp.grid(space)}
+    assert len(keys) == sp.count_architectures(space)
+
+
+def test_count_matches_brute_force_on_the_ablation_space():
+    space = sp.load_space("search_spaces/xception_ablation.toml")
+    keys = {sp.genotype(space, p).key() for p in sp.grid(space)}
+    assert sp.count_architectures(space) == len(keys) == 12
+
+
+def test_tpe_sampling_is_reproducible_under_a_seed():
+    space = sp.load_space("search_spaces/cifar_spectrum.toml")
+    define = sp.define_by_run(space)
+
+    def run(seed):
+        study = optuna.create_study(direction="maximize",
+                                    sampler=optuna.samplers.TPESampler(seed=seed))
+        study.optimize(lambda t: (define(t), -cost(sp.genotype(space, t.params)).macs)[1],
+                       n_trials=12)
+        return [t.params for t in study.trials]
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[blocks]\nkernal = [3]\n", "[blocks]: unknown field 'kernal' (allowed: preset, kind"),
+        ("[blocks]\nkernel = 3\n", "[blocks].kernel: expected a list, got int"),
+        ("[blocks]\norder = []\n", "[blocks].s1_order: the list of choices is empty"),
+        ("[blocks]\nmid_act = ['tanh']\n", "[blocks].mid_act[0]: 'tanh' is not one of none"),
+        ("[blocks]\nspectrum = [1.5]\n", "[blocks].spectrum: 1.5 is outside [0, 1]"),
+        ("[blocks]\npreset = ['vgg']\n", "[blocks].preset: unknown preset 'vgg'"),
+        ("[macro]\nwidths = [32]\n", "[macro].widths: has 1 entries for 3 stages"),
+        ("[constraints]\nmax_params = 10\n", "[constraints]: no architecture of the space fits"),
+        ("[search]\nsampler = 'cmaes'\n", "[search].sampler: 'cmaes' is not one of tpe"),
+        ("[search]\nsampler = 'nsga2'\n", "[search].sampler: 'nsga2' needs two objectives"),
+        ("[objectives]\nmetrics = ['macs']\n", "[objectives].metrics: ['macs'] must be"),
+        ("[train]\nepochs = 0\n", "[train] TrainConfig.epochs must be >= 1"),
+        ("[data]\nval_size = -1\n", "[data] DataSpec.val_size"),
+        ("[tuning]\n", "unknown section [tuning]"),
+        ("[references]\nx = { order = 'dw_pw' }\n", "[references].x.order: not a dimension"),
+        ("[blocks]\norder = ['dw_pw']\n[references]\nx = { order = 'pw_dw' }\n",
+         "[references].x.order: 'pw_dw' is not among the choices ['dw_pw']"),
+        ("name = \n", "not valid TOML"),
+    ],
+)
+def test_space_errors_name_the_file_and_the_key(tmp_path, text, expected):
+    path = _write(tmp_path, text)
+    with pytest.raises(sp.SpaceError) as err:
+        sp.load_space(path)
+    message = str(err.value)
+    assert message.startswith(str(path)), message
+    assert expected in message, message
+    assert "\n" not in message
+
+
+def test_missing_file():
+    with pytest.raises(sp.SpaceError, match="no such search-space file"):
+        sp.load_space("search_spaces/nope.toml")
