@@ -1,0 +1,406 @@
+"""The trainer: one explicit loop over device-resident batches, with per-epoch reporting."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.augment import DeviceBatches
+from nas.data import ImageSet, Splits
+
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("onecycle", "cosine", "linear")
+DEVICES = ("auto", "cpu", "cuda")
+STATUSES = ("completed", "stopped", "diverged")
+
+# OneCycleLR's defaults: start at peak / 25 and end at start / 1e4.
+_ONECYCLE_DIV = 25.0
+_ONECYCLE_FINAL_DIV = 1e4
+# On an accelerator a finiteness check is a host sync, so the loss is only checked this often.
+_ACCEL_CHECK_EVERY = 64
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters and execution settings of one training run."""
+
+    epochs: int = 30
+    batch_size: int = 256
+    optimizer: str = "sgd"  # "sgd" (Nesterov) or "adamw"
+    lr: float = 0.2  # peak learning rate
+    momentum: float = 0.9  # SGD momentum; AdamW's beta1
+    schedule: str = "onecycle"  # "onecycle" | "cosine" | "linear"
+    warmup_epochs: float = 2.0
+    weight_decay: float = 5e-4  # applied to weights with ndim > 1 only
+    label_smoothing: float = 0.1
+    crop_pad: int = 4  # random-crop padding in pixels; 0 disables cropping
+    hflip: bool = True
+    bf16: bool = True  # bf16 autocast, used on CUDA only
+    channels_last: bool = True
+    compile: bool = False
+    seed: int = 0
+    cpu_threads: int | None = None
+    device: str = "auto"  # "auto" | "cpu" | "cuda"
+    eval_batch_size: int = 500
+    flip_tta: bool = False
+
+    def __post_init__(self) -> None:
+        """Reject invalid settings at construction."""
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError with a one-line message naming the first invalid field."""
+        checks = (
+            ("epochs", self.epochs >= 1, "must be >= 1"),
+            ("batch_size", self.batch_size >= 1, "must be >= 1"),
+            ("optimizer", self.optimizer in OPTIMIZERS, f"must be one of {OPTIMIZERS}"),
+            ("lr", math.isfinite(self.lr) and self.lr > 0, "must be a finite number > 0"),
+            ("momentum", 0 <= self.momentum < 1, "must be in [0, 1)"),
+            ("schedule", self.schedule in SCHEDULES, f"must be one of {SCHEDULES}"),
+            ("warmup_epochs", 0 <= self.warmup_epochs <= self.epochs, "must be in [0, epochs]"),
+            ("weight_decay", self.weight_decay >= 0, "must be >= 0"),
+            ("label_smoothing", 0 <= self.label_smoothing < 1, "must be in [0, 1)"),
+            ("crop_pad", 0 <= self.crop_pad <= 16, "must be in [0, 16]"),
+            ("cpu_threads", self.cpu_threads is None or self.cpu_threads >= 1, "must be >= 1"),
+            ("device", self.device in DEVICES, f"must be one of {DEVICES}"),
+            ("eval_batch_size", self.eval_batch_size >= 1, "must be >= 1"),
+        )
+        for name, ok, rule in checks:
+            if not ok:
+                raise ValueError(f"TrainConfig.{name} {rule}, got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """What one finished epoch measured."""
+
+    epoch: int  # 1-based
+    train_loss: float  # mean training loss over the epoch
+    val_acc: float  # validation accuracy in [0, 1]; NaN when the split is empty
+    epoch_seconds: float  # training time of the epoch, validation excluded
+    images_per_s: float  # training images per second
+    lr: float  # learning rate of the epoch's last step
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """Outcome of `fit`."""
+
+    status: str  # "completed" | "stopped" | "diverged"
+    epochs_run: int  # epochs finished and reported (a diverged epoch is not)
+    history: tuple[EpochReport, ...]
+    best_val_acc: float  # NaN when no epoch finished or there is no validation data
+    final_val_acc: float
+    train_seconds: float  # sum of the epochs' training time
+    wall_seconds: float  # the whole call: setup, compilation, training and validation
+
+
+def resolve_device(name: str) -> torch.device:
+    """Map "auto" | "cpu" | "cuda" to a torch.device ("auto" prefers CUDA when present)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("TrainConfig.device is 'cuda' but CUDA is not available")
+    return torch.device(name)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None) -> Iterator[None]:
+    """Run the body with torch's intra-op thread count set to `n`, then restore it."""
+    if n is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Split trainable parameters into a decayed group (ndim > 1) and an undecayed one.
+
+    Decaying batch-norm scales and biases only shrinks them towards a worse optimum;
+    the usual practice decays conv and linear weights alone.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+    ]
+
+
+def make_optimizer(
+    model: nn.Module, cfg: TrainConfig, device: torch.device
+) -> torch.optim.Optimizer:
+    """Build the configured optimizer over `param_groups` at the schedule's first rate."""
+    groups = param_groups(model, cfg.weight_decay)
+    # The fused kernels update every parameter in one call; measured faster on CPU and CUDA.
+    fused = device.type in ("cpu", "cuda")
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0, fused=fused
+        )
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), fused=fused)
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:
+    """Multiplier of the peak learning rate at 0-based `step` of `total_steps`."""
+    if schedule == "onecycle":
+        return _onecycle_factor(step, total_steps, warmup_steps)
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0 - progress
+
+
+def _onecycle_factor(step: int, total_steps: int, warmup_steps: int) -> float:
+    """OneCycleLR's curve: cosine up from 1/25 to 1, then cosine down to 1/25/1e4."""
+    start = 1.0 / _ONECYCLE_DIV
+    end = start / _ONECYCLE_FINAL_DIV
+    if step < warmup_steps:
+        return _cosine_between(start, 1.0, step / warmup_steps)
+    return _cosine_between(1.0, end, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+
+
+def _cosine_between(a: float, b: float, t: float) -> float:
+    """Cosine interpolation from a (t=0) to b (t=1)."""
+    return b + (a - b) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def _autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when asked; a no-op elsewhere (CPU bf16 changes numerics)."""
+    if bf16 and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for queued device work so wall-clock timings are real."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _nan_max(values: Sequence[float]) -> float:
+    """Largest non-NaN value, or NaN when there is none."""
+    finite = [v for v in values if not math.isnan(v)]
+    return max(finite) if finite else math.nan
+
+
+def evaluate(
+    model: nn.Module,
+    images: ImageSet,
+    mean: Sequence[float],
+    std: Sequence[float],
+    *,
+    batch_size: int,
+    device: torch.device | str,
+    flip_tta: bool = False,
+    channels_last: bool = True,
+    bf16: bool = False,
+) -> float:
+    """Top-1 accuracy in [0, 1] of `model` on `images` (NaN when empty), in inference mode."""
+    device = torch.device(device)
+    batches = DeviceBatches(
+        images,
+        mean,
+        std,
+        batch_size=batch_size,
+        device=device,
+        train=False,
+        channels_last=channels_last,
+    )
+    return _evaluate_batches(model.to(device), batches, flip_tta, bf16)
+
+
+def _evaluate_batches(
+    model: nn.Module, batches: DeviceBatches, flip_tta: bool, bf16: bool
+) -> float:
+    """Accuracy over prepared evaluation batches; restores the model's train/eval mode."""
+    total = batches.images_per_epoch
+    if total == 0:
+        return math.nan
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), dtype=torch.int64, device=batches.device)
+    try:
+        with torch.inference_mode(), _autocast(batches.device, bf16):
+            for x, y in batches:
+                logits = model(x)
+                if flip_tta:
+                    # Mirrored images are as likely as the originals under flip augmentation.
+                    logits = logits.float() + model(x.flip(-1)).float()
+                correct += (logits.argmax(dim=1) == y).sum()
+    finally:
+        model.train(was_training)
+    return correct.item() / total
+
+
+def fit(
+    model: nn.Module,
+    data: Splits,
+    cfg: TrainConfig,
+    report: Callable[[EpochReport], bool | None] | None = None,
+) -> FitResult:
+    """Train `model` in place on `data.train`, validating on `data.val` after every epoch.
+
+    Seeds torch's global RNG and the batch generator with `cfg.seed`, so the same model
+    initialization and seed give bitwise-identical results on CPU. `report` is called after
+    each epoch; returning True stops the fit ("stopped"). A non-finite training loss ends it
+    with status "diverged" instead of raising.
+    """
+    wall_start = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    trainer = Trainer(model, data, cfg)
+    status = "completed"
+    for _ in range(cfg.epochs):
+        epoch_report = trainer.epoch()
+        if epoch_report is None:
+            status = "diverged"
+            break
+        if report is not None and report(epoch_report) is True:
+            status = "stopped"
+            break
+    history = tuple(trainer.history)
+    return FitResult(
+        status=status,
+        epochs_run=len(history),
+        history=history,
+        best_val_acc=_nan_max([r.val_acc for r in history]),
+        final_val_acc=history[-1].val_acc if history else math.nan,
+        train_seconds=sum(r.epoch_seconds for r in history),
+        wall_seconds=time.perf_counter() - wall_start,
+    )
+
+
+class Trainer:
+    """One model's training state: device batches, optimizer, schedule position, history.
+
+    `fit` drives one to the end; the search steps several in lock-step (seeds of one point)
+    and checkpoints them with `state_dict` to resume an interrupted trial exactly.
+    """
+
+    def __init__(self, model: nn.Module, data: Splits, cfg: TrainConfig):
+        """Place the model and both splits on the configured device; build the optimizer."""
+        device = resolve_device(cfg.device)
+        memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.model = model.to(device=device, memory_format=memory_format)
+        self.step_model = torch.compile(self.model) if cfg.compile else self.model
+        self.cfg = cfg
+        self.device = device
+        self.train_batches = DeviceBatches(
+            data.train,
+            data.mean,
+            data.std,
+            batch_size=cfg.batch_size,
+            device=device,
+            train=True,
+            pad=cfg.crop_pad,
+            hflip=cfg.hflip,
+            channels_last=cfg.channels_last,
+            seed=cfg.seed,
+        )
+        self.val_batches = DeviceBatches(
+            data.val,
+            data.mean,
+            data.std,
+            batch_size=cfg.eval_batch_size,
+            device=device,
+            train=False,
+            channels_last=cfg.channels_last,
+        )
+        if len(self.train_batches) == 0:
+            raise ValueError(
+                f"TrainConfig.batch_size {cfg.batch_size} exceeds the {len(data.train)} "
+                "training images"
+            )
+        self.optimizer = make_optimizer(self.model, cfg, device)
+        self.total_steps = cfg.epochs * len(self.train_batches)
+        self.warmup_steps = round(cfg.warmup_epochs * len(self.train_batches))
+        self.step = 0
+        self.history: list[EpochReport] = []
+
+    def epoch(self) -> EpochReport | None:
+        """Train and validate one epoch; None when the training loss stopped being finite."""
+        with cpu_threads(self.cfg.cpu_threads):
+            start = time.perf_counter()
+            mean_loss = self.train_epoch()
+            _synchronize(self.device)
+            seconds = time.perf_counter() - start
+            if not math.isfinite(mean_loss):
+                return None
+            val_acc = _evaluate_batches(
+                self.model, self.val_batches, self.cfg.flip_tta, self.cfg.bf16
+            )
+        report = EpochReport(
+            epoch=len(self.history) + 1,
+            train_loss=mean_loss,
+            val_acc=val_acc,
+            epoch_seconds=seconds,
+            images_per_s=self.train_batches.images_per_epoch / seconds,
+            lr=self.optimizer.param_groups[0]["lr"],
+        )
+        self.history.append(report)
+        return report
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly: weights, optimizer, step, batch RNG, history.
+
+        Only tensors and plain containers, so `torch.load(weights_only=True)` reads it back.
+        """
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "batch_rng": self.train_batches.generator.get_state(),
+            "history": [dataclasses.asdict(r) for r in self.history],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from `state_dict`'s snapshot."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.train_batches.generator.set_state(state["batch_rng"])
+        self.history = [EpochReport(**r) for r in state["history"]]
+
+    def train_epoch(self) -> float:
+        """Train one epoch; return its mean loss, or NaN as soon as a loss is not finite."""
+        self.model.train()
+        check_every = 1 if self.device.type == "cpu" else _ACCEL_CHECK_EVERY
+        loss_sum = torch.zeros((), dtype=torch.float32, device=self.device)
+        for i, (x, y) in enumerate(self.train_batches, start=1):
+            self.set_lr()
+            loss = self.train_step(x, y)
+            loss_sum += loss
+            self.step += 1
+            if i % check_every == 0 and not torch.isfinite(loss_sum).item():
+                return math.nan
+        return loss_sum.item() / len(self.train_batches)
+
+    def set_lr(self) -> None:
+        """Set every group's learning rate for the current step."""
+        factor = lr_factor(self.step, self.total_steps, self.warmup_steps, self.cfg.schedule)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.cfg.lr * factor
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One forward, backward and optimizer step; return the detached float32 loss."""
+        with _autocast(self.device, self.cfg.bf16):
+            logits = self.step_model(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()

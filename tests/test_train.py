@@ -1,0 +1,257 @@
+"""The trainer: learning, reporting, early stop, divergence, determinism, config checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from nas.data import DataSpec, ImageSet, Splits, load_splits
+from nas.latency import measure_latency
+from nas.train import (
+    EpochReport,
+    TrainConfig,
+    cpu_threads,
+    evaluate,
+    fit,
+    lr_factor,
+    make_optimizer,
+    param_groups,
+)
+
+# One intra-op thread: the suite shares two cores with other work, and oversubscribed
+# OpenMP threads spin instead of computing.
+FAST = TrainConfig(
+    epochs=3,
+    batch_size=64,
+    lr=0.05,
+    warmup_epochs=0.5,
+    eval_batch_size=250,
+    cpu_threads=1,
+    device="cpu",
+)
+
+
+class TinyNet(nn.Module):
+    """Two conv-BN-ReLU stages and a linear head: enough to learn CIFAR-10 above chance."""
+
+    def __init__(self, width: int = 16, classes: int = 10) -> None:
+        """Build the layers."""
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(2 * width),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+        self.head = nn.Linear(2 * width, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits."""
+        return self.head(self.features(x))
+
+
+class InfNet(TinyNet):
+    """Outputs infinite logits, so every loss is NaN."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Infinite logits."""
+        return super().forward(x) * math.inf
+
+
+def tiny_net(seed: int = 0) -> TinyNet:
+    """A TinyNet with seeded initial weights."""
+    torch.manual_seed(seed)
+    return TinyNet()
+
+
+@pytest.fixture(scope="module")
+def cifar(cifar_dir: Path) -> Splits:
+    """1,000 real CIFAR-10 training images and 500 validation images, stratified."""
+    return load_splits(DataSpec(val_size=500, train_size=1000), cifar_dir)
+
+
+def synthetic(n: int = 128) -> Splits:
+    """Random images and labels: for tests that need batches, not learning."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, 10, (n,), generator=g)
+    data = ImageSet(images=images, labels=labels, classes=tuple("abcdefghij"))
+    return Splits(train=data, val=data, test=None, mean=(0.5,) * 3, std=(0.25,) * 3)
+
+
+def test_fit_learns_and_reports_every_epoch(cifar):
+    reports: list[EpochReport] = []
+    result = fit(tiny_net(), cifar, FAST, report=reports.append)
+    assert result.status == "completed" and result.epochs_run == 3
+    assert tuple(reports) == result.history
+    assert [r.epoch for r in reports] == [1, 2, 3]
+    assert reports[-1].train_loss < reports[0].train_loss
+    assert result.final_val_acc > 0.2  # chance is 0.1
+    assert result.best_val_acc == max(r.val_acc for r in reports)
+    for r in reports:
+        assert math.isfinite(r.train_loss) and 0 <= r.val_acc <= 1
+        assert r.epoch_seconds > 0 and r.images_per_s > 0 and r.lr > 0
+    assert result.train_seconds == pytest.approx(sum(r.epoch_seconds for r in reports))
+    assert result.wall_seconds >= result.train_seconds
+
+
+def test_report_returning_true_stops_early():
+    result = fit(tiny_net(), synthetic(), FAST, report=lambda r: r.epoch == 2)
+    assert result.status == "stopped" and result.epochs_run == 2
+
+
+def test_infinite_outputs_diverge_without_exception():
+    torch.manual_seed(0)
+    result = fit(InfNet(), synthetic(), FAST)
+    assert result.status == "diverged" and result.epochs_run == 0
+    assert math.isnan(result.best_val_acc) and math.isnan(result.final_val_acc)
+
+
+def test_huge_learning_rate_diverges():
+    result = fit(tiny_net(), synthetic(), dataclasses.replace(FAST, lr=1e30))
+    assert result.status == "diverged"
+
+
+def test_same_seed_gives_bitwise_identical_fits():
+    data = synthetic(256)
+    timing = {"epoch_seconds", "images_per_s"}
+
+    def run(seed):
+        model = tiny_net()
+        result = fit(model, data, dataclasses.replace(FAST, epochs=2, seed=seed))
+        history = [
+            {k: v for k, v in dataclasses.asdict(r).items() if k not in timing}
+            for r in result.history
+        ]
+        return model.state_dict(), history
+
+    (w1, h1), (w2, h2), (w3, _) = run(7), run(7), run(8)
+    assert h1 == h2
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+    assert not all(torch.equal(w1[k], w3[k]) for k in w1)
+
+
+def test_weight_decay_skips_batch_norm_and_biases():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(2))
+    model(torch.zeros(1, 3, 5, 5))
+    decayed, plain = param_groups(model, 0.1)
+    assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
+    assert {id(p) for p in decayed["params"]} == {id(model[0].weight), id(model[3].weight)}
+    assert {id(p) for p in plain["params"]} == {
+        id(model[0].bias),
+        id(model[1].weight),
+        id(model[1].bias),
+        id(model[3].bias),
+    }
+    for name in ("sgd", "adamw"):
+        cfg = TrainConfig(optimizer=name, weight_decay=0.1)
+        opt = make_optimizer(model, cfg, torch.device("cpu"))
+        assert [g["weight_decay"] for g in opt.param_groups] == [0.1, 0.0]
+
+
+def test_sgd_is_nesterov_and_adamw_trains():
+    opt = make_optimizer(TinyNet(), TrainConfig(), torch.device("cpu"))
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["nesterov"]
+    assert opt.defaults["momentum"] == 0.9
+    cfg = dataclasses.replace(FAST, optimizer="adamw", lr=2e-3, epochs=1, schedule="cosine")
+    assert fit(tiny_net(), synthetic(), cfg).status == "completed"
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine", "linear"])
+def test_schedules_warm_up_peak_and_anneal(schedule):
+    total, warmup = 100, 10
+    factors = [lr_factor(s, total, warmup, schedule) for s in range(total)]
+    peak = max(range(total), key=factors.__getitem__)
+    assert factors[peak] == pytest.approx(1.0, abs=0.02) and warmup - 1 <= peak <= warmup
+    assert all(a <= b for a, b in itertools.pairwise(factors[: peak + 1]))
+    assert all(a >= b for a, b in itertools.pairwise(factors[peak:]))
+    assert factors[0] < 0.15 and factors[-1] < 0.05
+
+
+def test_schedule_without_warmup_starts_at_peak():
+    for schedule in ("onecycle", "cosine", "linear"):
+        assert lr_factor(0, 50, 0, schedule) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("epochs", 0),
+        ("batch_size", 0),
+        ("optimizer", "rmsprop"),
+        ("lr", 0.0),
+        ("lr", math.nan),
+        ("momentum", 1.0),
+        ("schedule", "step"),
+        ("warmup_epochs", -1.0),
+        ("weight_decay", -1e-4),
+        ("label_smoothing", 1.0),
+        ("crop_pad", -1),
+        ("cpu_threads", 0),
+        ("device", "tpu"),
+        ("eval_batch_size", 0),
+    ],
+)
+def test_config_validation_names_the_field(field, value):
+    with pytest.raises(ValueError, match=re.escape(f"TrainConfig.{field} ")) as info:
+        TrainConfig(**{field: value})
+    assert "\n" not in str(info.value)
+
+
+def test_warmup_longer_than_training_is_rejected():
+    with pytest.raises(ValueError, match=r"TrainConfig\.warmup_epochs"):
+        TrainConfig(epochs=2, warmup_epochs=3)
+
+
+def test_evaluate_counts_correct_predictions_and_restores_mode():
+    data = synthetic(100)
+
+    class Constant(nn.Module):
+        """Always predicts class 3."""
+
+        def forward(self, x):
+            """One-hot logits for class 3."""
+            return nn.functional.one_hot(torch.full((x.shape[0],), 3), 10).float()
+
+    model = Constant().train()
+    expected = (data.val.labels == 3).float().mean().item()
+    for tta in (False, True):
+        acc = evaluate(
+            model, data.val, data.mean, data.std, batch_size=32, device="cpu", flip_tta=tta
+        )
+        assert acc == pytest.approx(expected)
+    assert model.training
+
+
+def test_evaluate_empty_set_is_nan():
+    empty = ImageSet(torch.zeros(0, 3, 32, 32, dtype=torch.uint8), torch.zeros(0).long(), ())
+    acc = evaluate(TinyNet(), empty, (0.5,) * 3, (0.2,) * 3, batch_size=8, device="cpu")
+    assert math.isnan(acc)
+
+
+def test_cpu_threads_is_restored():
+    before = torch.get_num_threads()
+    with cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_measure_latency_is_positive_and_keeps_mode():
+    model = TinyNet().train()
+    ms = measure_latency(model, (3, 32, 32), "cpu", batch_size=2, warmup=1, iters=3)
+    assert ms > 0 and model.training
+    with pytest.raises(ValueError, match="iters"):
+        measure_latency(model, (3, 32, 32), "cpu", iters=0)
