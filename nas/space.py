@@ -9,7 +9,7 @@ import random
 import re
 import tomllib
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -347,17 +347,22 @@ def _value(space: Space, params: dict[str, Value], stage: int, key: str) -> Any:
     return params.get(name, choices[0])
 
 
-def define_by_run(space: Space) -> Callable[[Any], None]:
-    """The define-by-run function: asks Optuna for every searched dimension, flat names."""
-    def define(trial) -> None:
+@dataclass(frozen=True)
+class DefineByRun:
+    """Optuna define-by-run function over a space; an object, not a closure, so Ray's
+    experiment checkpoints can pickle it."""
+
+    space: Space
+
+    def __call__(self, trial) -> None:
+        """Ask for every searched dimension the chosen blocks read (flat primitive names)."""
         params: dict[str, Value] = {}
-        for stage in range(len(space.macro.strides)):
-            for dim in _stage_dims(space, stage):
+        for stage in range(len(self.space.macro.strides)):
+            for dim in _stage_dims(self.space, stage):
                 if len(dim.choices) < 2 or dim.name in params:
                     continue
-                if _relevant(dim.name, params, stage, space):
+                if _relevant(dim.name, params, stage, self.space):
                     params[dim.name] = trial.suggest_categorical(dim.name, list(dim.choices))
-    return define
 
 
 def groups_at(position: float, channels: int) -> int:

@@ -1,5 +1,6 @@
 """Search spaces: shipped files, define-by-run with flat names, mapping, errors, counting."""
 
+import pickle
 import re
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def test_shipped_spaces_load_with_flat_primitive_parameters(path):
 @pytest.mark.parametrize("path", SPACES, ids=lambda p: p.stem)
 def test_reference_points_replay_through_fixed_trial(path):
     space = sp.load_space(path)
-    define = sp.define_by_run(space)
+    define = sp.DefineByRun(space)
     for _, params in space.references:
         params = dict(params)
         trial = optuna.trial.FixedTrial(params)
@@ -68,7 +69,7 @@ order = ["dw_pw", "pw_dw"]
 spectrum = [0.0, 1.0]
 """)
     space = sp.load_space(path)
-    define = sp.define_by_run(space)
+    define = sp.DefineByRun(space)
     trial = optuna.trial.FixedTrial({"s1_kind": "conv", "s1_spectrum": 1.0})
     define(trial)
     assert set(trial.params) == {"s1_kind", "s1_spectrum"}
@@ -83,9 +84,14 @@ def test_count_matches_brute_force_on_the_ablation_space():
     assert sp.count_architectures(space) == len(keys) == 12
 
 
+def test_define_by_run_pickles():
+    space = sp.load_space("search_spaces/cifar_spectrum.toml")
+    assert pickle.loads(pickle.dumps(sp.DefineByRun(space))) == sp.DefineByRun(space)
+
+
 def test_tpe_sampling_is_reproducible_under_a_seed():
     space = sp.load_space("search_spaces/cifar_spectrum.toml")
-    define = sp.define_by_run(space)
+    define = sp.DefineByRun(space)
 
     def run(seed):
         study = optuna.create_study(direction="maximize",

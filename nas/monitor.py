@@ -1,0 +1,114 @@
+"""Driver-side Ray Tune callback: progress lines and the trials table, refreshed per trial."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from nas.genotype import Genotype
+from nas.results import genotype_columns, read_table, write_table
+
+CARRIED = ("arch_key", "reference", "params", "macs", "latency_ms", "device", "reason")
+
+
+def trial_status(result: dict[str, Any], max_epochs: int, error: str | None) -> str:
+    """completed / stopped (by ASHA) / diverged / infeasible / failed."""
+    if error is not None:
+        return "failed"
+    if result.get("status") in ("diverged", "infeasible"):
+        return result["status"]
+    return "completed" if result.get("training_iteration", 0) >= max_epochs else "stopped"
+
+
+def trial_row(trial, max_epochs: int, error: str | None) -> dict[str, Any]:
+    """One tidy row: ids, status, every genotype field, cost, latency, curve, timing."""
+    result = trial.last_result or {}
+    curve = [float(v) for v in result.get("curve") or []]
+    row: dict[str, Any] = {"trial_id": trial.trial_id,
+                           "status": trial_status(result, max_epochs, error),
+                           "error": error or ""}
+    row |= {key: result.get(key) for key in CARRIED}
+    row |= {
+        "best_val_acc": max(curve) if curve else None,
+        "final_val_acc": curve[-1] if curve else None,
+        "val_acc_std": result.get("val_acc_std"),
+        "epochs": len(curve),
+        "curve": json.dumps(curve),
+        "wall_s": round(result.get("time_total_s", 0.0), 3),
+        "train_s": round(result.get("train_s", 0.0), 3),
+        "checkpoint": trial.checkpoint.path if trial.checkpoint else "",
+    }
+    row |= {f"param_{k}": v for k, v in sorted(trial.config.items())}
+    if result.get("genotype"):
+        row |= genotype_columns(Genotype.from_json(result["genotype"]))
+        row["genotype"] = result["genotype"]
+    return row
+
+
+class SearchMonitor(Callback):
+    """Writes a table row and a progress line as each trial ends."""
+
+    def __init__(self, run_dir: Path, total: int, max_epochs: int):
+        # Ray pickles its callbacks with the experiment state: hold plain data only.
+        self.run_dir, self.total, self.max_epochs = run_dir, total, max_epochs
+        self.start = time.monotonic()
+        self.rows: dict[str, dict[str, Any]] = {}
+
+    def setup(self, **info):
+        """At the start of every fit, a resumed one too: earlier rows survive untouched."""
+        self.start = time.monotonic()
+        previous = read_table(self.run_dir)
+        self.rows = {str(r["trial_id"]): r for r in previous.to_dict("records")}
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._finish(trials, trial, None)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._finish(trials, trial, _error_text(trial))
+
+    def _finish(self, trials, trial, error: str | None) -> None:
+        # the finishing trial still reads RUNNING inside these hooks
+        running = sum(t.status == "RUNNING" and t is not trial for t in trials)
+        row = trial_row(trial, self.max_epochs, error)
+        self.rows[trial.trial_id] = row
+        write_table(self.run_dir, self.rows.values())
+        print(self.progress_line(row, running), flush=True)
+
+    def best(self) -> dict[str, Any] | None:
+        """The finished trial with the highest best validation accuracy."""
+        scored = [r for r in self.rows.values() if _number(r.get("best_val_acc")) is not None]
+        return max(scored, key=lambda r: r["best_val_acc"], default=None)
+
+    def progress_line(self, row: dict[str, Any], running: int) -> str:
+        """'[ 2:31] 7/24 done, 2 running | best 0.512 (...) | 5f3a stopped after 1 epoch'."""
+        elapsed = int(time.monotonic() - self.start)
+        best = self.best()
+        best_text = (f"best val_acc {best['best_val_acc']:.3f} (pos {best['spectrum_position']:.2f}"
+                     f", {best['params']:,} params)" if best else "no accuracy yet")
+        acc = _number(row.get("best_val_acc"))
+        last = f"{row['trial_id']} {row['status']} after {row['epochs']} epochs"
+        last += f", val_acc {acc:.3f}" if acc is not None else ""
+        return (f"[{elapsed // 60:3d}:{elapsed % 60:02d}] {len(self.rows)}/{self.total} done,"
+                f" {running} running | {best_text} | {last}")
+
+
+def _number(value: Any) -> float | None:
+    """A float, or None for missing / NaN."""
+    if value is None:
+        return None
+    value = float(value)
+    return None if value != value else value
+
+
+def _error_text(trial) -> str:
+    """The last line of the trial's error (the exception message)."""
+    path = getattr(trial, "error_file", None)
+    if path and Path(path).exists():
+        lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
+        if lines:
+            return lines[-1].strip()[:500]
+    return "failed (no error file)"

@@ -1,0 +1,120 @@
+"""Text views of a space (dry run) and of a finished search (summary)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from typing import Any
+
+import pandas as pd
+
+from nas.cost import cost
+from nas.genotype import Genotype, GenotypeError, Stage
+from nas.space import Space, count_architectures, dimensions, genotype, sample_params, violation
+
+
+def describe_stage(stage: Stage) -> str:
+    """One line: kind, groups and spectrum position, the toggles that matter for the kind."""
+    text = f"{stage.kind:<9} w{stage.width:<4} d{stage.depth} k{stage.kernel}"
+    if stage.kind != "inception":
+        text += f" groups {stage.groups}/{stage.grouped_width()}"
+    text += f" (pos {stage.spectrum_position():.2f})"
+    if stage.kind == "spectrum":
+        text += f" {stage.order} mid={stage.mid_act}"
+    return text + f" residual={stage.residual} {stage.act_order}-act"
+
+
+def describe_arch(arch: Genotype, indent: str = "  ") -> str:
+    """Every stage on its own line."""
+    return "\n".join(f"{indent}s{i}: {describe_stage(s)}" for i, s in enumerate(arch.stages, 1))
+
+
+def _millions(n: float) -> str:
+    return f"{n / 1e6:.2f}M"
+
+
+def describe_space(space: Space, sample: int = 200) -> str:
+    """What --dry-run prints: dimensions, size, cost range of a sample, reference points."""
+    lines = [f"Space {space.name} ({space.path})",
+             f"Data: {space.data.dataset}, validation {space.data.val_size}, "
+             f"classes {space.data.classes or 'all'}",
+             f"Macro: {len(space.macro.strides)} stages, widths {list(space.macro.widths)}, "
+             f"depths {list(space.macro.depths)}, strides {list(space.macro.strides)}",
+             "Dimensions:"]
+    for dim in dimensions(space):
+        mark = "searched" if len(dim.choices) > 1 else "fixed   "
+        lines.append(f"  {mark} {dim.name:<22} {', '.join(map(str, dim.choices))}")
+    lines.append(f"Distinct architectures: {count_architectures(space):,}")
+    costs, feasible = [], 0
+    for params in sample_params(space, sample, seed=0):
+        try:
+            arch = genotype(space, params)
+        except GenotypeError:
+            continue
+        costs.append(cost(arch))
+        feasible += violation(space, arch) is None
+    if costs:
+        p = sorted(c.params for c in costs)
+        m = sorted(c.macs for c in costs)
+        lines.append(f"Sample of {len(costs)}: params {p[0]:,} .. {p[-1]:,} (median "
+                     f"{statistics.median(p):,.0f}); MACs {_millions(m[0])} .. {_millions(m[-1])}"
+                     f"; {feasible}/{len(costs)} within the constraints")
+    lines.append("Reference points:")
+    for name, params in space.references:
+        arch = genotype(space, dict(params))
+        c = cost(arch)
+        lines.append(f"  {name:<18} {c.params:>9,} params {_millions(c.macs):>7} MACs  "
+                     f"position {arch.spectrum_position():.2f}")
+    s = space.search
+    lines.append(f"Budget: {s.trials} trials x <= {space.train.epochs} epochs, sampler {s.sampler},"
+                 f" repeats {s.repeats}, concurrency {s.concurrency}, ASHA grace {s.grace_period}"
+                 f" reduction {s.reduction_factor}")
+    return "\n".join(lines)
+
+
+def _best(table: pd.DataFrame) -> dict[str, Any] | None:
+    scored = table.dropna(subset=["best_val_acc"]) if "best_val_acc" in table else table.iloc[:0]
+    if scored.empty:
+        return None
+    return scored.loc[scored["best_val_acc"].idxmax()].to_dict()
+
+
+def summarize(outcome) -> str:
+    """The closing report: how trials ended, the best architecture, where the results are."""
+    table, run_dir = outcome.table, outcome.run_dir
+    minutes, seconds = divmod(int(outcome.seconds), 60)
+    counts = table["status"].value_counts().to_dict() if "status" in table else {}
+    ended = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    head = "Search interrupted" if outcome.interrupted else "Search finished"
+    lines = [f"{head} after {minutes}m{seconds:02d}s: {len(table)} trials ({ended or 'none'})"]
+    best = _best(table)
+    if best is None:
+        lines.append("No trial produced a validation accuracy.")
+    else:
+        arch = Genotype.from_json(best["genotype"])
+        ref = f", reference point '{best['reference']}'" if _text(best.get("reference")) else ""
+        lines += [f"Best: trial {best['trial_id']}{ref}: val_acc {best['best_val_acc']:.4f}, "
+                  f"{int(best['params']):,} params, {_millions(best['macs'])} MACs, "
+                  f"latency {best['latency_ms']:.2f} ms ({best['device']})",
+                  describe_arch(arch)]
+        refs = table[table["reference"].map(_text).astype(bool)] if "reference" in table else None
+        if refs is not None and not refs.dropna(subset=["best_val_acc"]).empty:
+            parts = [f"{r['reference']} {r['best_val_acc']:.4f}"
+                     for _, r in refs.dropna(subset=["best_val_acc"]).iterrows()]
+            lines.append("Reference points: " + ", ".join(parts))
+    lines.append(f"Results: {run_dir}/trials.csv (+ trials.parquet, meta.json, optuna.db,"
+                 f" Ray experiment in {run_dir}/ray)")
+    if outcome.interrupted:
+        lines.append(f"Resume with: python run_search.py --name {run_dir.name} "
+                     f"--results-dir {run_dir.parent} --resume")
+    return "\n".join(lines)
+
+
+def _text(value: Any) -> str:
+    """'' for missing values (NaN in a read-back table)."""
+    return value if isinstance(value, str) else ""
+
+
+def curve(row: dict[str, Any]) -> list[float]:
+    """A row's per-epoch validation curve."""
+    return json.loads(row["curve"]) if _text(row.get("curve")) else []

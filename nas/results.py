@@ -1,0 +1,142 @@
+"""The run folder: meta.json, a copy of the space file and the trials table, written atomically."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nas.genotype import Genotype, Stage
+
+TABLE = "trials.csv"
+PARQUET = "trials.parquet"
+META = "meta.json"
+STATUSES = ("completed", "stopped", "diverged", "infeasible", "failed")
+PACKAGES = ("spectrum-nas", "torch", "optuna", "ray", "numpy", "pandas")
+
+
+class RunFolderError(ValueError):
+    """A run folder that cannot be used as asked (exists, or missing on resume)."""
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temporary file in the same folder, then rename over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomically write pretty JSON."""
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str) + "\n"))
+
+
+def prepare_run_dir(run_dir: Path, resume: bool) -> None:
+    """A new run needs a new folder; a resumed one needs the old folder."""
+    if resume and not (run_dir / META).exists():
+        raise RunFolderError(f"{run_dir}: nothing to resume (no {META}); start it without --resume")
+    if not resume and run_dir.exists() and any(run_dir.iterdir()):
+        raise RunFolderError(f"{run_dir}: already holds a run; pass --resume to continue it,"
+                             " or --name for a new one (results are never overwritten)")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def git_sha(repo: Path) -> str | None:
+    """HEAD's SHA, with '-dirty' when tracked files differ; None outside a git checkout."""
+    try:
+        sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True,
+                               check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sha + ("-dirty" if dirty else "")
+
+
+def hardware() -> dict[str, Any]:
+    """What the run ran on."""
+    import torch
+
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "cuda": torch.cuda.is_available(),
+    }
+    if torch.cuda.is_available():
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return info
+
+
+def versions() -> dict[str, str | None]:
+    """Installed versions of the packages that decide the results."""
+    found: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def write_meta(run_dir: Path, space_file: Path, extra: dict[str, Any]) -> None:
+    """meta.json (versions, git SHA, hardware, settings) and a copy of the space file."""
+    shutil.copyfile(space_file, run_dir / space_file.name)
+    repo = Path(__file__).resolve().parents[1]
+    write_json(run_dir / META, {"versions": versions(), "git_sha": git_sha(repo),
+                                "hardware": hardware(), "space_file": space_file.name, **extra})
+
+
+def read_meta(run_dir: Path) -> dict[str, Any]:
+    """The run's meta.json."""
+    return json.loads((run_dir / META).read_text())
+
+
+def genotype_columns(arch: Genotype) -> dict[str, Any]:
+    """Every genotype field as a flat column: s1_kind, s1_groups, ..., plus positions."""
+    row: dict[str, Any] = {"spectrum_position": round(arch.spectrum_position(), 4),
+                           "stages": len(arch.stages), "resolution": arch.resolution}
+    for i, stage in enumerate(arch.stages, start=1):
+        for field in dataclasses.fields(Stage):
+            row[f"s{i}_{field.name}"] = getattr(stage, field.name)
+        row[f"s{i}_position"] = round(stage.spectrum_position(), 4)
+    return row
+
+
+def write_table(run_dir: Path, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """Write trials.csv and trials.parquet atomically, one row per trial."""
+    frame = pd.DataFrame(list(rows))
+    if not frame.empty:
+        frame = frame.sort_values("trial_id", kind="stable").reset_index(drop=True)
+    atomic_write(run_dir / TABLE, lambda tmp: frame.to_csv(tmp, index=False))
+    atomic_write(run_dir / PARQUET, lambda tmp: frame.to_parquet(tmp, index=False))
+    return frame
+
+
+def read_table(run_dir: Path) -> pd.DataFrame:
+    """The trials table (empty when no trial has finished yet)."""
+    path = run_dir / TABLE
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()

@@ -1,0 +1,127 @@
+"""One search trial in a Ray worker: params -> genotype -> constraints -> training -> reports."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nas.cost import cost
+from nas.data import Splits
+from nas.genotype import Genotype
+from nas.latency import measure_latency
+from nas.model import build
+from nas.space import Space, genotype, violation
+from nas.train import EpochReport, TrainConfig, Trainer, resolve_device
+
+MODEL_FILE = "model.pt"  # the state dict alone: loadable with torch.load(weights_only=True)
+STATE_FILE = "trainer.pt"  # optimizer, schedule and RNG state, to resume an interrupted trial
+GENOTYPE_FILE = "genotype.json"
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What every trial of a search shares (resources and budget come from the CLI)."""
+
+    space: Space
+    train: TrainConfig  # epochs = the most a trial trains (ASHA's max_t)
+    repeats: int = 1
+    references: tuple[tuple[str, str], ...] = ()  # (genotype key, reference name)
+    latency_iters: int = 20
+
+
+def describe(arch: Genotype, settings: TrialSettings) -> dict[str, Any]:
+    """The trial's static facts, reported with every result."""
+    c = cost(arch)
+    return {"arch_key": arch.key(), "genotype": arch.to_json(indent=None), "params": c.params,
+            "macs": c.macs, "reference": dict(settings.references).get(arch.key(), "")}
+
+
+def run_trial(config: dict[str, Any], settings: TrialSettings, splits: Splits) -> None:
+    """The Ray Tune function trainable: one result per epoch, mean over `repeats` seeds."""
+    from ray import tune  # deferred: this module is imported by tools that do not need Ray
+
+    arch = genotype(settings.space, config)
+    facts = describe(arch, settings)
+    reason = violation(settings.space, arch)
+    if reason is not None:  # checked on paper; nothing is trained
+        tune.report({**facts, "val_acc": 0.0, "status": "infeasible", "reason": reason})
+        return
+    device = resolve_device(settings.train.device)
+    trainers = [_trainer(arch, splits, settings.train, seed) for seed in _seeds(settings)]
+    facts["device"] = device.type
+    facts["latency_ms"] = measure_latency(trainers[0].model, _input_shape(arch), device,
+                                          warmup=3, iters=settings.latency_iters)
+    start = _restore(trainers)
+    for epoch in range(start + 1, settings.train.epochs + 1):
+        reports = [trainer.epoch() for trainer in trainers]
+        if any(r is None for r in reports):
+            curve = _curve(trainers)
+            tune.report({**facts, "val_acc": max(curve, default=0.0), "curve": curve,
+                         "status": "diverged",
+                         "reason": f"non-finite training loss in epoch {epoch}"})
+            return
+        metrics = {**facts, **_summary(reports), "curve": _curve(trainers), "status": "running",
+                   "train_s": sum(r.epoch_seconds for t in trainers for r in t.history)}
+        with tempfile.TemporaryDirectory() as folder:
+            _save(Path(folder), trainers, arch, epoch)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _seeds(settings: TrialSettings) -> list[int]:
+    return [settings.train.seed + r for r in range(settings.repeats)]
+
+
+def _trainer(arch: Genotype, splits: Splits, cfg: TrainConfig, seed: int) -> Trainer:
+    """A fresh model (initialised under `seed`) and its trainer."""
+    torch.manual_seed(seed)
+    return Trainer(build(arch), splits, dataclasses.replace(cfg, seed=seed))
+
+
+def _input_shape(arch: Genotype) -> tuple[int, int, int]:
+    return (arch.in_channels, arch.resolution, arch.resolution)
+
+
+def _curve(trainers: list[Trainer]) -> list[float]:
+    """Mean validation accuracy per finished epoch, over the seeds (restored epochs included)."""
+    epochs = min(len(t.history) for t in trainers)
+    return [statistics.fmean(t.history[e].val_acc for t in trainers) for e in range(epochs)]
+
+
+def _summary(reports: list[EpochReport]) -> dict[str, float]:
+    """Mean (and spread) over the seeds of one epoch."""
+    accs = [r.val_acc for r in reports]
+    return {
+        "val_acc": statistics.fmean(accs),
+        "val_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+        "train_loss": statistics.fmean(r.train_loss for r in reports),
+        "epoch_seconds": sum(r.epoch_seconds for r in reports),
+        "images_per_s": statistics.fmean(r.images_per_s for r in reports),
+    }
+
+
+def _save(folder: Path, trainers: list[Trainer], arch: Genotype, epoch: int) -> None:
+    """Weights of the first seed's model (for export) and every trainer's state (for resume)."""
+    torch.save(trainers[0].model.state_dict(), folder / MODEL_FILE)
+    torch.save({"epoch": epoch, "trainers": [t.state_dict() for t in trainers]},
+               folder / STATE_FILE)
+    (folder / GENOTYPE_FILE).write_text(arch.to_json())
+
+
+def _restore(trainers: list[Trainer]) -> int:
+    """Continue an interrupted trial from its last checkpoint; return the epochs already done."""
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return 0
+    with checkpoint.as_directory() as folder:
+        state = torch.load(Path(folder) / STATE_FILE, weights_only=True)
+    for trainer, trainer_state in zip(trainers, state["trainers"], strict=True):
+        trainer.load_state_dict(trainer_state)
+    return int(state["epoch"])

@@ -1,0 +1,83 @@
+"""Tiny search spaces and a runner shared by the search tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = """
+name = "tiny"
+[data]
+dataset = "cifar10"
+val_size = 300
+train_size = 600
+[macro]
+strides = [1, 2]
+widths = [8, 16]
+depths = [1, 1]
+stem_widths = [8]
+stem_strides = [2]
+[blocks]
+kind = ["spectrum"]
+spectrum = [0.0, 0.5, 1.0]
+order = ["dw_pw", "pw_dw"]
+mid_act = ["none", "relu"]
+[train]
+epochs = 4
+batch_size = 100
+lr = 0.1
+warmup_epochs = 0.5
+[search]
+trials = 8
+concurrency = 2
+grace_period = 1
+reduction_factor = 2
+[references]
+regular = { spectrum = 0.0, order = "dw_pw" }
+separable = { spectrum = 1.0, order = "dw_pw" }
+"""
+
+# Width 18 cannot hold four equal inception branches (a bad genotype that fails in its trial);
+# an absurd learning rate makes the others diverge.
+BROKEN = """
+name = "broken"
+[data]
+dataset = "cifar10"
+val_size = 200
+train_size = 400
+[macro]
+strides = [2]
+widths = [[16, 18]]
+depths = [1]
+stem_widths = [8]
+stem_strides = [2]
+[blocks]
+kind = ["inception"]
+[train]
+epochs = 2
+batch_size = 100
+lr = 1e12
+[search]
+sampler = "grid"
+trials = 2
+concurrency = 2
+"""
+
+
+def write_space(folder: Path, text: str, name: str = "space.toml") -> Path:
+    """A space file in `folder`."""
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`python run_search.py ARGS` in a subprocess (its own Ray, its own stdout)."""
+    env = dict(env or os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, str(ROOT / "run_search.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, env=env)

@@ -1,0 +1,153 @@
+"""The search engine for real: Ray Tune + Optuna + ASHA on the shared CIFAR-10 subset."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from nas.results import RunFolderError, prepare_run_dir
+from nas.search import Budget, SearchOptions, resolve_budget
+from nas.space import load_space
+from tests.searchkit import BROKEN, ROOT, TINY, run_cli, write_space
+
+
+@pytest.fixture(autouse=True)
+def _data(cifar_dir, monkeypatch):
+    monkeypatch.setenv("NAS_DATA_DIR", str(cifar_dir))
+
+
+def test_a_real_search_fills_the_table(tmp_path):
+    space = write_space(tmp_path, TINY)
+    done = run_cli("--space", str(space), "--name", "t", "--results-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "t" / "trials.csv")
+    assert len(table) == 8 and table["trial_id"].is_unique
+    assert set(table["status"]) <= {"completed", "stopped"}
+    assert (table["status"] == "stopped").any(), "ASHA stopped no trial"
+    assert (table["status"] == "completed").any()
+    stopped = table[table["status"] == "stopped"]
+    assert (stopped["epochs"] < 4).all()
+    assert {"regular", "separable"} <= set(table["reference"].dropna())
+    for _, row in table.iterrows():
+        curve = json.loads(row["curve"])
+        assert len(curve) == row["epochs"] and max(curve) == pytest.approx(row["best_val_acc"])
+        assert row["params"] > 0 and row["macs"] > 0 and row["latency_ms"] > 0
+    assert {"s1_groups", "s2_order", "s1_position", "param_s1_spectrum"} <= set(table.columns)
+    assert "Best: trial" in done.stdout and "val_acc" in done.stdout
+    assert "8/8 done" in done.stdout
+    meta = json.loads((tmp_path / "t" / "meta.json").read_text())
+    assert meta["budget"]["trials"] == 8 and meta["versions"]["torch"]
+    assert (tmp_path / "t" / "space.toml").exists()
+    study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 't' / 'optuna.db'}")
+    assert len(study.trials) == 8
+    assert pd.read_parquet(tmp_path / "t" / "trials.parquet").shape == table.shape
+
+
+def test_failed_and_diverged_trials_are_recorded_and_the_search_goes_on(tmp_path):
+    space = write_space(tmp_path, BROKEN)
+    done = run_cli("--space", str(space), "--name", "b", "--results-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "b" / "trials.csv").set_index("param_s1_width")
+    assert table.loc[18, "status"] == "failed"
+    assert "s1.width: 18 must be a multiple of 4" in table.loc[18, "error"]
+    assert table.loc[16, "status"] == "diverged"
+    assert "non-finite" in table.loc[16, "reason"]
+
+
+def test_an_existing_run_is_never_overwritten(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "trials.csv").write_text("trial_id\n1\n")
+    with pytest.raises(RunFolderError, match="already holds a run"):
+        prepare_run_dir(run, resume=False)
+    with pytest.raises(RunFolderError, match="nothing to resume"):
+        prepare_run_dir(tmp_path / "other", resume=True)
+    assert (run / "trials.csv").read_text() == "trial_id\n1\n"
+
+
+def test_budget_comes_from_the_space_and_grows_with_a_gpu(tmp_path):
+    space = load_space("search_spaces/cifar_spectrum.toml")
+    cpu = resolve_budget(space, SearchOptions(space=space.path), gpus_available=0)
+    assert (cpu.trials, cpu.epochs, cpu.gpus_per_trial) == (24, 8, 0.0)
+    gpu = resolve_budget(space, SearchOptions(space=space.path), gpus_available=1)
+    assert (gpu.trials, gpu.epochs, gpu.gpus_per_trial, gpu.concurrency) == (96, 20, 0.25, 4)
+    flags = resolve_budget(space, SearchOptions(space=space.path, trials=3, max_epochs=2,
+                                                concurrency=1, seed=7), gpus_available=0)
+    assert flags == Budget(3, 2, 1, 1.0, 0.0, 7)
+    grid = load_space("search_spaces/xception_ablation.toml")
+    assert resolve_budget(grid, SearchOptions(space=grid.path, trials=100), 0).trials == 12
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    bad = write_space(tmp_path, "[search]\ntrials = 'many'\n")
+    done = run_cli("--space", str(bad), "--dry-run")
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert "[search].trials: expected int" in done.stderr
+
+
+def test_interrupt_then_resume_keeps_every_finished_row(tmp_path):
+    space = write_space(tmp_path, TINY.replace("trials = 8", "trials = 10"))
+    args = ["--space", str(space), "--name", "r", "--results-dir", str(tmp_path)]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_search.py"), *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    table = tmp_path / "r" / "trials.csv"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if table.exists() and len(pd.read_csv(table)) >= 2:
+            break
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    output, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 130, output[-3000:]
+    assert "Resume with:" in output
+    before = pd.read_csv(table)
+    assert 2 <= len(before) < 10
+
+    done = run_cli(*args, "--resume")
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = pd.read_csv(table)
+    assert len(after) == 10 and after["trial_id"].is_unique
+    kept = after.set_index("trial_id").loc[before["trial_id"]]
+    cols = ["status", "best_val_acc", "curve", "arch_key"]
+    pd.testing.assert_frame_equal(kept[cols].reset_index(drop=True), before[cols])
+    study = optuna.load_study(study_name="r", storage=f"sqlite:///{tmp_path / 'r' / 'optuna.db'}")
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert len(finished) == 10
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_search_joins_an_existing_ray_cluster(tmp_path):
+    ray_bin = Path(sys.executable).with_name("ray")
+    port = _free_port()
+    # a one-machine cluster: loopback only, no auth token (as the local default does)
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+               RAY_AUTH_MODE="disabled")
+    start = [str(ray_bin), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+             "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"]
+    subprocess.run(start, check=True, capture_output=True, env=env, timeout=120)
+    try:
+        space = write_space(tmp_path, TINY.replace("trials = 8", "trials = 3"))
+        done = run_cli("--space", str(space), "--name", "a", "--results-dir", str(tmp_path),
+                       "--address", f"127.0.0.1:{port}", env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert len(pd.read_csv(tmp_path / "a" / "trials.csv")) == 3
+    finally:
+        subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env,
+                       timeout=120)
