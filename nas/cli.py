@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
 from nas.schema import SchemaError
 
 DEFAULT_SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "cifar_spectrum.toml"
-ACTIONS = ("search",)
+# action -> "module:function" taking the remaining argv and returning an exit code; imported
+# only when used, so `run_search.py --help` does not pay for Ray or plotly.
+ACTIONS = {
+    "search": "nas.cli:search_main",
+    "dashboard": "nas.dashboard:main",
+    "export": "nas.export:main",
+    "retrain": "nas.retrain:main",
+}
 
 
 def search_parser() -> argparse.ArgumentParser:
@@ -49,18 +57,24 @@ def search_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Dispatch on the first word; errors are one line on stderr, exit code 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    action = argv[0] if argv and not argv[0].startswith("-") else "search"
+    action = "search"
     if argv and not argv[0].startswith("-"):
-        argv = argv[1:]
+        action, argv = argv[0], argv[1:]
         if action not in ACTIONS:
             print(f"run_search.py: unknown action {action!r} (allowed: {', '.join(ACTIONS)};"
                   " none means search)", file=sys.stderr)
             return 2
+    module, function = ACTIONS[action].split(":")
     try:
-        return _search(search_parser().parse_args(argv))
+        return getattr(importlib.import_module(module), function)(argv)
     except (SchemaError, ValueError, FileNotFoundError) as err:
-        print(f"run_search.py: error: {err}", file=sys.stderr)
+        print(f"run_search.py {action}: error: {err}", file=sys.stderr)
         return 2
+
+
+def search_main(argv: list[str]) -> int:
+    """The search action."""
+    return _search(search_parser().parse_args(argv))
 
 
 def _search(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 from ray.tune import Callback
 
 from nas.genotype import Genotype
-from nas.results import genotype_columns, read_table, write_table
+from nas.results import best_checkpoint, genotype_columns, read_table, write_table
 
 CARRIED = ("arch_key", "reference", "params", "macs", "latency_ms", "device", "reason")
 
@@ -40,7 +40,7 @@ def trial_row(trial, max_epochs: int, error: str | None) -> dict[str, Any]:
         "curve": json.dumps(curve),
         "wall_s": round(result.get("time_total_s", 0.0), 3),
         "train_s": round(result.get("train_s", 0.0), 3),
-        "checkpoint": trial.checkpoint.path if trial.checkpoint else "",
+        "checkpoint": str(best_checkpoint(Path(trial.path)) or ""),
     }
     row |= {f"param_{k}": v for k, v in sorted(trial.config.items())}
     if result.get("genotype"):

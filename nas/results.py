@@ -23,6 +23,7 @@ PARQUET = "trials.parquet"
 META = "meta.json"
 STATUSES = ("completed", "stopped", "diverged", "infeasible", "failed")
 PACKAGES = ("spectrum-nas", "torch", "optuna", "ray", "numpy", "pandas")
+CHECKPOINT_METRICS = "metrics.json"  # epoch and val_acc of a checkpoint folder
 
 
 class RunFolderError(ValueError):
@@ -129,6 +130,18 @@ def write_table(run_dir: Path, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     atomic_write(run_dir / TABLE, lambda tmp: frame.to_csv(tmp, index=False))
     atomic_write(run_dir / PARQUET, lambda tmp: frame.to_parquet(tmp, index=False))
     return frame
+
+
+def best_checkpoint(trial_dir: Path) -> Path | None:
+    """The trial's kept checkpoint folder with the highest validation accuracy."""
+    scored = []
+    for folder in trial_dir.glob("checkpoint_*"):
+        try:
+            scored.append((json.loads((folder / CHECKPOINT_METRICS).read_text())["val_acc"],
+                           folder.name, folder))
+        except (OSError, ValueError, KeyError):
+            continue  # a checkpoint being written or removed right now
+    return max(scored)[2] if scored else None
 
 
 def read_table(run_dir: Path) -> pd.DataFrame:

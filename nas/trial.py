@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import statistics
 import tempfile
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from nas.data import Splits
 from nas.genotype import Genotype
 from nas.latency import measure_latency
 from nas.model import build
+from nas.results import CHECKPOINT_METRICS
 from nas.space import Space, genotype, violation
 from nas.train import EpochReport, TrainConfig, Trainer, resolve_device
 
@@ -69,7 +71,7 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, splits: Splits) -
         metrics = {**facts, **_summary(reports), "curve": _curve(trainers), "status": "running",
                    "train_s": sum(r.epoch_seconds for t in trainers for r in t.history)}
         with tempfile.TemporaryDirectory() as folder:
-            _save(Path(folder), trainers, arch, epoch)
+            _save(Path(folder), trainers, arch, epoch, metrics["val_acc"])
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
@@ -105,12 +107,14 @@ def _summary(reports: list[EpochReport]) -> dict[str, float]:
     }
 
 
-def _save(folder: Path, trainers: list[Trainer], arch: Genotype, epoch: int) -> None:
+def _save(folder: Path, trainers: list[Trainer], arch: Genotype, epoch: int,
+          val_acc: float) -> None:
     """Weights of the first seed's model (for export) and every trainer's state (for resume)."""
     torch.save(trainers[0].model.state_dict(), folder / MODEL_FILE)
     torch.save({"epoch": epoch, "trainers": [t.state_dict() for t in trainers]},
                folder / STATE_FILE)
     (folder / GENOTYPE_FILE).write_text(arch.to_json())
+    (folder / CHECKPOINT_METRICS).write_text(json.dumps({"epoch": epoch, "val_acc": val_acc}))
 
 
 def _restore(trainers: list[Trainer]) -> int:

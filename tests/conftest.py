@@ -21,3 +21,32 @@ def cifar_dir() -> Path:
             pytrace=False,
         )
     return path
+
+
+def _search(tmp_path_factory, cifar_dir: Path, text: str, name: str) -> Path:
+    """Run a real search once per test session and return its run folder."""
+    from tests.searchkit import run_cli, write_space
+
+    folder = tmp_path_factory.mktemp(name)
+    space = write_space(folder, text)
+    env = dict(os.environ, NAS_DATA_DIR=str(cifar_dir))
+    done = run_cli("--space", str(space), "--name", name, "--results-dir", str(folder), env=env)
+    if done.returncode != 0:
+        pytest.fail(f"the {name} search failed:\n{done.stderr[-3000:]}", pytrace=False)
+    return folder / name
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, cifar_dir) -> Path:
+    """A finished real search (8 trials, ASHA-stopped and completed ones, 2 references)."""
+    from tests.searchkit import TINY
+
+    return _search(tmp_path_factory, cifar_dir, TINY, "tiny")
+
+
+@pytest.fixture(scope="session")
+def broken_run(tmp_path_factory, cifar_dir) -> Path:
+    """A finished real search whose trials failed (bad genotype) and diverged."""
+    from tests.searchkit import BROKEN
+
+    return _search(tmp_path_factory, cifar_dir, BROKEN, "broken")

@@ -14,7 +14,10 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+import torch
 
+from nas.genotype import Genotype
+from nas.model import build
 from nas.results import RunFolderError, prepare_run_dir
 from nas.search import Budget, SearchOptions, resolve_budget
 from nas.space import load_space
@@ -43,6 +46,12 @@ def test_a_real_search_fills_the_table(tmp_path):
         assert len(curve) == row["epochs"] and max(curve) == pytest.approx(row["best_val_acc"])
         assert row["params"] > 0 and row["macs"] > 0 and row["latency_ms"] > 0
     assert {"s1_groups", "s2_order", "s1_position", "param_s1_spectrum"} <= set(table.columns)
+    for _, row in table.iterrows():  # the kept checkpoint is the trial's best epoch
+        folder = Path(row["checkpoint"])
+        saved = json.loads((folder / "metrics.json").read_text())
+        assert saved["val_acc"] == pytest.approx(row["best_val_acc"])
+        weights = torch.load(folder / "model.pt", weights_only=True)
+        build(Genotype.from_json(row["genotype"])).load_state_dict(weights, strict=True)
     assert "Best: trial" in done.stdout and "val_acc" in done.stdout
     assert "8/8 done" in done.stdout
     meta = json.loads((tmp_path / "t" / "meta.json").read_text())
