@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 import pandas as pd
 
-from nas.data import load_splits
+from nas.data import DataSpec, load_splits
 from nas.results import prepare_run_dir, read_meta, read_table, write_meta
 from nas.space import Space, genotype, load_space, searched
 from nas.trial import TrialSettings, run_trial
@@ -252,13 +252,20 @@ def run_search(opts: SearchOptions, out: TextIO = sys.stdout) -> Outcome:
         ray.shutdown()
 
 
+def data_spec(space: Space, data_dir: Path | None) -> DataSpec:
+    """The space's data; --data-dir names the ImageFolder root for image-folder spaces."""
+    if data_dir is not None and space.data.dataset == "imagefolder":
+        return dataclasses.replace(space.data, root=Path(data_dir))
+    return space.data
+
+
 def _fit(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, out: TextIO) -> Outcome:
     """Load the data once, run the Tuner, report how it ended."""
     from ray import tune
 
     from nas.monitor import SearchMonitor
 
-    splits = load_splits(space.data, opts.data_dir)
+    splits = load_splits(data_spec(space, opts.data_dir), opts.data_dir)
     settings = _settings(space, budget)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, settings=settings, splits=splits),

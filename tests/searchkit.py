@@ -81,3 +81,52 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300,
     env = dict(env or os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, str(ROOT / "run_search.py"), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, env=env)
+
+# An ImageFolder search with two objectives (accuracy, MACs) through NSGA-II.
+FOLDER = """
+name = "folder"
+[data]
+dataset = "imagefolder"
+root = "unused-when---data-dir-is-given"
+classes = 3
+per_class = 40
+val_size = 30
+resolution = 24
+[macro]
+strides = [2, 2]
+widths = [8, 16]
+depths = [1, 1]
+stem_widths = [8]
+stem_strides = [1]
+stem_kernel = 5
+stem_pool = true
+[blocks]
+kind = ["spectrum", "conv"]
+spectrum = [0.0, 1.0]
+[train]
+epochs = 2
+batch_size = 30
+[objectives]
+metrics = ["val_acc", "macs"]
+[search]
+sampler = "nsga2"
+trials = 4
+concurrency = 2
+"""
+
+
+def image_folder(root: Path, cifar_dir: Path, classes: int = 3, per_class: int = 40) -> Path:
+    """An ImageFolder tree of real CIFAR-10 images saved as PNG files."""
+    from PIL import Image
+
+    from nas.data import load_cifar10
+
+    train, _ = load_cifar10(cifar_dir, download=False)
+    for label in range(classes):
+        folder = root / "train" / train.classes[label]
+        folder.mkdir(parents=True)
+        picks = (train.labels == label).nonzero().flatten()[:per_class]
+        for i, index in enumerate(picks.tolist()):
+            pixels = train.images[index].permute(1, 2, 0).numpy()
+            Image.fromarray(pixels).save(folder / f"{i:03d}.png")
+    return root

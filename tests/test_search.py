@@ -21,7 +21,7 @@ from nas.model import build
 from nas.results import RunFolderError, prepare_run_dir
 from nas.search import Budget, SearchOptions, resolve_budget
 from nas.space import load_space
-from tests.searchkit import BROKEN, ROOT, TINY, run_cli, write_space
+from tests.searchkit import BROKEN, FOLDER, ROOT, TINY, image_folder, run_cli, write_space
 
 
 @pytest.fixture(autouse=True)
@@ -160,3 +160,25 @@ def test_search_joins_an_existing_ray_cluster(tmp_path):
     finally:
         subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env,
                        timeout=120)
+
+
+def test_image_folder_search_with_accuracy_and_macs_objectives(tmp_path, cifar_dir):
+    root = image_folder(tmp_path / "imagenet", cifar_dir)
+    space = write_space(tmp_path, FOLDER)
+    done = run_cli("--space", str(space), "--name", "f", "--results-dir", str(tmp_path),
+                   "--data-dir", str(root))
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "f" / "trials.csv")
+    assert len(table) == 4 and (table["resolution"] == 24).all()
+    study = optuna.load_study(study_name="f", storage=f"sqlite:///{tmp_path / 'f' / 'optuna.db'}")
+    values = [t.values for t in study.trials if t.state.is_finished()]
+    assert values and all(len(v) == 2 for v in values)  # (val_acc, macs) per trial
+    assert {v[1] for v in values} <= set(table["macs"])
+
+
+def test_shipped_imagenet_space_points_at_the_data_dir(tmp_path):
+    from nas.search import data_spec
+
+    space = load_space("search_spaces/imagenet_subset.toml")
+    assert data_spec(space, tmp_path).root == tmp_path
+    assert data_spec(space, None).root == Path("data/imagenet")
