@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -142,24 +144,48 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 90) -> None:
+    """Until the head's GCS accepts connections."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "ray start --head exited"
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    pytest.fail(f"no Ray head on 127.0.0.1:{port} after {timeout} s")
+
+
 def test_search_joins_an_existing_ray_cluster(tmp_path):
     ray_bin = Path(sys.executable).with_name("ray")
     port = _free_port()
     # a one-machine cluster: loopback only, no auth token (as the local default does)
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
                RAY_AUTH_MODE="disabled")
-    start = [str(ray_bin), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-             "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"]
-    subprocess.run(start, check=True, capture_output=True, env=env, timeout=120)
+    # `ray stop` would end every Ray process on the machine: run this head in its own session
+    # and temp dir, blocking, and end it (and only it) by signal. The temp dir is short because
+    # Ray's Unix sockets live there and socket paths are limited to ~107 bytes.
+    short_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    head = subprocess.Popen(
+        [str(ray_bin), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+         "--num-cpus=2", "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats",
+         f"--temp-dir={short_tmp}", "--block"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
+        _wait_for_port(port, head)
         space = write_space(tmp_path, TINY.replace("trials = 8", "trials = 3"))
         done = run_cli("--space", str(space), "--name", "a", "--results-dir", str(tmp_path),
                        "--address", f"127.0.0.1:{port}", env=env)
         assert done.returncode == 0, done.stderr[-3000:]
         assert len(pd.read_csv(tmp_path / "a" / "trials.csv")) == 3
     finally:
-        subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env,
-                       timeout=120)
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # draining can stall; the group is ours alone
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait(timeout=20)
+        shutil.rmtree(short_tmp, ignore_errors=True)
 
 
 def test_image_folder_search_with_accuracy_and_macs_objectives(tmp_path, cifar_dir):
