@@ -1,6 +1,6 @@
 """Search overhead: wall time of a fixed search against its trials' own time / concurrency.
 
-    NAS_DATA_DIR=../shared/data/cifar10-subset python benchmarks/search_overhead.py
+    NAS_DATA_DIR=../shared/data/cifar10-subset python -m benchmarks.search_overhead
 
 Ray Tune starts and schedules trials, Optuna samples, ASHA decides; this measures what that
 costs on top of the trials' own work. Target: <= 1.10 with 2 concurrent trials on 2 cores.
@@ -38,7 +38,7 @@ warmup_epochs = 0.5
 [search]
 trials = 10
 concurrency = 2
-grace_period = 1
+grace_period = 3   # = epochs: equal-length trials, so ASHA's tail idling is not counted
 reduction_factor = 2
 """
 

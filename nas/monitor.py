@@ -39,6 +39,9 @@ def trial_row(trial, max_epochs: int, error: str | None) -> dict[str, Any]:
         "epochs": len(curve),
         "curve": json.dumps(curve),
         "wall_s": round(result.get("time_total_s", 0.0), 3),
+        "started_at": round(result["timestamp"] - result.get("time_total_s", 0.0), 3)
+        if "timestamp" in result else None,
+        "ended_at": result.get("timestamp"),
         "train_s": round(result.get("train_s", 0.0), 3),
         "checkpoint": str(best_checkpoint(Path(trial.path)) or ""),
     }
