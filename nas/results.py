@@ -150,6 +150,7 @@ def read_table(run_dir: Path) -> pd.DataFrame:
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame()
     try:
-        return pd.read_csv(path)
+        # Ray's ids are 8 hex digits: '00012345' or '1e234567' must not become numbers
+        return pd.read_csv(path, dtype={"trial_id": str})
     except pd.errors.EmptyDataError:
         return pd.DataFrame()

@@ -1,0 +1,173 @@
+"""What the dashboard shows, read from a run folder: meta, trials, retrain results, fronts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nas.results import META, TABLE
+
+RETRAIN = "retrain.csv"  # written by the retrain step: trial_id, seed, test_acc, ...
+SCORED = ("completed", "stopped")  # statuses whose accuracy is a real measurement
+STAGE_KIND = re.compile(r"^s(\d+)_kind$")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One snapshot of a run folder."""
+
+    run_dir: Path
+    meta: dict[str, Any]
+    space: dict[str, Any]  # the raw TOML of the space copy ({} when unreadable)
+    table: pd.DataFrame  # every finished trial, as in trials.csv
+    retrain: pd.DataFrame | None  # per trial and epochs: runs, seeds, test mean/std (or None)
+    version: str  # changes whenever one of the files above changes
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name
+
+    @property
+    def scored(self) -> pd.DataFrame:
+        """Trials with a finite validation accuracy (failed / diverged ones have none)."""
+        if self.table.empty or "best_val_acc" not in self.table:
+            return self.table.iloc[:0]
+        ok = self.table["status"].isin(SCORED) & np.isfinite(self.table["best_val_acc"])
+        return self.table[ok]
+
+    @property
+    def stages(self) -> list[int]:
+        """Stage numbers present in the table (from its s<i>_kind columns)."""
+        found = (STAGE_KIND.match(c) for c in self.table.columns)
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def best(self) -> pd.Series | None:
+        """The trial with the highest validation accuracy."""
+        scored = self.scored
+        return None if scored.empty else scored.loc[scored["best_val_acc"].idxmax()]
+
+
+def version(run_dir: Path) -> str:
+    """A short fingerprint of the files the dashboard reads (size and mtime)."""
+    parts = []
+    for name in (META, TABLE, RETRAIN):
+        try:
+            stat = (run_dir / name).stat()
+            parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
+        except OSError:
+            parts.append(f"{name}:-")
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """A CSV that may be missing or still empty; trial ids stay text (Ray's hex ids such as
+    '12345678' or '1e234567' would otherwise turn into numbers)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path, dtype={"trial_id": str})
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def load_run(run_dir: Path) -> Run:
+    """Read a run folder; a folder without meta.json is not a run."""
+    run_dir = Path(run_dir)
+    if not (run_dir / META).is_file():
+        raise FileNotFoundError(f"{run_dir}: no {META}, so not a run folder (a search writes it"
+                                " as it starts)")
+    stamp = version(run_dir)  # before reading: a change meanwhile shows on the next poll
+    meta = json.loads((run_dir / META).read_text())
+    return Run(run_dir, meta, _space(run_dir, meta), _table(run_dir / TABLE),
+               retrain_summary(read_csv(run_dir / RETRAIN)) if (run_dir / RETRAIN).exists()
+               else None, stamp)
+
+
+def _space(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return tomllib.loads((run_dir / meta["space_file"]).read_text())
+    except (KeyError, OSError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def _table(path: Path) -> pd.DataFrame:
+    table = read_csv(path)
+    for column in ("best_val_acc", "final_val_acc", "params", "macs", "latency_ms"):
+        if column in table:
+            table[column] = pd.to_numeric(table[column], errors="coerce")
+    return table
+
+
+def retrain_summary(raw: pd.DataFrame) -> pd.DataFrame:
+    """Per retrained trial and epoch budget: runs, seeds with a test accuracy, its mean and
+    sample std (NaN for one seed). Runs without an accuracy (diverged) count only as runs."""
+    columns = ["trial_id", "epochs", "runs", "seeds", "test_mean", "test_std"]
+    if raw.empty or not {"trial_id", "test_acc"} <= set(raw.columns):
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame({
+        "trial_id": raw["trial_id"].astype(str),
+        "epochs": pd.to_numeric(raw["epochs"], errors="coerce") if "epochs" in raw else np.nan,
+        "test_acc": pd.to_numeric(raw["test_acc"], errors="coerce")})
+    grouped = frame.groupby(["trial_id", "epochs"], dropna=False)["test_acc"]
+    out = pd.DataFrame({"runs": grouped.size(), "seeds": grouped.count(),
+                        "test_mean": grouped.mean(), "test_std": grouped.std(ddof=1)})
+    return out.reset_index()[columns]
+
+
+def final_tests(retrain: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per trial: its retrain at the largest epoch budget (the final number)."""
+    if retrain is None or retrain.empty:
+        return pd.DataFrame(columns=["trial_id", "epochs", "runs", "seeds", "test_mean",
+                                     "test_std"]).set_index("trial_id")
+    ordered = retrain.sort_values("epochs", na_position="first", kind="stable")
+    return ordered.drop_duplicates("trial_id", keep="last").set_index("trial_id")
+
+
+def describe_test(row: pd.Series) -> str:
+    """'0.8123 ± 0.0040 over 3 seeds (20 epochs)' and the like."""
+    if not row["seeds"]:
+        return f"no test accuracy ({int(row['runs'])} run(s) diverged)"
+    spread = f" ± {row['test_std']:.4f}" if row["seeds"] > 1 else ""
+    budget = f", {int(row['epochs'])} epochs" if np.isfinite(row["epochs"]) else ""
+    return (f"{row['test_mean']:.4f}{spread} over {int(row['seeds'])} seed(s){budget}"
+            + (f"; {int(row['runs'] - row['seeds'])} run(s) without accuracy"
+               if row["runs"] > row["seeds"] else ""))
+
+
+def curve(value: Any) -> list[float | None]:
+    """A trial's per-epoch validation accuracies; NaN (a diverged epoch) becomes a gap."""
+    if not isinstance(value, str) or not value.strip():
+        return []
+    try:
+        points = json.loads(value)
+    except ValueError:
+        return []
+    return [float(v) if isinstance(v, int | float) and math.isfinite(v) else None
+            for v in points]
+
+
+def pareto_mask(cost: pd.Series, acc: pd.Series) -> pd.Series:
+    """True where no other trial is at least as cheap and strictly more accurate."""
+    order = sorted(cost.index, key=lambda i: (cost[i], -acc[i]))
+    mask = pd.Series(False, index=cost.index)
+    best = -math.inf
+    for i in order:
+        if acc[i] > best:
+            mask[i], best = True, acc[i]
+    return mask
+
+
+def text(value: Any) -> str:
+    """'' for missing values (NaN in a read-back table)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)

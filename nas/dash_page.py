@@ -1,0 +1,155 @@
+"""The dashboard page: its sections as HTML plus figures, and the document around them."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from plotly.utils import PlotlyJSONEncoder
+
+from nas import dash_figures as figs
+from nas.dash_assets import CSS, JS
+from nas.dash_data import Run, curve, text
+from nas.dash_importance import importances
+from nas.dash_overview import overview, section
+from nas.dash_table import trials_table
+from nas.results import TABLE
+
+SECTIONS = (("overview", "Overview"), ("cost", "Accuracy vs cost"), ("spectrum", "Spectrum"),
+            ("factors", "Factor effects"), ("importance", "Importance & curves"),
+            ("trials", "Trials"))
+
+
+def payload(run: Run) -> dict[str, Any]:
+    """Everything the page script renders: section HTML, plotly figures, a version."""
+    figures: dict[str, Any] = {}
+    parts = [overview(run)]
+    if run.table.empty:
+        parts.append('<section id="trials"><p class="empty">No trials yet. Trials appear here'
+                     " as they finish (a served dashboard refreshes by itself).</p></section>")
+    else:
+        parts += [_cost(run, figures), _spectrum(run, figures), _factors(run, figures),
+                  _importance(run, figures), section("trials", "Trials", "Every trial, every"
+                  f" column of {TABLE}; failed trials carry their error.",
+                  trials_table(run.table, run.retrain))]
+    present = [(key, title) for key, title in SECTIONS if f'id="{key}"' in "".join(parts)]
+    nav = "".join(f'<a href="#{key}">{title}</a>' for key, title in present)
+    return {"version": run.version, "nav": nav, "html": "".join(parts),
+            "figures": {k: fig.to_plotly_json() for k, fig in figures.items()}}
+
+
+def to_json(data: dict[str, Any]) -> str:
+    """JSON for the endpoint and for embedding: NaN -> null, '<' escaped so no '</script>'."""
+    return json.dumps(data, cls=PlotlyJSONEncoder).replace("<", "\\u003c")
+
+
+def document(run: Run, data: dict[str, Any], live: bool, refresh: float,
+             plotly_js: str) -> str:
+    """The whole page; plotly_js is a <script> element (inline for files, a URL when served)."""
+    config = {"live": live, "refresh": refresh,
+              "built": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")}
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(run.name)} · spectrum-nas dashboard</title>
+<link rel="icon" href="data:,">
+<style>{CSS}</style>
+{plotly_js}
+</head><body>
+<header><h1>spectrum-nas · {escape(run.name)}</h1><nav id="nav">{data["nav"]}</nav>
+<span id="live" class="live"></span></header>
+<main id="content"></main>
+<script type="application/json" id="dash-config">{to_json(config)}</script>
+<script type="application/json" id="dash-payload">{to_json(data)}</script>
+<script>{JS}</script>
+</body></html>
+"""
+
+
+def _chart(key: str, fig, figures: dict[str, Any]) -> str:
+    """A placeholder div of the figure's height (no jump on refresh) and the figure itself."""
+    figures[key] = fig
+    return f'<div class="chart" id="{key}" style="height:{fig.layout.height}px"></div>'
+
+
+NO_ACCURACY = ('<p class="note">No trial has a validation accuracy yet (failed, diverged and'
+               " infeasible trials have none), so there is nothing to plot here.</p>")
+
+
+def _cost(run: Run, figures: dict[str, Any]) -> str:
+    scored = run.scored
+    body = (_chart("fig-cost", figs.accuracy_vs_cost(scored), figures) if not scored.empty
+            else NO_ACCURACY)
+    return section("cost", "Accuracy vs cost", "Which architectures are both accurate and"
+                   " cheap? Colour: spectrum position of the whole network; open circles were"
+                   " stopped early by ASHA (fewer epochs); ringed: the Pareto front over all"
+                   " plotted trials. Hover for the stages.", body)
+
+
+def _spectrum(run: Run, figures: dict[str, Any]) -> str:
+    scored, stages = run.scored, [i for i in run.stages if f"s{i}_groups" in run.table]
+    body = (_chart("fig-spectrum", figs.spectrum(scored, stages), figures)
+            if not scored.empty and stages else NO_ACCURACY)
+    return section("spectrum", "The spectrum, stage by stage", "Where between regular"
+                   " convolution (groups 1) and depthwise convolution (groups = C) should each"
+                   " stage sit? (Xception's open question.) Points are spread a little"
+                   " sideways so equal ones stay visible.", body)
+
+
+def _factors(run: Run, figures: dict[str, Any]) -> str:
+    scored = run.scored
+    if scored.empty:
+        return section("factors", "Factor effects", "", NO_ACCURACY)
+    charts, fixed = [], []
+    for field, label in figs.FACTORS:
+        fig = figs.factor_effects(scored, run.stages, field, label)
+        if fig is None:
+            values = sorted({text(v) for i in run.stages
+                             for v in scored.get(f"s{i}_{field}", pd.Series(dtype=str))})
+            fixed.append(f"{label}: {', '.join(values) or '–'}")
+        else:
+            charts.append(_chart(f"fig-factor-{field}", fig, figures))
+    note = (f'<p class="note">Not varied in these trials: {escape("; ".join(fixed))}.</p>'
+            if fixed else "")
+    return section("factors", "Factor effects", "Does op order, the activation between the"
+                   " two ops, the residual or the block kind matter? Top: error EDFs"
+                   " (Radosavovic et al. 2020): the fraction of trials with error ≤ x, one"
+                   " curve per level; a curve further left and higher is better. Bottom: the"
+                   " same accuracies as box plots. One panel per stage where the choice is"
+                   " made per stage, one 'all stages' panel where every trial makes it once"
+                   " for the whole network. ASHA-stopped trials are included (their error comes"
+                   " from fewer epochs).", note + "".join(charts))
+
+
+def _importance(run: Run, figures: dict[str, Any]) -> str:
+    ranked, note = importances(run.run_dir)
+    chart = _chart("fig-importance", figs.importance(ranked), figures) if ranked else ""
+    best = run.best()
+    curves = any(curve(c) for c in run.table.get("curve", []))
+    curve_chart = (_chart("fig-curves", figs.learning_curves(
+        run.table, None if best is None else str(best["trial_id"])), figures) if curves
+        else '<p class="note">No learning curves yet.</p>')
+    return section("importance", "Parameter importance and learning curves", "Which searched"
+                   " parameters decide accuracy, and how did each trial learn?",
+                   f'<h3>Parameter importance (Optuna)</h3><p class="note">{escape(note)}</p>'
+                   f"{chart}<h3>Learning curves</h3>{curve_chart}")
+
+
+def plotly_inline() -> str:
+    """plotly.js as an inline <script>, so a saved file opens offline."""
+    from plotly.offline import get_plotlyjs
+
+    return f"<script>{get_plotlyjs()}</script>"
+
+
+def write_html(run: Run, out: Path) -> None:
+    """A self-contained snapshot file."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}")
+    tmp.write_text(document(run, payload(run), False, 0, plotly_inline()), encoding="utf-8")
+    os.replace(tmp, out)
