@@ -1,0 +1,398 @@
+"""`run_search.py export`: one trial as standalone PyTorch code, its trained weights, its genotype.
+
+Which trial: `--trial ID`, or `--best` (the default) among the trials that kept a checkpoint.
+`--objective val_acc` takes the highest best_val_acc; `--objective params|macs|latency_ms`
+takes the cheapest trial whose accuracy is within `--tolerance` of the best one. That trial
+is on the accuracy/cost Pareto front: a cheaper and more accurate one would have been chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from nas.codegen import CLASS_NAME, CodegenError, Provenance, check_source, generate
+from nas.cost import cost
+from nas.genotype import Genotype, GenotypeError
+from nas.model import build
+from nas.results import CHECKPOINT_METRICS, META, TABLE, atomic_write, read_meta
+from nas.search import EXPERIMENT
+from nas.train import cpu_threads
+from nas.trial import GENOTYPE_FILE, MODEL_FILE
+
+OBJECTIVES = ("val_acc", "params", "macs", "latency_ms")
+CODE_FILE = "model.py"
+WEIGHTS_FILE = "weights.pt"
+ONNX_FILE = "model.onnx"
+MATCH_TOLERANCE = 1e-6  # the exported code runs the same ops in the same order: exact in practice
+_TRIAL_ID = re.compile(r"[A-Za-z0-9_-]+")  # Ray's ids; anything else never becomes a path
+_CHECKPOINT = re.compile(r"checkpoint_[0-9]+")
+
+
+class ExportError(ValueError):
+    """A trial that cannot be exported as asked; the message says why."""
+
+
+# ---------------------------------------------------------------------------
+# The run folder's trials
+
+
+def read_trials(run_dir: Path) -> list[dict[str, Any]]:
+    """The run's trials table as rows, trial ids as text (they can look like numbers)."""
+    if not (run_dir / META).is_file():
+        raise ExportError(f"{run_dir}: not a search run folder (no {META})")
+    path = run_dir / TABLE
+    try:
+        table = pd.read_csv(path, dtype={"trial_id": str})
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        table = pd.DataFrame()
+    if table.empty:
+        raise ExportError(f"{run_dir}: no finished trials yet ({TABLE} is missing or empty)")
+    return table.to_dict("records")
+
+
+def number(value: Any) -> float | None:
+    """A finite float, or None for missing / NaN / text."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def text(value: Any) -> str:
+    """'' for missing cells (NaN)."""
+    return value if isinstance(value, str) else ""
+
+
+def checkpoint_of(run_dir: Path, row: dict[str, Any]) -> Path | None:
+    """The trial's recorded best checkpoint folder, found inside this run folder first.
+
+    The table stores absolute paths; looking under run_dir/ray/trial_<id>/ first keeps a
+    moved or copied run folder pointing at its own checkpoints.
+    """
+    recorded, trial_id = text(row.get("checkpoint")), str(row["trial_id"])
+    if not recorded:
+        return None
+    candidates = [Path(recorded)]
+    if _TRIAL_ID.fullmatch(trial_id) and _CHECKPOINT.fullmatch(Path(recorded).name):
+        candidates.insert(0, run_dir / EXPERIMENT / f"trial_{trial_id}" / Path(recorded).name)
+    return next((c for c in candidates if (c / MODEL_FILE).is_file()), None)
+
+
+def _describe_missing(row: dict[str, Any]) -> str:
+    """Why a trial has nothing to export."""
+    why = text(row.get("error")) or text(row.get("reason"))
+    return f"status {row.get('status')}" + (f": {why}" if why else "")
+
+
+def choose(run_dir: Path, rows: list[dict[str, Any]], trial: str | None = None,
+           objective: str = "val_acc", tolerance: float = 0.01) -> dict[str, Any]:
+    """The row to export: `trial`, or the best by `objective` (see the module docstring)."""
+    if trial is not None:
+        found = [r for r in rows if str(r["trial_id"]) == trial]
+        if not found:
+            ids = ", ".join(sorted(str(r["trial_id"]) for r in rows)[:12])
+            raise ExportError(f"{run_dir}: no trial {trial!r} (trials: {ids})")
+        if checkpoint_of(run_dir, found[0]) is None:
+            raise ExportError(f"trial {trial} has no checkpoint to export"
+                              f" ({_describe_missing(found[0])})")
+        return found[0]
+    if objective not in OBJECTIVES:
+        raise ExportError(f"--objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
+    scored = [r for r in rows if number(r.get("best_val_acc")) is not None
+              and checkpoint_of(run_dir, r) is not None]
+    if not scored:
+        statuses = pd.Series([str(r.get("status")) for r in rows]).value_counts().to_dict()
+        ended = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+        raise ExportError(f"{run_dir}: no trial has a checkpoint to export ({ended})")
+    best = max(number(r["best_val_acc"]) for r in scored)
+    if objective == "val_acc":
+        # ties: the cheaper architecture, then the later id (any fixed rule would do)
+        return max(scored, key=lambda r: (number(r["best_val_acc"]),
+                                          -(number(r.get("macs")) or 0), str(r["trial_id"])))
+    near = [r for r in scored if number(r["best_val_acc"]) >= best - tolerance
+            and number(r.get(objective)) is not None]
+    if not near:
+        raise ExportError(f"--objective {objective}: no trial within {tolerance} of the best"
+                          f" val_acc {best:.4f} records {objective}")
+    return min(near, key=lambda r: (number(r[objective]), -number(r["best_val_acc"]),
+                                    str(r["trial_id"])))
+
+
+# ---------------------------------------------------------------------------
+# Loading and checking one trial
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial's architecture and trained weights, checked against each other."""
+
+    trial_id: str
+    genotype: Genotype
+    state: dict[str, torch.Tensor]
+    model: nn.Module  # the search model with the weights loaded
+    checkpoint: Path
+    val_acc: float | None
+    epoch: int | None
+
+
+def parse_genotype(raw: Any, where: str) -> Genotype:
+    """Strictly parsed and validated: unknown keys, wrong types, unknown choices are refused."""
+    try:
+        data = json.loads(raw) if isinstance(raw, str) else raw
+        return Genotype.from_dict(data, where)
+    except json.JSONDecodeError as err:
+        raise ExportError(f"{where}: not valid JSON ({err})") from None
+    except GenotypeError as err:
+        raise ExportError(f"{err} (refusing to use this genotype)") from None
+
+
+def load_trial(run_dir: Path, row: dict[str, Any]) -> Trial:
+    """The row's genotype and its checkpoint's weights, loaded into the search model strictly."""
+    trial_id = str(row["trial_id"])
+    folder = checkpoint_of(run_dir, row)
+    if folder is None:
+        raise ExportError(f"trial {trial_id} has no checkpoint ({_describe_missing(row)})")
+    genotype = parse_genotype(text(row.get("genotype")), f"trial {trial_id} genotype")
+    try:
+        saved = (folder / GENOTYPE_FILE).read_text()
+    except OSError as err:
+        raise ExportError(f"{folder / GENOTYPE_FILE}: cannot read ({err.strerror})") from None
+    if parse_genotype(saved, str(folder / GENOTYPE_FILE)) != genotype:
+        raise ExportError(f"{folder / GENOTYPE_FILE} differs from trial {trial_id}'s genotype in"
+                          f" {TABLE}; refusing to guess which one the weights belong to")
+    state = load_state(folder / MODEL_FILE)
+    model = build(genotype)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ExportError(f"{folder / MODEL_FILE} does not fit trial {trial_id}'s genotype: "
+                          f"{' '.join(str(err).split())[:300]}") from None
+    metrics = _metrics(folder)
+    epoch = metrics.get("epoch")
+    return Trial(trial_id, genotype, state, model.eval(), folder, number(metrics.get("val_acc")),
+                 epoch if isinstance(epoch, int) else None)
+
+
+def load_state(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict of tensors, read with weights_only=True (no arbitrary unpickling)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling refusals and corrupt files come in many types
+        raise ExportError(f"{path}: not a loadable state dict ({type(err).__name__})") from None
+    if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise ExportError(f"{path}: expected a state dict of named tensors")
+    return state
+
+
+def _metrics(folder: Path) -> dict[str, Any]:
+    """The checkpoint's metrics.json ({} when unreadable: it only feeds the docstring)."""
+    try:
+        data = json.loads((folder / CHECKPOINT_METRICS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# ---------------------------------------------------------------------------
+# Code: generate, format, check against the search model
+
+
+def ruff_command() -> list[str] | None:
+    """How to run ruff here: the module next to this Python, else ruff on PATH."""
+    local = Path(sys.executable).parent / "ruff"
+    if local.is_file():
+        return [str(local)]
+    found = shutil.which("ruff")
+    return [found] if found else None
+
+
+def format_source(source: str) -> tuple[str, bool]:
+    """`ruff format` with its defaults (no project config); unchanged when ruff is missing."""
+    command = ruff_command()
+    if command is None:
+        return source, False
+    done = subprocess.run([*command, "format", "--isolated", "--stdin-filename", CODE_FILE, "-"],
+                          input=source, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        return source, False
+    check_source(done.stdout)  # formatting only moves whitespace; checked all the same
+    return done.stdout, True
+
+
+def load_source(source: str) -> type[nn.Module]:
+    """The generated class, from code that `check_source` accepted (imports torch only)."""
+    namespace: dict[str, Any] = {"__name__": "spectrum_nas_export"}
+    exec(compile(source, CODE_FILE, "exec"), namespace)  # our own code, checked above
+    return namespace[CLASS_NAME]
+
+
+def example_input(genotype: Genotype) -> torch.Tensor:
+    """A fixed random batch at the genotype's input size (one image at ImageNet sizes)."""
+    batch = 2 if genotype.resolution <= 64 else 1
+    shape = (batch, genotype.in_channels, genotype.resolution, genotype.resolution)
+    return torch.randn(shape, generator=torch.Generator().manual_seed(0))
+
+
+def compare(source: str, trial: Trial) -> tuple[nn.Module, float]:
+    """Load the weights into the generated class strictly; max |difference| to the search model."""
+    net = load_source(source)().eval()
+    net.load_state_dict(trial.state, strict=True)
+    x = example_input(trial.genotype)
+    # One thread: a correctness check, not a benchmark, and thread pools stall on busy machines.
+    with cpu_threads(1), torch.inference_mode():
+        diff = float((net(x) - trial.model(x)).abs().max())
+    if not diff <= MATCH_TOLERANCE:
+        raise ExportError(f"internal error: the generated code differs from the search model by"
+                          f" {diff:.3g} (please report it with the genotype)")
+    return net, diff
+
+
+# ---------------------------------------------------------------------------
+# The action
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What `export` wrote."""
+
+    trial: Trial
+    files: tuple[Path, ...]
+    formatted: bool
+    max_diff: float
+    onnx_diff: float | None
+
+
+def outputs(out: Path, onnx: bool) -> list[Path]:
+    """The files an export writes."""
+    names = [CODE_FILE, WEIGHTS_FILE, GENOTYPE_FILE] + ([ONNX_FILE] if onnx else [])
+    return [out / name for name in names]
+
+
+def check_outputs(out: Path, onnx: bool, force: bool) -> None:
+    """Refuse to overwrite earlier exports unless forced."""
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out}: exists and is not a folder")
+    existing = [p.name for p in outputs(out, onnx) if p.exists()]
+    if existing and not force:
+        raise ExportError(f"--out {out}: already holds {', '.join(existing)}; pass --force to"
+                          " overwrite, or choose another folder")
+
+
+def write_file(path: Path, write: Callable[[Path], None]) -> None:
+    """Atomically, with a plain file's permissions (the temporary file is owner-only)."""
+    mask = os.umask(0)
+    os.umask(mask)
+
+    def write_public(tmp: Path) -> None:
+        write(tmp)
+        tmp.chmod(0o666 & ~mask)
+
+    atomic_write(path, write_public)
+
+
+def export(run_dir: Path, out: Path, *, trial: str | None = None, objective: str = "val_acc",
+           tolerance: float = 0.01, force: bool = False, onnx: bool = False) -> Exported:
+    """Choose, load, generate and check everything in memory; only then write the files."""
+    check_outputs(out, onnx, force)
+    if onnx:
+        from nas.onnx_export import require
+
+        require()
+    row = choose(run_dir, read_trials(run_dir), trial, objective, tolerance)
+    loaded = load_trial(run_dir, row)
+    meta = read_meta(run_dir)
+    provenance = Provenance(run=str(run_dir), trial_id=loaded.trial_id,
+                            git_sha=meta.get("git_sha"), val_acc=loaded.val_acc,
+                            epoch=loaded.epoch)
+    try:
+        source, formatted = format_source(generate(loaded.genotype, provenance))
+    except CodegenError as err:
+        raise ExportError(f"refusing to export trial {loaded.trial_id}: {err}") from None
+    net, diff = compare(source, loaded)
+    check_outputs(out, onnx, force)
+    out.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.contiguous() for k, v in loaded.state.items()}
+    write_file(out / GENOTYPE_FILE, lambda p: p.write_text(loaded.genotype.to_json() + "\n"))
+    write_file(out / WEIGHTS_FILE, lambda p: torch.save(weights, p))
+    write_file(out / CODE_FILE, lambda p: p.write_text(source))
+    onnx_diff = None
+    if onnx:
+        from nas.onnx_export import export_onnx
+
+        with cpu_threads(1):
+            onnx_diff = export_onnx(net, example_input(loaded.genotype), out / ONNX_FILE,
+                                    write_file)
+    return Exported(loaded, tuple(outputs(out, onnx)), formatted, diff, onnx_diff)
+
+
+def summary(done: Exported, run_dir: Path) -> str:
+    """What the command prints."""
+    t, c = done.trial, cost(done.trial.genotype)
+    acc = f"val_acc {t.val_acc:.4f}" if t.val_acc is not None else "val_acc unknown"
+    at = f" (epoch {t.epoch})" if t.epoch is not None else ""
+    lines = [f"Exported trial {t.trial_id} of {run_dir}: {acc}{at}, {c.params:,} params,"
+             f" {c.macs / 1e6:.2f}M MACs",
+             f"  {done.files[0]}  class {CLASS_NAME}, torch only"
+             + ("" if done.formatted else " (ruff not found: not formatted)"),
+             f"  {done.files[1]}  {len(t.state)} tensors, load with strict=True; outputs equal"
+             f" the search model's (max |diff| {done.max_diff:.1e})",
+             f"  {done.files[2]}"]
+    if done.onnx_diff is not None:
+        lines.append(f"  {done.files[3]}  checked with onnxruntime (max |diff|"
+                     f" {done.onnx_diff:.1e})")
+    return "\n".join(lines)
+
+
+def parser() -> argparse.ArgumentParser:
+    """Flags of the export action."""
+    p = argparse.ArgumentParser(
+        prog="run_search.py export",
+        description="Write a searched architecture as standalone PyTorch code (model.py), its"
+        " trained weights (weights.pt) and its genotype (genotype.json).")
+    p.add_argument("run", type=Path, help="the search run folder (results/<name>)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--trial", help="the trial id to export (see trials.csv)")
+    which.add_argument("--best", action="store_true",
+                       help="the best trial by --objective (the default)")
+    p.add_argument("--objective", choices=OBJECTIVES,
+                   help="val_acc (default): highest best_val_acc; params / macs / latency_ms:"
+                   " the cheapest trial within --tolerance of the best accuracy")
+    p.add_argument("--tolerance", type=float, default=0.01,
+                   help="accuracy a cheaper trial may give up, with --objective other than"
+                   " val_acc (default 0.01)")
+    p.add_argument("--out", type=Path, required=True, help="folder to write the files into")
+    p.add_argument("--force", action="store_true", help="overwrite earlier exports in --out")
+    p.add_argument("--onnx", action="store_true",
+                   help="also write model.onnx and check it with onnxruntime (needs the"
+                   " 'onnx' extra)")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    """The export action."""
+    args = parser().parse_args(argv)
+    if args.trial is not None and args.objective is not None:
+        raise ExportError("--objective chooses among trials; it does not go with --trial")
+    if not 0 <= args.tolerance <= 1:
+        raise ExportError(f"--tolerance {args.tolerance}: must be in [0, 1]")
+    done = export(args.run, args.out, trial=args.trial, objective=args.objective or "val_acc",
+                  tolerance=args.tolerance, force=args.force, onnx=args.onnx)
+    print(summary(done, args.run))
+    return 0

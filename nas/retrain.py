@@ -1,0 +1,256 @@
+"""`run_search.py retrain`: the top trials' architectures, trained from scratch and tested.
+
+The search ranks architectures on a validation split carved from the training data, so its
+accuracies are optimistic (the split chose the winner). Here each of the top-K architectures
+(by best_val_acc among completed and stopped trials, one per distinct architecture) is trained
+from scratch on the whole training data the search saw (its train and validation splits
+merged) with several seeds and tested once on the held-out test set (CIFAR-10's official test
+batch; an image folder's val/): mean +- std over seeds is the honest final number.
+
+Results go to the run folder: retrain.csv (one row per trial, seed and epoch budget) and
+retrain.json (settings and per-trial mean/std), rewritten atomically after every training run.
+A second call skips the (trial, seed, epochs) runs already in retrain.csv, so an interrupted
+retrain continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from nas.cost import cost
+from nas.data import ImageSet, Splits, channel_stats, load_splits
+from nas.export import number, parse_genotype, read_trials, text
+from nas.genotype import Genotype
+from nas.model import build
+from nas.results import atomic_write, read_meta, write_json
+from nas.space import Space, load_space
+from nas.train import TrainConfig, cpu_threads, evaluate, fit, resolve_device
+
+RETRAIN_CSV = "retrain.csv"
+RETRAIN_JSON = "retrain.json"
+RANKED = ("completed", "stopped")  # failed / diverged / infeasible trials have no fair accuracy
+COLUMNS = ("trial_id", "seed", "epochs", "status", "test_acc", "train_loss", "train_s", "wall_s",
+           "train_images", "test_images", "arch_key", "finished")
+
+
+class RetrainError(ValueError):
+    """A retrain that cannot run as asked; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """One architecture to retrain: the trial that found it and its search accuracy."""
+
+    trial_id: str
+    genotype: Genotype
+    val_acc: float
+    reference: str
+
+
+def top_trials(rows: list[dict[str, Any]], k: int) -> list[Candidate]:
+    """The k best distinct architectures by best_val_acc among completed and stopped trials."""
+    ranked = sorted((r for r in rows if r.get("status") in RANKED
+                     and number(r.get("best_val_acc")) is not None),
+                    key=lambda r: (-number(r["best_val_acc"]), str(r["trial_id"])))
+    chosen: dict[str, Candidate] = {}
+    for row in ranked:
+        arch = parse_genotype(text(row.get("genotype")), f"trial {row['trial_id']} genotype")
+        if arch.key() not in chosen:  # a reference point can be sampled again: train it once
+            chosen[arch.key()] = Candidate(str(row["trial_id"]), arch,
+                                           number(row["best_val_acc"]), text(row.get("reference")))
+        if len(chosen) == k:
+            break
+    if not chosen:
+        raise RetrainError("no completed or stopped trial with a validation accuracy to retrain")
+    return list(chosen.values())
+
+
+def run_space(run_dir: Path) -> Space:
+    """The search space the run used (its copy in the run folder)."""
+    name = str(read_meta(run_dir).get("space_file", ""))
+    if not name or Path(name).name != name:
+        raise RetrainError(f"{run_dir}: meta.json names no space file")
+    return load_space(run_dir / name)
+
+
+def final_splits(space: Space, data_dir: Path | None) -> Splits:
+    """The search's train and validation images merged for training; the test set for testing."""
+    splits = load_splits(space.data, data_dir)
+    if splits.test is None or len(splits.test) == 0:
+        raise RetrainError(f"{space.data.root}: no held-out test set (an image folder needs a"
+                           " val/ folder); refusing to report validation images as a test score")
+    train = ImageSet(torch.cat([splits.train.images, splits.val.images]),
+                     torch.cat([splits.train.labels, splits.val.labels]), splits.train.classes)
+    mean, std = channel_stats(train.images)  # the normalisation of what is trained on
+    empty = ImageSet(train.images[:0], train.labels[:0], train.classes)
+    return Splits(train=train, val=empty, test=splits.test, mean=mean, std=std)
+
+
+def read_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """Finished runs recorded in retrain.csv ([] before the first)."""
+    path = run_dir / RETRAIN_CSV
+    try:
+        frame = pd.read_csv(path, dtype={"trial_id": str})
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return []
+    return frame.to_dict("records")
+
+
+def train_once(candidate: Candidate, splits: Splits, cfg: TrainConfig) -> dict[str, Any]:
+    """Train one architecture from scratch with cfg.seed; test it; the retrain.csv row."""
+    start = time.perf_counter()
+    torch.manual_seed(cfg.seed)  # the initialisation, as a search trial seeds it
+    model = build(candidate.genotype)
+    result = fit(model, splits, cfg)
+    test_acc = math.nan
+    if result.status != "diverged":
+        with cpu_threads(cfg.cpu_threads):
+            test_acc = evaluate(model, splits.test, splits.mean, splits.std,
+                                batch_size=cfg.eval_batch_size, device=resolve_device(cfg.device),
+                                flip_tta=cfg.flip_tta, channels_last=cfg.channels_last,
+                                bf16=cfg.bf16)
+    return {
+        "trial_id": candidate.trial_id, "seed": cfg.seed, "epochs": cfg.epochs,
+        "status": result.status, "test_acc": test_acc,
+        "train_loss": result.history[-1].train_loss if result.history else math.nan,
+        "train_s": round(result.train_seconds, 3), "wall_s": round(time.perf_counter() - start, 3),
+        "train_images": len(splits.train), "test_images": len(splits.test),
+        "arch_key": candidate.genotype.key(), "finished": datetime.now(UTC).isoformat(),
+    }
+
+
+def summarize(candidates: list[Candidate], rows: list[dict[str, Any]], epochs: int
+              ) -> list[dict[str, Any]]:
+    """Per architecture: test accuracy mean and sample std over its seeds at this budget."""
+    out = []
+    for rank, c in enumerate(candidates, start=1):
+        mine = [r for r in rows if str(r["trial_id"]) == c.trial_id and int(r["epochs"]) == epochs]
+        accs = [a for a in (number(r["test_acc"]) for r in mine) if a is not None]
+        cst = cost(c.genotype)
+        out.append({
+            "rank": rank, "trial_id": c.trial_id, "reference": c.reference,
+            "search_val_acc": c.val_acc,
+            "test_acc_mean": statistics.fmean(accs) if accs else None,
+            "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else None,
+            "runs": len(accs), "diverged": sum(r["status"] == "diverged" for r in mine),
+            "seeds": sorted(int(r["seed"]) for r in mine),
+            "params": cst.params, "macs": cst.macs, "arch_key": c.genotype.key(),
+            "genotype": c.genotype.to_dict(),
+        })
+    return out
+
+
+def write_results(run_dir: Path, rows: list[dict[str, Any]], settings: dict[str, Any],
+                  summary: list[dict[str, Any]]) -> None:
+    """retrain.csv and retrain.json, each replaced atomically."""
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    frame = frame.sort_values(["trial_id", "epochs", "seed"], kind="stable")
+    atomic_write(run_dir / RETRAIN_CSV, lambda tmp: frame.to_csv(tmp, index=False))
+    write_json(run_dir / RETRAIN_JSON, {"settings": settings, "trials": summary,
+                                        "updated": datetime.now(UTC).isoformat()})
+
+
+def _acc(value: float | None) -> str:
+    return "   -  " if value is None else f"{value:.4f}"
+
+
+def table(summary: list[dict[str, Any]]) -> str:
+    """The printed result: one line per architecture."""
+    lines = [f"{'rank':>4}  {'trial':<10} {'search val':>10}  {'test acc (mean ± std)':<22}"
+             f" {'runs':>4}  {'params':>9}  {'MACs':>7}"]
+    for s in summary:
+        std = "" if s["test_acc_std"] is None else f" ± {s['test_acc_std']:.4f}"
+        test = _acc(s["test_acc_mean"]) + std
+        lines.append(f"{s['rank']:>4}  {s['trial_id']:<10} {s['search_val_acc']:>10.4f}  "
+                     f"{test:<22} {s['runs']:>4}  {s['params']:>9,}  {s['macs'] / 1e6:>6.2f}M")
+    return "\n".join(lines)
+
+
+def retrain(run_dir: Path, top: int, epochs: int | None, seeds: int, data_dir: Path | None,
+            cpus: int | None, log=print) -> list[dict[str, Any]]:
+    """Train what is missing, keep retrain.csv / retrain.json current; return the summary."""
+    candidates = top_trials(read_trials(run_dir), top)
+    space = run_space(run_dir)
+    epochs = epochs or space.train.epochs
+    cfg = dataclasses.replace(space.train, epochs=epochs,
+                              warmup_epochs=min(space.train.warmup_epochs, epochs),
+                              cpu_threads=cpus or space.train.cpu_threads or os.cpu_count())
+    rows = read_rows(run_dir)
+    done = {(str(r["trial_id"]), int(r["seed"]), int(r["epochs"])) for r in rows}
+    todo = [(c, s) for c in candidates for s in range(seeds)
+            if (c.trial_id, s, epochs) not in done]
+    settings = {"top": top, "epochs": epochs, "seeds": list(range(seeds)),
+                "cpu_threads": cfg.cpu_threads, "data": dataclasses.asdict(space.data),
+                "train": dataclasses.asdict(cfg) | {"seed": "per run"},
+                "trained_on": "train + validation splits of the search",
+                "tested_on": "held-out test set"}
+    plural = "s" if epochs > 1 else ""
+    log(f"Retrain of {run_dir}: top {len(candidates)} architectures x {seeds} seeds,"
+        f" {epochs} epoch{plural}; {len(todo)} runs to train"
+        + (f", {seeds * len(candidates) - len(todo)} already in {RETRAIN_CSV}" if done else ""))
+    if todo:
+        splits = final_splits(space, data_dir)
+        settings |= {"train_images": len(splits.train), "test_images": len(splits.test)}
+        log(f"  training on {len(splits.train)} images (train + validation), testing on"
+            f" {len(splits.test)} held-out test images")
+        for candidate, seed in todo:
+            row = train_once(candidate, splits, dataclasses.replace(cfg, seed=seed))
+            rows.append(row)
+            write_results(run_dir, rows, settings, summarize(candidates, rows, epochs))
+            log(f"  trial {candidate.trial_id} seed {seed}: {row['status']}, test_acc"
+                f" {row['test_acc']:.4f} ({row['train_s']:.1f} s training)")
+    if rows and "train_images" not in settings:  # nothing new to train: as recorded
+        settings |= {"train_images": int(rows[-1]["train_images"]),
+                     "test_images": int(rows[-1]["test_images"])}
+    summary = summarize(candidates, rows, epochs)
+    write_results(run_dir, rows, settings, summary)
+    return summary
+
+
+def parser() -> argparse.ArgumentParser:
+    """Flags of the retrain action."""
+    p = argparse.ArgumentParser(
+        prog="run_search.py retrain",
+        description="Train the search's top architectures from scratch on train+validation"
+        " and report held-out test accuracy (mean ± std over seeds). Finished runs are kept in"
+        " the run folder (retrain.csv, retrain.json) and not repeated.")
+    p.add_argument("run", type=Path, help="the search run folder (results/<name>)")
+    p.add_argument("--top", type=int, default=3,
+                   help="distinct architectures to retrain, best first (default 3)")
+    p.add_argument("--epochs", type=int, help="epochs per run (default: the space's [train])")
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..S-1 per architecture"
+                   " (default 3)")
+    p.add_argument("--data-dir", type=Path, help="data location, as for the search")
+    p.add_argument("--cpus", type=int, help="torch CPU threads (default: all cores)")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    """The retrain action."""
+    args = parser().parse_args(argv)
+    for flag, value in (("--top", args.top), ("--epochs", args.epochs), ("--seeds", args.seeds),
+                        ("--cpus", args.cpus)):
+        if value is not None and value < 1:
+            raise RetrainError(f"{flag} {value}: must be >= 1")
+    try:
+        summary = retrain(args.run, args.top, args.epochs, args.seeds, args.data_dir, args.cpus)
+    except KeyboardInterrupt:
+        kept = len(read_rows(args.run))
+        print(f"Interrupted: {kept} finished runs are kept in {args.run / RETRAIN_CSV}; the same"
+              " command continues with the rest.", file=sys.stderr)
+        return 130
+    print(table(summary))
+    print(f"Results: {args.run / RETRAIN_CSV}, {args.run / RETRAIN_JSON}")
+    return 0

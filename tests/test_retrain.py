@@ -1,0 +1,114 @@
+"""Retrain: top architectures from scratch on train+val, tested on the test batch, resumable."""
+
+import json
+import math
+import shutil
+import statistics
+
+import pandas as pd
+import pytest
+import torch
+
+from nas import retrain as retrain_module
+from nas.data import ImageSet, Splits
+from nas.export import read_trials
+from nas.retrain import RetrainError, final_splits, retrain, run_space, top_trials
+from tests.searchkit import run_cli
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path):
+    """The tiny run's table, meta and space (no checkpoints: retraining starts from scratch)."""
+    copy = tmp_path / "run"
+    copy.mkdir()
+    for path in tiny_run.iterdir():
+        if path.is_file() and path.suffix in (".json", ".csv", ".toml"):
+            shutil.copy(path, copy / path.name)
+    return copy
+
+
+def test_top_trials_are_the_best_distinct_completed_or_stopped(tiny_run):
+    rows = read_trials(tiny_run)
+    top = top_trials(rows, 3)
+    ranked = sorted((r for r in rows if r["status"] in ("completed", "stopped")),
+                    key=lambda r: -r["best_val_acc"])
+    assert [c.val_acc for c in top] == [r["best_val_acc"] for r in ranked[:3]]
+    assert len({c.genotype.key() for c in top}) == 3
+    assert len(top_trials(rows, 100)) == len({r["arch_key"] for r in ranked})
+
+
+def test_retrain_writes_results_and_a_second_call_trains_nothing(run_copy, cifar_dir):
+    done = run_cli("retrain", str(run_copy), "--top", "2", "--epochs", "1", "--seeds", "2",
+                   "--cpus", "1", "--data-dir", str(cifar_dir))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "4 runs to train" in done.stdout and "test acc (mean ± std)" in done.stdout
+    table = pd.read_csv(run_copy / "retrain.csv", dtype={"trial_id": str})
+    top = top_trials(read_trials(run_copy), 2)
+    assert sorted(zip(table["trial_id"], table["seed"], strict=True)) == sorted(
+        (c.trial_id, s) for c in top for s in (0, 1))
+    assert (table["epochs"] == 1).all() and (table["status"] == "completed").all()
+    assert table["test_acc"].between(0, 1).all() and (table["train_s"] > 0).all()
+    # trained on the search's train + validation splits, tested on the official test batch
+    assert (table["train_images"] == 600 + 300).all() and (table["test_images"] == 1000).all()
+    summary = json.loads((run_copy / "retrain.json").read_text())
+    assert summary["settings"]["epochs"] == 1 and summary["settings"]["seeds"] == [0, 1]
+    for trial in summary["trials"]:
+        accs = table.loc[table["trial_id"] == trial["trial_id"], "test_acc"].tolist()
+        assert trial["runs"] == 2
+        assert math.isclose(trial["test_acc_mean"], statistics.fmean(accs))
+        assert math.isclose(trial["test_acc_std"], statistics.stdev(accs))
+    before = (run_copy / "retrain.csv").read_text()
+    lines = []
+    retrain(run_copy, top=2, epochs=1, seeds=2, data_dir=cifar_dir, cpus=1, log=lines.append)
+    assert "0 runs to train" in lines[0] and len(lines) == 1  # no data loaded, nothing trained
+    assert (run_copy / "retrain.csv").read_text() == before
+
+
+def test_an_interrupted_retrain_continues_with_the_missing_runs(run_copy, cifar_dir, monkeypatch):
+    calls = []
+    real = retrain_module.train_once
+
+    def train_once(candidate, splits, cfg):
+        calls.append((candidate.trial_id, cfg.seed))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # stopped during the second run
+        return real(candidate, splits, cfg)
+
+    monkeypatch.setattr(retrain_module, "train_once", train_once)
+    with pytest.raises(KeyboardInterrupt):
+        retrain(run_copy, top=1, epochs=1, seeds=2, data_dir=cifar_dir, cpus=1, log=print)
+    assert len(pd.read_csv(run_copy / "retrain.csv")) == 1  # the first run was kept
+    calls.clear()
+    monkeypatch.setattr(retrain_module, "train_once", real)
+    summary = retrain(run_copy, top=1, epochs=1, seeds=2, data_dir=cifar_dir, cpus=1, log=print)
+    table = pd.read_csv(run_copy / "retrain.csv")
+    assert sorted(table["seed"]) == [0, 1] and summary[0]["runs"] == 2
+
+
+def test_merged_training_data_and_no_test_set_refused(run_copy, cifar_dir, monkeypatch):
+    space = run_space(run_copy)
+    splits = final_splits(space, cifar_dir)
+    assert len(splits.train) == 900 and len(splits.val) == 0 and len(splits.test) == 1000
+
+    def no_test(spec, data_dir=None):
+        images = ImageSet(torch.zeros(4, 3, 8, 8, dtype=torch.uint8),
+                          torch.zeros(4, dtype=torch.int64), ("a",))
+        return Splits(images, images, None, (0.5,) * 3, (0.25,) * 3)
+
+    monkeypatch.setattr(retrain_module, "load_splits", no_test)
+    with pytest.raises(RetrainError, match="no held-out test set"):
+        final_splits(space, cifar_dir)
+
+
+def test_flags_are_checked(run_copy):
+    with pytest.raises(RetrainError, match="--seeds 0"):
+        retrain_module.main([str(run_copy), "--seeds", "0"])
+
+
+def test_ctrl_c_says_how_to_continue(run_copy, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(retrain_module, "retrain", interrupted)
+    assert retrain_module.main([str(run_copy)]) == 130
+    assert "the same command continues" in capsys.readouterr().err
