@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nas.results import META, TABLE
+from nas.results import META, TABLE, read_csv
 
 RETRAIN = "retrain.csv"  # written by the retrain step: trial_id, seed, test_acc, ...
 SCORED = ("completed", "stopped")  # statuses whose accuracy is a real measurement
@@ -66,17 +66,6 @@ def version(run_dir: Path) -> str:
         except OSError:
             parts.append(f"{name}:-")
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
-
-
-def read_csv(path: Path) -> pd.DataFrame:
-    """A CSV that may be missing or still empty; trial ids stay text (Ray's hex ids such as
-    '12345678' or '1e234567' would otherwise turn into numbers)."""
-    if not path.exists() or path.stat().st_size == 0:
-        return pd.DataFrame()
-    try:
-        return pd.read_csv(path, dtype={"trial_id": str})
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
 
 
 def load_run(run_dir: Path) -> Run:

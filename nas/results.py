@@ -154,7 +154,11 @@ def best_checkpoint(trial_dir: Path) -> Path | None:
 
 def read_table(run_dir: Path) -> pd.DataFrame:
     """The trials table (empty when no trial has finished yet)."""
-    path = run_dir / TABLE
+    return read_csv(run_dir / TABLE)
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """A results CSV that may be missing or still empty; trial ids stay text."""
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame()
     try:
