@@ -5,14 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from nas.data import ImageSet
-
-# Reflect padding rather than zero padding: the padded border then continues the image
-# instead of adding black bars, so a crop never shows the network an edge the test images
-# lack and the border pixels do not drag the per-channel batch-norm statistics towards 0.
-PAD_MODE = "reflect"
 
 
 def sample_shifts(
@@ -30,12 +24,26 @@ def sample_flips(n: int, generator: torch.Generator) -> torch.Tensor:
     return torch.randint(0, 2, (n,), generator=generator, device=generator.device).bool()
 
 
+def reflect_pad(batch: torch.Tensor, pad: int) -> torch.Tensor:
+    """Pad an NCHW batch by `pad` pixels on each side, mirroring without repeating the edge.
+
+    Reflect rather than zero padding: the border then continues the image instead of adding
+    black bars, so a crop never shows the network an edge the test images lack, and the
+    padding does not drag the per-channel batch-norm statistics towards black. Built from
+    flip and cat, which every device supports for uint8 (CUDA's reflection_pad2d may not).
+    """
+    batch = torch.cat(
+        [batch[:, :, 1 : pad + 1].flip(2), batch, batch[:, :, -pad - 1 : -1].flip(2)], 2
+    )
+    return torch.cat([batch[..., 1 : pad + 1].flip(3), batch, batch[..., -pad - 1 : -1].flip(3)], 3)
+
+
 def crop_flip(
     batch: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flips: torch.Tensor, pad: int
 ) -> torch.Tensor:
-    """Pad a uint8 NCHW batch by `pad`, cut one HxW window per image at (dy, dx), mirror flips."""
+    """Reflect-pad an NCHW batch, cut one HxW window per image at (dy, dx), mirror the flips."""
     n, c, h, w = batch.shape
-    padded = F.pad(batch, (pad, pad, pad, pad), mode=PAD_MODE)
+    padded = reflect_pad(batch, pad)
     # Cropping at dx and then mirroring equals mirroring the padded image and cropping at
     # 2 * pad - dx, so mirrored copies let one window gather serve flipped and plain images.
     both = torch.cat([padded, padded.flip(-1)])

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nas.augment import DeviceBatches, crop_flip, sample_flips, sample_shifts
+from nas.augment import DeviceBatches, crop_flip, reflect_pad, sample_flips, sample_shifts
 from nas.data import ImageSet
 
 MEAN = (0.5, 0.4, 0.3)
@@ -91,6 +91,13 @@ def test_crop_flip_matches_reflect_pad_reference(pad):
     got = crop_flip(data.images, dy, dx, flips, pad)
     assert got.dtype == torch.uint8 and got.shape == data.images.shape
     assert torch.equal(got, reference_crop_flip(data.images, dy, dx, flips, pad))
+
+
+@pytest.mark.parametrize("pad", [0, 1, 4])
+def test_reflect_pad_matches_torch(pad):
+    images = image_set(4).images
+    expected = F.pad(images.float(), (pad, pad, pad, pad), mode="reflect").to(torch.uint8)
+    assert torch.equal(reflect_pad(images, pad), expected)
 
 
 def test_crop_offsets_stay_within_padding():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import itertools
 import math
 import re
@@ -17,6 +18,7 @@ from nas.latency import measure_latency
 from nas.train import (
     EpochReport,
     TrainConfig,
+    Trainer,
     cpu_threads,
     evaluate,
     fit,
@@ -30,7 +32,7 @@ from nas.train import (
 FAST = TrainConfig(
     epochs=3,
     batch_size=64,
-    lr=0.05,
+    lr=0.2,
     warmup_epochs=0.5,
     eval_batch_size=250,
     cpu_threads=1,
@@ -69,6 +71,14 @@ class InfNet(TinyNet):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Infinite logits."""
         return super().forward(x) * math.inf
+
+
+class DropNet(TinyNet):
+    """TinyNet with dropout before the head, so training draws from torch's global RNG."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits from dropped-out features."""
+        return self.head(nn.functional.dropout(self.features(x), 0.3, self.training))
 
 
 def tiny_net(seed: int = 0) -> TinyNet:
@@ -142,6 +152,69 @@ def test_same_seed_gives_bitwise_identical_fits():
     assert h1 == h2
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
     assert not all(torch.equal(w1[k], w3[k]) for k in w1)
+
+
+def without_timing(history) -> list[dict]:
+    """Epoch reports as dicts, minus the fields that measure wall-clock time."""
+    return [
+        {
+            k: v
+            for k, v in dataclasses.asdict(r).items()
+            if k not in ("epoch_seconds", "images_per_s")
+        }
+        for r in history
+    ]
+
+
+def drop_net(seed: int) -> DropNet:
+    """A DropNet with seeded initial weights."""
+    torch.manual_seed(seed)
+    return DropNet()
+
+
+def test_trainer_resumes_exactly_from_a_weights_only_snapshot():
+    data, cfg = synthetic(128), dataclasses.replace(FAST, epochs=2, seed=3)
+    straight = Trainer(drop_net(0), data, cfg)
+    straight.epoch(), straight.epoch()
+    first = Trainer(drop_net(0), data, cfg)
+    first.epoch()
+    buffer = io.BytesIO()
+    torch.save(first.state_dict(), buffer)
+    buffer.seek(0)
+    resumed = Trainer(drop_net(99), data, cfg)  # other weights: the snapshot must replace them
+    resumed.load_state_dict(torch.load(buffer, weights_only=True))
+    resumed.epoch()
+    assert without_timing(resumed.history) == without_timing(straight.history)
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def test_lockstep_trainers_match_solo_runs_and_leave_global_rng_alone():
+    data, cfg = synthetic(128), dataclasses.replace(FAST, epochs=2)
+    solo = []
+    for seed in (1, 2):
+        trainer = Trainer(drop_net(seed), data, dataclasses.replace(cfg, seed=seed))
+        trainer.epoch(), trainer.epoch()
+        solo.append(trainer.model.state_dict())
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    pair = [Trainer(drop_net(s), data, dataclasses.replace(cfg, seed=s)) for s in (1, 2)]
+    torch.set_rng_state(before)
+    for _ in range(2):
+        for trainer in pair:
+            trainer.epoch()
+    assert torch.equal(torch.get_rng_state(), before)
+    for trainer, weights in zip(pair, solo, strict=True):
+        assert all(torch.equal(v, weights[k]) for k, v in trainer.model.state_dict().items())
+
+
+def test_trainer_epoch_returns_none_on_divergence_and_refuses_extra_epochs():
+    torch.manual_seed(0)
+    assert Trainer(InfNet(), synthetic(), FAST).epoch() is None
+    trainer = Trainer(tiny_net(), synthetic(), dataclasses.replace(FAST, epochs=1))
+    assert trainer.epoch() is not None
+    with pytest.raises(RuntimeError, match="epochs"):
+        trainer.epoch()
 
 
 def test_weight_decay_skips_batch_norm_and_biases():
