@@ -19,8 +19,8 @@ SPACE = """
 name = "overhead"
 [data]
 dataset = "cifar10"
-val_size = 500
-train_size = 2000
+val_size = 1000          # the default search's split: trials of realistic length
+train_size = 4000
 [macro]
 strides = [1, 2, 2]
 widths = [16, 32, 64]

@@ -89,7 +89,7 @@ def test_an_existing_run_is_never_overwritten(tmp_path):
 def test_budget_comes_from_the_space_and_grows_with_a_gpu(tmp_path):
     space = load_space("search_spaces/cifar_spectrum.toml")
     cpu = resolve_budget(space, SearchOptions(space=space.path), gpus_available=0)
-    assert (cpu.trials, cpu.epochs, cpu.gpus_per_trial) == (24, 8, 0.0)
+    assert (cpu.trials, cpu.epochs, cpu.gpus_per_trial) == (20, 6, 0.0)
     gpu = resolve_budget(space, SearchOptions(space=space.path), gpus_available=1)
     assert (gpu.trials, gpu.epochs, gpu.gpus_per_trial, gpu.concurrency) == (96, 20, 0.25, 4)
     flags = resolve_budget(space, SearchOptions(space=space.path, trials=3, max_epochs=2,
