@@ -14,10 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nas.results import META, TABLE, read_csv
+from nas.results import META, TABLE, best_trial, read_csv, scored_rows
 
 RETRAIN = "retrain.csv"  # written by the retrain step: trial_id, seed, test_acc, ...
-SCORED = ("completed", "stopped")  # statuses whose accuracy is a real measurement
 STAGE_KIND = re.compile(r"^s(\d+)_kind$")
 
 
@@ -39,10 +38,7 @@ class Run:
     @property
     def scored(self) -> pd.DataFrame:
         """Trials with a finite validation accuracy (failed / diverged ones have none)."""
-        if self.table.empty or "best_val_acc" not in self.table:
-            return self.table.iloc[:0]
-        ok = self.table["status"].isin(SCORED) & np.isfinite(self.table["best_val_acc"])
-        return self.table[ok]
+        return scored_rows(self.table)
 
     @property
     def stages(self) -> list[int]:
@@ -52,8 +48,7 @@ class Run:
 
     def best(self) -> pd.Series | None:
         """The trial with the highest validation accuracy."""
-        scored = self.scored
-        return None if scored.empty else scored.loc[scored["best_val_acc"].idxmax()]
+        return best_trial(self.table)
 
 
 def version(run_dir: Path) -> str:
@@ -155,8 +150,3 @@ def pareto_mask(cost: pd.Series, acc: pd.Series) -> pd.Series:
     return mask
 
 
-def text(value: Any) -> str:
-    """'' for missing values (NaN in a read-back table)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(value)

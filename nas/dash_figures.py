@@ -12,9 +12,10 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from nas.dash_data import SCORED, curve, pareto_mask, text
+from nas.dash_data import curve, pareto_mask
 from nas.genotype import Genotype
 from nas.report import describe_arch
+from nas.results import SCORED, text
 
 TEMPLATE = "plotly_white"
 ACC = "best_val_acc"

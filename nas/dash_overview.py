@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from nas.dash_data import Run, describe_test, final_tests, text
+from nas.dash_data import Run, describe_test, final_tests
 from nas.genotype import Genotype
 from nas.report import describe_arch
-from nas.results import STATUSES, TABLE
+from nas.results import STATUSES, TABLE, text
 
 
 def section(key: str, title: str, question: str, body: str) -> str:

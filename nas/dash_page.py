@@ -14,11 +14,11 @@ from plotly.utils import PlotlyJSONEncoder
 
 from nas import dash_figures as figs
 from nas.dash_assets import CSS, JS
-from nas.dash_data import Run, curve, text
+from nas.dash_data import Run, curve
 from nas.dash_importance import importances
 from nas.dash_overview import overview, section
 from nas.dash_table import trials_table
-from nas.results import TABLE
+from nas.results import TABLE, text
 
 SECTIONS = (("overview", "Overview"), ("cost", "Accuracy vs cost"), ("spectrum", "Spectrum"),
             ("factors", "Factor effects"), ("importance", "Importance & curves"),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import shutil
@@ -29,7 +28,7 @@ from nas.codegen import CLASS_NAME, CodegenError, Provenance, check_source, gene
 from nas.cost import cost
 from nas.genotype import Genotype, GenotypeError
 from nas.model import build
-from nas.results import CHECKPOINT_METRICS, META, TABLE, atomic_write, read_meta
+from nas.results import CHECKPOINT_METRICS, META, TABLE, atomic_write, number, read_meta, text
 from nas.search import EXPERIMENT
 from nas.train import cpu_threads
 from nas.trial import GENOTYPE_FILE, MODEL_FILE
@@ -63,20 +62,6 @@ def read_trials(run_dir: Path) -> list[dict[str, Any]]:
     if table.empty:
         raise ExportError(f"{run_dir}: no finished trials yet ({TABLE} is missing or empty)")
     return table.to_dict("records")
-
-
-def number(value: Any) -> float | None:
-    """A finite float, or None for missing / NaN / text."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def text(value: Any) -> str:
-    """'' for missing cells (NaN)."""
-    return value if isinstance(value, str) else ""
 
 
 def checkpoint_of(run_dir: Path, row: dict[str, Any]) -> Path | None:

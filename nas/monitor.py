@@ -7,10 +7,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from ray.tune import Callback
 
 from nas.genotype import Genotype
-from nas.results import best_checkpoint, genotype_columns, read_table, write_table
+from nas.results import (
+    best_checkpoint,
+    best_trial,
+    genotype_columns,
+    number,
+    read_table,
+    write_table,
+)
 
 CARRIED = ("arch_key", "reference", "params", "macs", "latency_ms", "device", "reason")
 
@@ -83,8 +91,8 @@ class SearchMonitor(Callback):
 
     def best(self) -> dict[str, Any] | None:
         """The finished trial with the highest best validation accuracy."""
-        scored = [r for r in self.rows.values() if _number(r.get("best_val_acc")) is not None]
-        return max(scored, key=lambda r: r["best_val_acc"], default=None)
+        best = best_trial(pd.DataFrame(list(self.rows.values())))
+        return None if best is None else best.to_dict()
 
     def progress_line(self, row: dict[str, Any], running: int) -> str:
         """'[ 2:31] 7/24 done, 2 running | best 0.512 (...) | 5f3a stopped after 1 epoch'."""
@@ -92,19 +100,12 @@ class SearchMonitor(Callback):
         best = self.best()
         best_text = (f"best val_acc {best['best_val_acc']:.3f} (pos {best['spectrum_position']:.2f}"
                      f", {best['params']:,} params)" if best else "no accuracy yet")
-        acc = _number(row.get("best_val_acc"))
+        acc = number(row.get("best_val_acc"))
         last = f"{row['trial_id']} {row['status']} after {row['epochs']} epochs"
         last += f", val_acc {acc:.3f}" if acc is not None else ""
         return (f"[{elapsed // 60:3d}:{elapsed % 60:02d}] {len(self.rows)}/{self.total} done,"
                 f" {running} running | {best_text} | {last}")
 
-
-def _number(value: Any) -> float | None:
-    """A float, or None for missing / NaN."""
-    if value is None:
-        return None
-    value = float(value)
-    return None if value != value else value
 
 
 def _error_text(trial) -> str:

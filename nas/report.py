@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import statistics
-from typing import Any
-
-import pandas as pd
 
 from nas.cost import cost
 from nas.genotype import Genotype, GenotypeError, Stage
+from nas.results import best_trial, text
 from nas.space import Space, count_architectures, dimensions, genotype, sample_params, violation
 
 
@@ -72,12 +69,6 @@ def describe_space(space: Space, sample: int = 200) -> str:
     return "\n".join(lines)
 
 
-def _best(table: pd.DataFrame) -> dict[str, Any] | None:
-    scored = table.dropna(subset=["best_val_acc"]) if "best_val_acc" in table else table.iloc[:0]
-    if scored.empty:
-        return None
-    return scored.loc[scored["best_val_acc"].idxmax()].to_dict()
-
 
 def summarize(outcome) -> str:
     """The closing report: how trials ended, the best architecture, where the results are."""
@@ -87,17 +78,17 @@ def summarize(outcome) -> str:
     ended = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     head = "Search interrupted" if outcome.interrupted else "Search finished"
     lines = [f"{head} after {minutes}m{seconds:02d}s: {len(table)} trials ({ended or 'none'})"]
-    best = _best(table)
+    best = best_trial(table)
     if best is None:
         lines.append("No trial produced a validation accuracy.")
     else:
         arch = Genotype.from_json(best["genotype"])
-        ref = f", reference point '{best['reference']}'" if _text(best.get("reference")) else ""
+        ref = f", reference point '{best['reference']}'" if text(best.get("reference")) else ""
         lines += [f"Best: trial {best['trial_id']}{ref}: val_acc {best['best_val_acc']:.4f}, "
                   f"{int(best['params']):,} params, {_millions(best['macs'])} MACs, "
                   f"latency {best['latency_ms']:.2f} ms ({best['device']})",
                   describe_arch(arch)]
-        refs = table[table["reference"].map(_text).astype(bool)] if "reference" in table else None
+        refs = table[table["reference"].map(text).astype(bool)] if "reference" in table else None
         if refs is not None and not refs.dropna(subset=["best_val_acc"]).empty:
             parts = [f"{r['reference']} {r['best_val_acc']:.4f}"
                      for _, r in refs.dropna(subset=["best_val_acc"]).iterrows()]
@@ -109,12 +100,3 @@ def summarize(outcome) -> str:
                      f"--results-dir {run_dir.parent} --resume")
     return "\n".join(lines)
 
-
-def _text(value: Any) -> str:
-    """'' for missing values (NaN in a read-back table)."""
-    return value if isinstance(value, str) else ""
-
-
-def curve(row: dict[str, Any]) -> list[float]:
-    """A row's per-epoch validation curve."""
-    return json.loads(row["curve"]) if _text(row.get("curve")) else []

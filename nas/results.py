@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import platform
 import shutil
@@ -14,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from nas.genotype import Genotype, Stage
@@ -22,6 +24,7 @@ TABLE = "trials.csv"
 PARQUET = "trials.parquet"
 META = "meta.json"
 STATUSES = ("completed", "stopped", "diverged", "infeasible", "failed")
+SCORED = ("completed", "stopped")  # statuses whose accuracy is a real measurement
 PACKAGES = ("spectrum-nas", "torch", "optuna", "ray", "numpy", "pandas")
 CHECKPOINT_METRICS = "metrics.json"  # epoch and val_acc of a checkpoint folder
 
@@ -150,6 +153,38 @@ def best_checkpoint(trial_dir: Path) -> Path | None:
         except (OSError, ValueError, KeyError):
             continue  # a checkpoint being written or removed right now
     return max(scored)[2] if scored else None
+
+
+def number(value: Any) -> float | None:
+    """A finite float, or None for missing / NaN / text."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def text(value: Any) -> str:
+    """'' for missing values (NaN in a read-back table)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+def scored_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Trials with a finite accuracy from a real measurement (not failed, not diverged)."""
+    if table.empty or "best_val_acc" not in table:
+        return table.iloc[:0]
+    accuracy = pd.to_numeric(table["best_val_acc"], errors="coerce")
+    return table[table["status"].isin(SCORED) & np.isfinite(accuracy)]
+
+
+def best_trial(table: pd.DataFrame) -> pd.Series | None:
+    """The scored trial with the highest best validation accuracy: one rule for every view."""
+    scored = scored_rows(table)
+    if scored.empty:
+        return None
+    return scored.loc[pd.to_numeric(scored["best_val_acc"]).idxmax()]
 
 
 def read_table(run_dir: Path) -> pd.DataFrame:

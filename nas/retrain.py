@@ -31,10 +31,10 @@ import torch
 
 from nas.cost import cost
 from nas.data import ImageSet, Splits, channel_stats, load_splits
-from nas.export import number, parse_genotype, read_trials, text
+from nas.export import parse_genotype, read_trials
 from nas.genotype import Genotype
 from nas.model import build
-from nas.results import atomic_write, read_meta, write_json
+from nas.results import atomic_write, number, read_meta, text, write_json
 from nas.space import Space, load_space
 from nas.train import TrainConfig, cpu_threads, evaluate, fit, resolve_device
 

@@ -19,7 +19,6 @@ from nas.data import ImageSet, Splits
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine", "linear")
 DEVICES = ("auto", "cpu", "cuda")
-STATUSES = ("completed", "stopped", "diverged")
 
 # OneCycleLR's defaults: start at peak / 25 and end at start / 1e4.
 _ONECYCLE_DIV = 25.0
