@@ -17,6 +17,7 @@ ACTIONS = {
     "dashboard": "nas.dashboard:main",
     "export": "nas.export:main",
     "retrain": "nas.retrain:main",
+    "study": "nas.study:main",
 }
 
 
@@ -25,11 +26,18 @@ def search_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run_search.py",
         description="Search the convolution spectrum: Ray Tune schedules trials (ASHA), Optuna"
-        " picks points. With no arguments: the default CIFAR-10 space, ~15 min on 2 CPU cores.")
+        " picks points. With no arguments: the default CIFAR-10 space, ~15 min on 2 CPU cores."
+        " Other actions: dashboard, export, retrain, study (each has --help).")
     p.add_argument("--space", type=Path, default=DEFAULT_SPACE, help="search-space TOML file")
     p.add_argument("--dry-run", action="store_true",
                    help="print the space (dimensions, size, cost range, reference points);"
                    " train nothing")
+    add_search_flags(p)
+    return p
+
+
+def add_search_flags(p: argparse.ArgumentParser) -> None:
+    """The flags shared by the search and study actions: budget, resources, run folder."""
     p.add_argument("--trials", type=int,
                    help="trials to run (default: the space's [search].trials)")
     p.add_argument("--max-epochs", type=int, help="epochs a trial trains at most (ASHA's max_t)")
@@ -51,7 +59,18 @@ def search_parser() -> argparse.ArgumentParser:
                    " local one")
     p.add_argument("--storage", help="SQLAlchemy URL of the Optuna study (default: SQLite in"
                    " the run folder)")
-    return p
+
+
+def options_from(args: argparse.Namespace, space: Path):
+    """SearchOptions from parsed search flags."""
+    from nas.search import SearchOptions
+
+    return SearchOptions(
+        space=space, trials=args.trials, max_epochs=args.max_epochs,
+        concurrency=args.concurrency, cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial, data_dir=args.data_dir, name=args.name,
+        seed=args.seed, resume=args.resume, address=args.address, storage=args.storage,
+        results_dir=args.results_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,18 +99,12 @@ def search_main(argv: list[str]) -> int:
 def _search(args: argparse.Namespace) -> int:
     """The search action (or its dry run)."""
     from nas.report import describe_space, summarize
-    from nas.search import SearchOptions, run_search
+    from nas.search import run_search
     from nas.space import load_space
 
     if args.dry_run:
         print(describe_space(load_space(args.space)))
         return 0
-    options = SearchOptions(
-        space=args.space, trials=args.trials, max_epochs=args.max_epochs,
-        concurrency=args.concurrency, cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial, data_dir=args.data_dir, name=args.name,
-        seed=args.seed, resume=args.resume, address=args.address, storage=args.storage,
-        results_dir=args.results_dir)
-    outcome = run_search(options)
+    outcome = run_search(options_from(args, args.space))
     print(summarize(outcome))
     return 130 if outcome.interrupted else 0

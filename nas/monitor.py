@@ -44,6 +44,7 @@ def trial_row(trial, max_epochs: int, error: str | None) -> dict[str, Any]:
         "best_val_acc": max(curve) if curve else None,
         "final_val_acc": curve[-1] if curve else None,
         "val_acc_std": result.get("val_acc_std"),
+        "seed_val_accs": json.dumps([float(v) for v in result.get("seed_val_accs") or []]),
         "epochs": len(curve),
         "curve": json.dumps(curve),
         "wall_s": round(result.get("time_total_s", 0.0), 3),

@@ -89,6 +89,7 @@ def hardware() -> dict[str, Any]:
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "cuda": torch.cuda.is_available(),
@@ -96,6 +97,17 @@ def hardware() -> dict[str, Any]:
     if torch.cuda.is_available():
         info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return info
+
+
+def _cpu_model() -> str | None:
+    """The CPU's marketing name where the OS tells it (Linux), else None."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 def versions() -> dict[str, str | None]:
@@ -115,6 +127,13 @@ def write_meta(run_dir: Path, space_file: Path, extra: dict[str, Any]) -> None:
     repo = Path(__file__).resolve().parents[1]
     write_json(run_dir / META, {"versions": versions(), "git_sha": git_sha(repo),
                                 "hardware": hardware(), "space_file": space_file.name, **extra})
+
+
+def add_search_time(run_dir: Path, seconds: float) -> None:
+    """Add a (possibly resumed) search's wall time to meta.json's search_s."""
+    meta = read_meta(run_dir)
+    meta["search_s"] = round(float(meta.get("search_s", 0.0)) + seconds, 1)
+    write_json(run_dir / META, meta)
 
 
 def read_meta(run_dir: Path) -> dict[str, Any]:
@@ -139,8 +158,16 @@ def write_table(run_dir: Path, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     if not frame.empty:
         frame = frame.sort_values("trial_id", kind="stable").reset_index(drop=True)
     atomic_write(run_dir / TABLE, lambda tmp: frame.to_csv(tmp, index=False))
-    atomic_write(run_dir / PARQUET, lambda tmp: frame.to_parquet(tmp, index=False))
+    atomic_write(run_dir / PARQUET, lambda tmp: _typed(frame).to_parquet(tmp, index=False))
     return frame
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Parquet needs one type per column: a choice list like [1, 2, "depthwise"] becomes text
+    (the CSV reads it back that way too)."""
+    mixed = [c for c in frame.columns if frame[c].dtype == object
+             and len({type(v) for v in frame[c].dropna()}) > 1]
+    return frame.astype(dict.fromkeys(mixed, "string")) if mixed else frame
 
 
 def best_checkpoint(trial_dir: Path) -> Path | None:

@@ -59,11 +59,18 @@ class Candidate:
     reference: str
 
 
-def top_trials(rows: list[dict[str, Any]], k: int) -> list[Candidate]:
-    """The k best distinct architectures by best_val_acc among completed and stopped trials."""
-    ranked = sorted((r for r in rows if r.get("status") in RANKED
-                     and number(r.get("best_val_acc")) is not None),
-                    key=lambda r: (-number(r["best_val_acc"]), str(r["trial_id"])))
+def _ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Completed and stopped trials with an accuracy, best first."""
+    return sorted((r for r in rows if r.get("status") in RANKED
+                   and number(r.get("best_val_acc")) is not None),
+                  key=lambda r: (-number(r["best_val_acc"]), str(r["trial_id"])))
+
+
+def top_trials(rows: list[dict[str, Any]], k: int, best_reference: bool = False
+               ) -> list[Candidate]:
+    """The k best distinct architectures by best_val_acc among completed and stopped trials,
+    plus (if asked and not among them) the best reference point, as the yardstick."""
+    ranked = _ranked(rows)
     chosen: dict[str, Candidate] = {}
     for row in ranked:
         arch = parse_genotype(text(row.get("genotype")), f"trial {row['trial_id']} genotype")
@@ -74,6 +81,15 @@ def top_trials(rows: list[dict[str, Any]], k: int) -> list[Candidate]:
             break
     if not chosen:
         raise RetrainError("no completed or stopped trial with a validation accuracy to retrain")
+    if best_reference:
+        references = [r for r in ranked if text(r.get("reference"))]
+        if not references:
+            raise RetrainError("--best-reference: no reference point finished with an accuracy")
+        row = references[0]
+        arch = parse_genotype(text(row.get("genotype")), f"trial {row['trial_id']} genotype")
+        candidate = Candidate(str(row["trial_id"]), arch, number(row["best_val_acc"]),
+                              text(row["reference"]))
+        chosen.setdefault(arch.key(), candidate)
     return list(chosen.values())
 
 
@@ -168,20 +184,21 @@ def _acc(value: float | None) -> str:
 
 def table(summary: list[dict[str, Any]]) -> str:
     """The printed result: one line per architecture."""
-    lines = [f"{'rank':>4}  {'trial':<10} {'search val':>10}  {'test acc (mean ± std)':<22}"
-             f" {'runs':>4}  {'params':>9}  {'MACs':>7}"]
+    lines = [f"{'rank':>4}  {'trial':<10} {'reference':<18} {'search val':>10}  "
+             f"{'test acc (mean ± std)':<22} {'runs':>4}  {'params':>9}  {'MACs':>7}"]
     for s in summary:
         std = "" if s["test_acc_std"] is None else f" ± {s['test_acc_std']:.4f}"
         test = _acc(s["test_acc_mean"]) + std
-        lines.append(f"{s['rank']:>4}  {s['trial_id']:<10} {s['search_val_acc']:>10.4f}  "
+        lines.append(f"{s['rank']:>4}  {s['trial_id']:<10} {s['reference'] or '-':<18} "
+                     f"{s['search_val_acc']:>10.4f}  "
                      f"{test:<22} {s['runs']:>4}  {s['params']:>9,}  {s['macs'] / 1e6:>6.2f}M")
     return "\n".join(lines)
 
 
 def retrain(run_dir: Path, top: int, epochs: int | None, seeds: int, data_dir: Path | None,
-            cpus: int | None, log=print) -> list[dict[str, Any]]:
+            cpus: int | None, log=print, best_reference: bool = False) -> list[dict[str, Any]]:
     """Train what is missing, keep retrain.csv / retrain.json current; return the summary."""
-    candidates = top_trials(read_trials(run_dir), top)
+    candidates = top_trials(read_trials(run_dir), top, best_reference)
     space = run_space(run_dir)
     epochs = epochs or space.train.epochs
     cfg = dataclasses.replace(space.train, epochs=epochs,
@@ -191,7 +208,8 @@ def retrain(run_dir: Path, top: int, epochs: int | None, seeds: int, data_dir: P
     done = {(str(r["trial_id"]), int(r["seed"]), int(r["epochs"])) for r in rows}
     todo = [(c, s) for c in candidates for s in range(seeds)
             if (c.trial_id, s, epochs) not in done]
-    settings = {"top": top, "epochs": epochs, "seeds": list(range(seeds)),
+    settings = {"top": top, "best_reference": best_reference, "epochs": epochs,
+                "seeds": list(range(seeds)),
                 "cpu_threads": cfg.cpu_threads, "data": dataclasses.asdict(space.data),
                 "train": dataclasses.asdict(cfg) | {"seed": "per run"},
                 "trained_on": "train + validation splits of the search",
@@ -232,6 +250,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="epochs per run (default: the space's [train])")
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..S-1 per architecture"
                    " (default 3)")
+    p.add_argument("--best-reference", action="store_true",
+                   help="also retrain the best reference point (if not in the top K): the"
+                   " yardstick the search's find is measured against")
     p.add_argument("--data-dir", type=Path, help="data location, as for the search")
     p.add_argument("--cpus", type=int, help="torch CPU threads (default: all cores)")
     return p
@@ -245,7 +266,8 @@ def main(argv: list[str]) -> int:
         if value is not None and value < 1:
             raise RetrainError(f"{flag} {value}: must be >= 1")
     try:
-        summary = retrain(args.run, args.top, args.epochs, args.seeds, args.data_dir, args.cpus)
+        summary = retrain(args.run, args.top, args.epochs, args.seeds, args.data_dir, args.cpus,
+                          best_reference=args.best_reference)
     except KeyboardInterrupt:
         kept = len(read_rows(args.run))
         print(f"Interrupted: {kept} finished runs are kept in {args.run / RETRAIN_CSV}; the same"

@@ -61,6 +61,8 @@ def _type_name(annotation: Any) -> str:
         return "none"
     if typing.get_origin(annotation) is tuple:
         return f"a list of {_type_name(typing.get_args(annotation)[0])}"
+    if typing.get_origin(annotation) is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(annotation))
     return getattr(annotation, "__name__", str(annotation))
 
 

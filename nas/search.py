@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import pandas as pd
 
 from nas.data import DataSpec, load_splits
-from nas.results import prepare_run_dir, read_meta, read_table, write_meta
+from nas.results import add_search_time, prepare_run_dir, read_meta, read_table, write_meta
 from nas.space import Space, genotype, load_space, searched
 from nas.trial import TrialSettings, run_trial
 
@@ -280,5 +280,7 @@ def _fit(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, out: 
     else:
         tuner = _tuner(space, budget, opts, run_dir, trainable, [monitor])
     tuner.fit()
+    seconds = time.monotonic() - start
+    add_search_time(run_dir, seconds)
     interrupted = len(read_table(run_dir)) < budget.trials
-    return Outcome(run_dir, read_table(run_dir), interrupted, time.monotonic() - start)
+    return Outcome(run_dir, read_table(run_dir), interrupted, seconds)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from nas.cost import cost
 from nas.data import DataError, DataSpec
 from nas.genotype import (
+    INCEPTION_BRANCHES,
     Act,
     ActOrder,
     BlockKind,
@@ -63,6 +64,11 @@ class Macro:
     fc: tuple[int, ...] = ()
     dropout: float = 0.0
     act: Act = "relu"
+    # Matched comparisons: every stage width is scaled by one factor per point so the network
+    # has about this many params (or MACs); widths stay multiples of width_step and the groups.
+    match_params: int | None = None
+    match_macs: int | None = None
+    width_step: int = 8
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,7 @@ class Blocks:
     preset: tuple[str, ...] | None = None  # zoo block templates (Ghosh's block kinds)
     kind: tuple[BlockKind, ...] | None = None
     spectrum: tuple[float, ...] | None = None  # positions: 0 = regular ... 1 = depthwise
+    groups: tuple[int | Literal["depthwise"], ...] | None = None  # or explicit segment counts
     order: tuple[OpOrder, ...] | None = None
     mid_act: tuple[MidAct, ...] | None = None
     mid_norm: tuple[bool, ...] | None = None
@@ -104,6 +111,15 @@ class Constraints:
 
 
 @dataclass(frozen=True)
+class Study:
+    """How `run_search.py study` tabulates a run: a row per value of `rows`, vs a baseline."""
+
+    title: str = ""
+    rows: tuple[str, ...] = ()  # flat dimension names whose values label the rows
+    baseline: str = ""  # a [references] name the other rows are compared with ("" = none)
+
+
+@dataclass(frozen=True)
 class Search:
     """Sampler, budget and scheduler settings."""
 
@@ -131,6 +147,7 @@ class Space:
     objectives: Objectives
     constraints: Constraints
     search: Search
+    study: Study = Study()
     references: tuple[tuple[str, tuple[tuple[str, Value], ...]], ...] = field(default=())
 
 
@@ -144,7 +161,7 @@ class Dimension:
 
 SECTIONS: dict[str, type] = {
     "data": DataSpec, "macro": Macro, "blocks": Blocks, "train": TrainConfig,
-    "objectives": Objectives, "constraints": Constraints, "search": Search,
+    "objectives": Objectives, "constraints": Constraints, "search": Search, "study": Study,
 }
 
 
@@ -201,6 +218,12 @@ def _check_macro(space: Space) -> None:
                   " (one per entry of [macro].strides)")
         if any(entry == () for entry in entries):
             _fail(space, f"[macro].{key}", "a list of choices is empty")
+    if macro.match_params is not None and macro.match_macs is not None:
+        _fail(space, "[macro].match_params", "give match_params or match_macs, not both")
+    for key in ("match_params", "match_macs", "width_step"):
+        value = getattr(macro, key)
+        if value is not None and value < 1:
+            _fail(space, f"[macro].{key}", f"{value} must be >= 1")
 
 
 def check_space(space: Space) -> None:
@@ -214,6 +237,11 @@ def check_space(space: Space) -> None:
     for position in blocks.spectrum or ():
         if not 0.0 <= position <= 1.0:
             _fail(space, "[blocks].spectrum", f"{position} is outside [0, 1]")
+    if blocks.spectrum is not None and blocks.groups is not None:
+        _fail(space, "[blocks].groups", "give either spectrum (positions) or groups (counts)")
+    for count in blocks.groups or ():
+        if count != "depthwise" and count < 1:
+            _fail(space, "[blocks].groups", f"{count} must be >= 1 or \"depthwise\"")
     for name in blocks.preset or ():
         if name not in PRESETS:
             _fail(space, "[blocks].preset", f"unknown preset {name!r}"
@@ -235,7 +263,21 @@ def check_space(space: Space) -> None:
             _fail(space, f"[search].{key}", f"{getattr(space.search, key)} must be >= 1")
     if space.search.reduction_factor < 2:
         _fail(space, "[search].reduction_factor", "must be >= 2")
+    _check_study(space)
     _check_constraints_possible(space)
+
+
+def _check_study(space: Space) -> None:
+    """The study's rows are dimensions of the space; its baseline is a reference point."""
+    names = [d.name for d in dimensions(space)]
+    for row in space.study.rows:
+        if row not in names:
+            _fail(space, "[study].rows",
+                  f"{row!r} is not a dimension (allowed: {', '.join(names)})")
+    references = [name for name, _ in space.references]
+    if space.study.baseline and space.study.baseline not in references:
+        _fail(space, "[study].baseline", f"{space.study.baseline!r} is not a reference point"
+              f" (allowed: {', '.join(references) or 'none defined in [references]'})")
 
 
 def _check_constraints_possible(space: Space) -> None:
@@ -371,10 +413,10 @@ def groups_at(position: float, channels: int) -> int:
     return min(divisors(channels), key=lambda d: (abs(math.log(d) - target), d))
 
 
-def _stage(space: Space, params: dict[str, Value], stage: int) -> Stage:
+def _stage(space: Space, params: dict[str, Value], stage: int, width: int | None = None) -> Stage:
     """One stage of the genotype from the params (missing ones take their first choice)."""
     macro = space.macro
-    width = params.get(f"s{stage + 1}_width", _first(macro.widths[stage]))
+    width = width or base_width(space, params, stage)
     depth = params.get(f"s{stage + 1}_depth", _first(macro.depths[stage]))
     preset = _value(space, params, stage, "preset")
     base = PRESETS[preset].stage(width) if preset else Stage()
@@ -386,7 +428,11 @@ def _stage(space: Space, params: dict[str, Value], stage: int) -> Stage:
             fields[key] = value
     result = dataclasses.replace(base, **fields)
     position = _value(space, params, stage, "spectrum")
-    if position is not None:
+    count = _value(space, params, stage, "groups")
+    if count is not None:
+        result = dataclasses.replace(
+            result, groups=result.grouped_width() if count == "depthwise" else count)
+    elif position is not None:
         result = dataclasses.replace(result, groups=groups_at(position, result.grouped_width()))
     elif result.grouped_width() % result.groups:  # a preset's groups at another bottleneck
         result = dataclasses.replace(result, groups=groups_at(
@@ -398,10 +444,66 @@ def _first(entry: int | tuple[int, ...]) -> int:
     return entry[0] if isinstance(entry, tuple) else entry
 
 
+def base_width(space: Space, params: dict[str, Value], stage: int) -> int:
+    """A stage's width as chosen (before any matching)."""
+    return params.get(f"s{stage + 1}_width", _first(space.macro.widths[stage]))
+
+
 def genotype(space: Space, params: dict[str, Value]) -> Genotype:
-    """The architecture a set of params describes (validated)."""
+    """The architecture a set of params describes (validated; widths matched if asked)."""
     macro = space.macro
-    stages = tuple(_stage(space, params, s) for s in range(len(macro.strides)))
+    if macro.match_params is None and macro.match_macs is None:
+        return _assemble(space, params)
+    metric, target = (("params", macro.match_params) if macro.match_params is not None
+                      else ("macs", macro.match_macs))
+    best: tuple[float, Genotype] | None = None
+    for widths in _width_ladder(space, params):
+        try:
+            arch = _assemble(space, params, widths)
+        except GenotypeError:
+            continue  # e.g. a transition whose channels the groups do not divide
+        value = getattr(cost(arch), metric)
+        miss = abs(math.log(value / target))
+        if best is None or miss < best[0]:
+            best = (miss, arch)
+        if value > 2 * target:  # costs only grow along the ladder
+            break
+    if best is None:
+        raise GenotypeError(f"no stage widths give this point {metric} near {target:,}")
+    return best[1]
+
+
+def _width_ladder(space: Space, params: dict[str, Value]) -> Iterator[tuple[int, ...]]:
+    """Stage widths scaled together by 1/16 .. 16 in steps of 2**(1/32), rounded, no repeats."""
+    stages = range(len(space.macro.strides))
+    base = [base_width(space, params, s) for s in stages]
+    steps = [_width_quantum(space, params, s) for s in stages]
+    seen = set()
+    for k in range(-128, 129):
+        scale = 2 ** (k / 32)
+        widths = tuple(max(q, round(b * scale / q) * q) for b, q in zip(base, steps, strict=True))
+        if widths not in seen:
+            seen.add(widths)
+            yield widths
+
+
+def _width_quantum(space: Space, params: dict[str, Value], stage: int) -> int:
+    """What a matched width must be a multiple of: the width step and the explicit groups."""
+    step = space.macro.width_step
+    count = _value(space, params, stage, "groups")
+    if isinstance(count, int):
+        step = math.lcm(step, count)
+    if _stage_kind(space, params, stage) == "inception":
+        step = math.lcm(step, INCEPTION_BRANCHES)
+    return step
+
+
+def _assemble(space: Space, params: dict[str, Value],
+              widths: tuple[int, ...] | None = None) -> Genotype:
+    """The genotype at the chosen (or the given) stage widths."""
+    macro = space.macro
+    stages = tuple(_stage(space, params, s, widths[s] if widths else None)
+                   for s in range(len(macro.strides)))
     resolution = space.data.resolution or 32
     classes = space.data.classes
     num_classes = classes if isinstance(classes, int) else len(classes) if classes else 10

@@ -101,6 +101,7 @@ def _summary(reports: list[EpochReport]) -> dict[str, float]:
     return {
         "val_acc": statistics.fmean(accs),
         "val_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+        "seed_val_accs": accs,  # per seed, so studies can pool and compare seeds
         "train_loss": statistics.fmean(r.train_loss for r in reports),
         "epoch_seconds": sum(r.epoch_seconds for r in reports),
         "images_per_s": statistics.fmean(r.images_per_s for r in reports),

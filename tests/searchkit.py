@@ -67,6 +67,43 @@ trials = 2
 concurrency = 2
 """
 
+# A study: two points of the spectrum at matched params, two seeds each, tabulated.
+STUDY = """
+name = "tiny_study"
+[data]
+dataset = "cifar10"
+val_size = 300
+train_size = 600
+[macro]
+strides = [1, 2]
+widths = [16, 32]
+depths = [1, 1]
+stem_widths = [8]
+stem_strides = [2]
+match_params = 4000
+[blocks]
+kind = ["spectrum"]
+groups = [1, "depthwise"]
+shared = ["groups"]
+[train]
+epochs = 2
+batch_size = 100
+lr = 0.1
+warmup_epochs = 0.5
+[search]
+sampler = "grid"
+trials = 2
+repeats = 2
+concurrency = 2
+grace_period = 2
+[references]
+separable = { groups = "depthwise" }
+[study]
+title = "Tiny study"
+rows = ["groups"]
+baseline = "separable"
+"""
+
 
 def write_space(folder: Path, text: str, name: str = "space.toml") -> Path:
     """A space file in `folder`."""

@@ -37,6 +37,23 @@ def test_top_trials_are_the_best_distinct_completed_or_stopped(tiny_run):
     assert len(top_trials(rows, 100)) == len({r["arch_key"] for r in ranked})
 
 
+def test_best_reference_joins_the_top_trials_once(tiny_run):
+    rows = read_trials(tiny_run)
+    refs = sorted((r for r in rows if r["status"] in ("completed", "stopped")
+                   and isinstance(r["reference"], str) and r["reference"]),
+                  key=lambda r: -r["best_val_acc"])
+    assert refs, "the tiny search trains its reference points"
+    top = top_trials(rows, 1, best_reference=True)
+    if top[0].genotype.key() == refs[0]["arch_key"]:  # the best trial is the reference
+        assert len(top) == 1
+    else:
+        assert len(top) == 2 and top[1].genotype.key() == refs[0]["arch_key"]
+        assert top[1].reference == refs[0]["reference"]
+    no_refs = [r | {"reference": ""} for r in rows]
+    with pytest.raises(RetrainError, match="--best-reference: no reference point"):
+        top_trials(no_refs, 1, best_reference=True)
+
+
 def test_retrain_writes_results_and_a_second_call_trains_nothing(run_copy, cifar_dir):
     done = run_cli("retrain", str(run_copy), "--top", "2", "--epochs", "1", "--seeds", "2",
                    "--cpus", "1", "--data-dir", str(cifar_dir))

@@ -126,6 +126,14 @@ def test_tpe_sampling_is_reproducible_under_a_seed():
         ("[blocks]\norder = ['dw_pw']\n[references]\nx = { order = 'pw_dw' }\n",
          "[references].x.order: 'pw_dw' is not among the choices ['dw_pw']"),
         ("name = \n", "not valid TOML"),
+        ("[blocks]\nspectrum = [1.0]\ngroups = [2]\n", "[blocks].groups: give either spectrum"),
+        ("[blocks]\ngroups = [0]\n", "[blocks].groups: 0 must be >= 1 or \"depthwise\""),
+        ("[blocks]\ngroups = ['all']\n",
+         "[blocks].groups[0]: expected int or 'depthwise', got 'all'"),
+        ("[macro]\nmatch_params = 1\nmatch_macs = 1\n", "[macro].match_params: give"),
+        ("[macro]\nwidth_step = 0\n", "[macro].width_step: 0 must be >= 1"),
+        ("[study]\nrows = ['mid_act']\n", "[study].rows: 'mid_act' is not a dimension"),
+        ("[study]\nbaseline = 'sep'\n", "[study].baseline: 'sep' is not a reference point"),
     ],
 )
 def test_space_errors_name_the_file_and_the_key(tmp_path, text, expected):
@@ -141,3 +149,37 @@ def test_space_errors_name_the_file_and_the_key(tmp_path, text, expected):
 def test_missing_file():
     with pytest.raises(sp.SpaceError, match="no such search-space file"):
         sp.load_space("search_spaces/nope.toml")
+
+
+def test_explicit_group_counts_and_depthwise(tmp_path):
+    path = _write(tmp_path, "[blocks]\ngroups = [4, 'depthwise']\nshared = ['groups']\n")
+    space = sp.load_space(path)
+    assert [s.groups for s in sp.genotype(space, {"groups": 4}).stages] == [4, 4, 4]
+    assert [s.groups for s in sp.genotype(space, {"groups": "depthwise"}).stages] == [32, 64, 128]
+
+
+def test_matched_widths_bring_every_point_near_the_target():
+    space = sp.load_space("search_spaces/spectrum_matched.toml")
+    target = space.macro.match_params
+    widths = set()
+    for params in sp.grid(space):
+        arch = sp.genotype(space, params)
+        assert abs(cost(arch).params / target - 1) < 0.1, params
+        count = params["groups"]
+        step = 8 if count == "depthwise" else max(8, count)
+        assert all(s.width % step == 0 for s in arch.stages), (params, arch.stages)
+        if count == "depthwise":
+            assert all(s.groups == s.width for s in arch.stages)
+        widths.add(tuple(s.width for s in arch.stages))
+    assert len(widths) == 6  # fewer segments -> more params per channel -> narrower network
+    regular = sp.genotype(space, {"groups": 1})
+    separable = sp.genotype(space, {"groups": "depthwise"})
+    assert regular.stages[-1].width < separable.stages[-1].width
+
+
+def test_match_macs_targets_macs(tmp_path):
+    path = _write(tmp_path, "[macro]\nmatch_macs = 20_000_000\n[blocks]\nspectrum = [0.0, 1.0]\n"
+                            "shared = ['spectrum']\n")
+    space = sp.load_space(path)
+    for position in (0.0, 1.0):
+        assert abs(cost(sp.genotype(space, {"spectrum": position})).macs / 20e6 - 1) < 0.15
