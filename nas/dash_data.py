@@ -17,6 +17,7 @@ import pandas as pd
 from nas.results import META, TABLE, best_trial, read_csv, scored_rows
 
 RETRAIN = "retrain.csv"  # written by the retrain step: trial_id, seed, test_acc, ...
+STUDY = "study.csv"  # written by the study action: one row per level, seeds pooled
 STAGE_KIND = re.compile(r"^s(\d+)_kind$")
 
 
@@ -30,6 +31,7 @@ class Run:
     table: pd.DataFrame  # every finished trial, as in trials.csv
     retrain: pd.DataFrame | None  # per trial and epochs: runs, seeds, test mean/std (or None)
     version: str  # changes whenever one of the files above changes
+    study: pd.DataFrame | None = None  # study.csv, when the run was tabulated as a study
 
     @property
     def name(self) -> str:
@@ -54,7 +56,7 @@ class Run:
 def version(run_dir: Path) -> str:
     """A short fingerprint of the files the dashboard reads (size and mtime)."""
     parts = []
-    for name in (META, TABLE, RETRAIN):
+    for name in (META, TABLE, RETRAIN, STUDY):
         try:
             stat = (run_dir / name).stat()
             parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
@@ -73,7 +75,8 @@ def load_run(run_dir: Path) -> Run:
     meta = json.loads((run_dir / META).read_text())
     return Run(run_dir, meta, _space(run_dir, meta), _table(run_dir / TABLE),
                retrain_summary(read_csv(run_dir / RETRAIN)) if (run_dir / RETRAIN).exists()
-               else None, stamp)
+               else None, stamp,
+               read_csv(run_dir / STUDY) if (run_dir / STUDY).exists() else None)
 
 
 def _space(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import math
 
 import numpy as np
@@ -244,3 +245,33 @@ def importance(ranked: dict[str, float]) -> go.Figure:
                            hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
     fig.update_xaxes(title_text="importance (share, sums to 1)")
     return _layout(fig, max(260, 60 + 28 * len(names)), showlegend=False)
+
+
+def study_labels(study: pd.DataFrame) -> list[str]:
+    """The label columns of a study.csv: those before 'reference'."""
+    columns = list(study.columns)
+    return columns[:columns.index("reference")] if "reference" in columns else columns[:1]
+
+
+def study_chart(study: pd.DataFrame) -> go.Figure:
+    """Per study row: every seed's accuracy, the mean ± std, the baseline's mean as a line."""
+    labels = study_labels(study)
+    names = [" / ".join(text(r[c]) for c in labels) for _, r in study.iterrows()]
+    fig = go.Figure()
+    for name, (_, row) in zip(names, study.iterrows(), strict=True):
+        seeds = [100 * v for v in json.loads(text(row.get("seed_val_accs")) or "[]")]
+        fig.add_trace(go.Scatter(
+            x=[name] * len(seeds), y=seeds, mode="markers", showlegend=False,
+            marker=dict(size=7, color="#9ecae1"), hovertemplate="seed: %{y:.1f}%<extra></extra>"))
+    fig.add_trace(go.Scatter(
+        x=names, y=(100 * study["val_acc_mean"]).tolist(), mode="markers",
+        name="mean ± std over seeds",
+        marker=dict(size=13, symbol="diamond", color="#1f77b4"),
+        error_y=dict(type="data", array=(100 * study["val_acc_std"]).fillna(0).tolist()),
+        hovertemplate="%{x}: %{y:.1f}%<extra></extra>"))
+    base = study[study.get("is_baseline", pd.Series(False, index=study.index)).astype(bool)]
+    if not base.empty:
+        fig.add_hline(y=100 * float(base["val_acc_mean"].iloc[0]), line_dash="dot",
+                      annotation_text="baseline mean", line_color="#7f7f7f")
+    return _layout(fig, 380, xaxis_title=" / ".join(labels),
+                   yaxis_title="validation accuracy (%)", legend=dict(orientation="h", y=1.12))

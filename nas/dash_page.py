@@ -17,12 +17,12 @@ from nas.dash_assets import CSS, JS
 from nas.dash_data import Run, curve
 from nas.dash_importance import importances
 from nas.dash_overview import overview, section
-from nas.dash_table import trials_table
+from nas.dash_table import cell, trials_table
 from nas.results import TABLE, text
 
-SECTIONS = (("overview", "Overview"), ("cost", "Accuracy vs cost"), ("spectrum", "Spectrum"),
-            ("factors", "Factor effects"), ("importance", "Importance & curves"),
-            ("trials", "Trials"))
+SECTIONS = (("overview", "Overview"), ("study", "Study"), ("cost", "Accuracy vs cost"),
+            ("spectrum", "Spectrum"), ("factors", "Factor effects"),
+            ("importance", "Importance & curves"), ("trials", "Trials"))
 
 
 def payload(run: Run) -> dict[str, Any]:
@@ -33,6 +33,8 @@ def payload(run: Run) -> dict[str, Any]:
         parts.append('<section id="trials"><p class="empty">No trials yet. Trials appear here'
                      " as they finish (a served dashboard refreshes by itself).</p></section>")
     else:
+        if run.study is not None and not run.study.empty:
+            parts.append(_study(run, figures))
         parts += [_cost(run, figures), _spectrum(run, figures), _factors(run, figures),
                   _importance(run, figures), section("trials", "Trials", "Every trial, every"
                   f" column of {TABLE}; failed trials carry their error.",
@@ -79,6 +81,29 @@ def _chart(key: str, fig, figures: dict[str, Any]) -> str:
 
 NO_ACCURACY = ('<p class="note">No trial has a validation accuracy yet (failed, diverged and'
                " infeasible trials have none), so there is nothing to plot here.</p>")
+
+
+STUDY_COLUMNS = (("seeds", "seeds"), ("val_acc_mean", "val acc mean"),
+                 ("val_acc_std", "val acc std"), ("delta_pp", "Δ vs baseline (pp)"),
+                 ("delta_se_pp", "SE of Δ (pp)"), ("params", "params"), ("macs", "MACs"),
+                 ("latency_ms", "latency ms"), ("stage_widths", "stage widths"),
+                 ("excluded", "excluded trials"))
+
+
+def _study(run: Run, figures: dict[str, Any]) -> str:
+    study = run.study
+    labels = figs.study_labels(study)
+    shown = [(c, name) for c, name in STUDY_COLUMNS if c in study]
+    head = "".join(f"<th>{escape(name)}</th>" for name in [*labels, *(n for _, n in shown)])
+    rows = "".join("<tr>" + "".join(cell(c, r[c]) for c in labels)
+                   + "".join(cell(c, r[c]) for c, _ in shown) + "</tr>"
+                   for _, r in study.iterrows())
+    table = (f'<div class="table-wrap"><table id="study-table"><thead><tr>{head}</tr></thead>'
+             f"<tbody>{rows}</tbody></table></div>")
+    return section("study", "Study", "The run tabulated as a study (study.csv): each row"
+                   " pools its seeds' final validation accuracies; Δ is the difference from"
+                   " the baseline row's mean.",
+                   _chart("fig-study", figs.study_chart(study), figures) + table)
 
 
 def _cost(run: Run, figures: dict[str, Any]) -> str:

@@ -67,7 +67,7 @@ def test_markdown_names_the_baseline_and_marks_missing_values(table):
     assert "| elu | 0 | - | - |" in text
 
 
-def test_write_study_from_a_run_folder(tmp_path, table):
+def _run_folder(tmp_path, table):
     run = tmp_path / "run"
     run.mkdir()
     shutil.copy(SPACE, run / "xception_mid_act.toml")
@@ -77,6 +77,11 @@ def test_write_study_from_a_run_folder(tmp_path, table):
         "budget": {"epochs": 12, "concurrency": 2, "cpus_per_trial": 1.0}, "search_s": 600.0,
         "hardware": {"cpu_count": 2, "cpu_model": "Some CPU"}, "git_sha": "abc",
         "versions": {"torch": "2.13.0"}})
+    return run
+
+
+def test_write_study_from_a_run_folder(tmp_path, table):
+    run = _run_folder(tmp_path, table)
     text = study.write_study(run)
     assert text == (run / "study.md").read_text().rstrip("\n")
     assert f"Command: `python run_search.py study {SPACE}`" in text
@@ -85,6 +90,24 @@ def test_write_study_from_a_run_folder(tmp_path, table):
     back = pd.read_csv(run / "study.csv")
     assert list(back["mid_act"]) == ["none", "relu", "elu"]
     assert json.loads(back.loc[1, "seed_val_accs"]) == [0.5, 0.52, 0.54]
+
+
+def test_the_dashboard_shows_the_study(tmp_path, table):
+    from nas.dash_data import load_run
+    from nas.dash_page import payload
+
+    run = _run_folder(tmp_path, table)
+    before = load_run(run)
+    assert before.study is None and 'id="study"' not in payload(before)["html"]
+    study.write_study(run)
+    after = load_run(run)
+    assert after.version != before.version  # a served dashboard picks the table up
+    data = payload(after)
+    assert 'id="study-table"' in data["html"] and data["html"].count("<tr>") >= 4
+    traces = data["figures"]["fig-study"]["data"]
+    seeds = [y for t in traces[:-1] for y in t["y"]]
+    assert sorted(seeds) == pytest.approx([50, 52, 54, 60, 61, 62])  # the diverged one has none
+    assert list(traces[-1]["y"]) == pytest.approx([61.0, 52.0, float("nan")], nan_ok=True)
 
 
 def test_a_folder_without_a_run_is_refused(tmp_path):
