@@ -20,6 +20,7 @@ from PIL import Image
 
 from nas import data
 from nas.data import DataError, DataSpec, ImageSet
+from nas.data import decode as data_decode
 
 CLASS_NAMES = (
     "airplane",
@@ -529,7 +530,8 @@ def test_imagefolder_cache_reuse_and_invalidation(
         calls.append(path)
         return real_decode(path, resolution)
 
-    monkeypatch.setattr(data, "decode_image", counting_decode)
+    # Patch the module that calls decode_image, not the package's re-export.
+    monkeypatch.setattr(data_decode, "decode_image", counting_decode)
     first = data.load_imagefolder(folder, resolution=16, cache_dir=tmp_path / "c")
     assert first.decoded == len(calls) == 3 * (PER_CLASS + VAL_PER_CLASS) + 1
     with np.load(first.cache_file, allow_pickle=False) as npz:

@@ -1,0 +1,173 @@
+"""Class subsets, seeded stratified train/val splits and per-channel statistics."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from nas.data.core import ClassSelection, DataError, ImageSet, Splits, _is_int, _preview
+
+
+def _class_index(name_or_index: str | int, available: Sequence[str]) -> int:
+    """Index of one class given by name or index."""
+    if isinstance(name_or_index, str):
+        if name_or_index not in available:
+            raise DataError(f"unknown class {name_or_index!r}; available: {_preview(available)}")
+        return available.index(name_or_index)
+    if _is_int(name_or_index) and 0 <= name_or_index < len(available):
+        return int(name_or_index)
+    raise DataError(
+        f"classes: {name_or_index!r} is neither a class name nor an index in "
+        f"0..{len(available) - 1}"
+    )
+
+
+def resolve_classes(available: Sequence[str], classes: ClassSelection) -> tuple[int, ...]:
+    """Ascending indices of the chosen classes: None = all, int N = first N, else names/indices."""
+    count = len(available)
+    if classes is None:
+        return tuple(range(count))
+    if _is_int(classes):
+        if not 1 <= classes <= count:
+            raise DataError(f"classes={classes}: expected a number of classes in 1..{count}")
+        return tuple(range(int(classes)))
+    if isinstance(classes, str) or not isinstance(classes, Sequence):
+        raise DataError(f"classes: expected None, an int or a sequence of names, got {classes!r}")
+    chosen = [_class_index(c, available) for c in classes]
+    if not chosen:
+        raise DataError("classes: an empty selection; give at least one class")
+    if len(set(chosen)) != len(chosen):
+        raise DataError(f"classes: duplicates in {list(classes)!r}")
+    # Dataset order, not the order given: the same set of classes always gets the same labels.
+    return tuple(sorted(chosen))
+
+
+def _take(data: ImageSet, indices: np.ndarray) -> ImageSet:
+    """The images at `indices`, as a new ImageSet."""
+    idx = torch.from_numpy(np.asarray(indices, dtype=np.int64))
+    return ImageSet(data.images[idx], data.labels[idx], data.classes)
+
+
+def subset_classes(data: ImageSet, classes: ClassSelection) -> ImageSet:
+    """Keep only the chosen classes, relabelled 0..k-1 in dataset order."""
+    keep = resolve_classes(data.classes, classes)
+    if keep == tuple(range(len(data.classes))):
+        return data
+    lut = np.full(len(data.classes), -1, dtype=np.int64)
+    lut[list(keep)] = np.arange(len(keep))
+    new_labels = lut[data.labels.cpu().numpy()]
+    rows = np.flatnonzero(new_labels >= 0)
+    kept = _take(data, rows)
+    names = tuple(data.classes[i] for i in keep)
+    return ImageSet(kept.images, torch.from_numpy(new_labels[rows]), names)
+
+
+def _resolve_size(size: int | float, total: int, name: str, *, allow_zero: bool) -> int:
+    """Turn an int count or a fraction of `total` into a count, checking its range."""
+    low = 0 if allow_zero else 1
+    if _is_int(size):
+        count = int(size)
+    elif isinstance(size, float) and 0.0 <= size <= 1.0:
+        count = round(size * total)
+        # A positive fraction of a non-empty pool should never round to nothing.
+        count = max(count, 1) if size > 0 and total > 0 else count
+    else:
+        raise DataError(f"{name}={size!r}: expected an int count or a float fraction in [0, 1]")
+    if not low <= count <= total:
+        raise DataError(f"{name}={size!r} gives {count} images; {low}..{total} are available")
+    return count
+
+
+def _proportional_quotas(counts: np.ndarray, n: int) -> np.ndarray:
+    """Split `n` over classes in proportion to `counts` (largest remainder, exact integers)."""
+    total = int(counts.sum())
+    quotas = counts * n // total
+    remainders = counts * n % total
+    # Largest remainders get the leftovers; a stable sort breaks ties by class order.
+    order = np.argsort(-remainders, kind="stable")
+    quotas[order[: n - int(quotas.sum())]] += 1
+    return quotas
+
+
+def _stratified_sample(
+    labels: np.ndarray, pool: np.ndarray, n: int, rng: np.random.Generator
+) -> np.ndarray:
+    """`n` sorted indices from `pool`, each class represented in proportion to its size."""
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    pool_labels = labels[pool]
+    classes, counts = np.unique(pool_labels, return_counts=True)
+    quotas = _proportional_quotas(counts.astype(np.int64), n)
+    picks = [
+        rng.choice(pool[pool_labels == c], size=int(q), replace=False)
+        for c, q in zip(classes, quotas, strict=True)
+    ]
+    return np.sort(np.concatenate(picks)).astype(np.int64)
+
+
+def stratified_split(
+    labels: np.ndarray | torch.Tensor,
+    *,
+    val_size: int | float,
+    train_size: int | float | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded, per-class-stratified (train, val) index arrays; train_size counts the rest."""
+    labels = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    total = int(labels.size)
+    if total == 0:
+        raise DataError("cannot split an empty data set")
+    n_val = _resolve_size(val_size, total, "val_size", allow_zero=True)
+    if n_val >= total:
+        raise DataError(f"val_size={val_size!r} leaves no training images ({total} in all)")
+    rng = np.random.default_rng(seed)
+    val = _stratified_sample(labels, np.arange(total), n_val, rng)
+    rest = np.setdiff1d(np.arange(total), val, assume_unique=True)
+    n_train = (
+        rest.size
+        if train_size is None
+        else _resolve_size(train_size, int(rest.size), "train_size", allow_zero=False)
+    )
+    return _stratified_sample(labels, rest, n_train, rng), val
+
+
+def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and (population) std of uint8 NCHW images, in [0, 1] units."""
+    arr = images.cpu().numpy()
+    if arr.shape[0] == 0:
+        raise DataError("cannot compute mean/std of an empty training split")
+    levels = np.arange(256, dtype=np.float64)
+    means, stds = [], []
+    for channel in range(arr.shape[1]):
+        # A 256-bin histogram gives exact moments without a float copy of the whole split.
+        hist = np.bincount(arr[:, channel].ravel(), minlength=256).astype(np.float64)
+        mean = float(hist @ levels / hist.sum())
+        var = float(hist @ (levels - mean) ** 2 / hist.sum())
+        means.append(mean / 255.0)
+        stds.append(math.sqrt(var) / 255.0)
+    return tuple(means), tuple(stds)
+
+
+def make_splits(
+    train: ImageSet,
+    test: ImageSet | None = None,
+    *,
+    val_size: int | float = 0.1,
+    train_size: int | float | None = None,
+    classes: ClassSelection = None,
+    seed: int = 0,
+) -> Splits:
+    """Carve a seeded, stratified validation split from `train`; `test` is only class-subset."""
+    if test is not None and test.classes != train.classes:
+        raise DataError("train and test sets have different class names")
+    train = subset_classes(train, classes)
+    test = subset_classes(test, classes) if test is not None else None
+    train_idx, val_idx = stratified_split(
+        train.labels, val_size=val_size, train_size=train_size, seed=seed
+    )
+    train_part = _take(train, train_idx)
+    mean, std = channel_stats(train_part.images)
+    return Splits(train=train_part, val=_take(train, val_idx), test=test, mean=mean, std=std)
