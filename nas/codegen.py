@@ -68,6 +68,8 @@ class Provenance:
     git_sha: str | None = None
     val_acc: float | None = None
     epoch: int | None = None
+    mean: tuple[float, ...] | None = None  # per-channel input normalisation of the training
+    std: tuple[float, ...] | None = None  # split, in [0, 1] pixel units
 
 
 # ---------------------------------------------------------------------------
@@ -352,7 +354,8 @@ def docstring(genotype: Genotype, provenance: Provenance | None) -> list[str]:
         "    model.eval()",
         "",
         f"Input: N x {size} images, normalised with the training split's per-channel",
-        f"mean and std. Output: {out}.",
+        "mean and std" + (": x = (pixels / 255 - MEAN) / STD, with the class's MEAN and STD."
+                          if p.mean is not None else ".") + f" Output: {out}.",
         "",
         "Architecture:",
         f"  stem: {_stem_text(genotype)}",
@@ -371,6 +374,18 @@ def docstring(genotype: Genotype, provenance: Provenance | None) -> list[str]:
     if '"' in text or "\\" in text:  # could end the docstring early; values are filtered above
         raise CodegenError("docstring text contains a quote or a backslash")
     return _wrap(lines)
+
+
+def _normalisation(provenance: Provenance | None, channels: int) -> list[str]:
+    """MEAN / STD class attributes (pixels / 255 units) when the run recorded them."""
+    if provenance is None or provenance.mean is None or provenance.std is None:
+        return []
+    values = []
+    for name, seq in (("MEAN", provenance.mean), ("STD", provenance.std)):
+        if len(seq) != channels or (name == "STD" and not all(v > 0 for v in seq)):
+            raise CodegenError(f"{name} {list(seq)!r} does not fit {channels} input channels")
+        values.append(f"    {name} = ({', '.join(_float(v) for v in seq)},)")
+    return values
 
 
 def _method(signature: str, doc: str, body: list[str]) -> list[str]:
@@ -403,6 +418,7 @@ def generate(genotype: Genotype, provenance: Provenance | None = None) -> str:
         f"    in_channels = {_int(genotype.in_channels)}",
         f"    resolution = {_int(genotype.resolution)}",
         f"    num_classes = {_int(head.num_classes)}",
+        *_normalisation(provenance, genotype.in_channels),
         "",
         "    def __init__(self) -> None:",
         *_init(net, genotype),
@@ -427,7 +443,8 @@ def generate(genotype: Genotype, provenance: Provenance | None = None) -> str:
 
 
 _ALLOWED_NAMES = {"torch", "nn", "self", "x", "y", "s", "super", "layers", "name", "layer",
-                  "pre_logits", "bool", "in_channels", "resolution", "num_classes", CONTAINER,
+                  "pre_logits", "bool", "in_channels", "resolution", "num_classes", "MEAN", "STD",
+                  CONTAINER,
                   CLASS_NAME}
 _BRANCH_VAR = re.compile(r"branch[0-9]+")
 

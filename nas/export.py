@@ -303,9 +303,11 @@ def export(run_dir: Path, out: Path, *, trial: str | None = None, objective: str
     row = choose(run_dir, read_trials(run_dir), trial, objective, tolerance)
     loaded = load_trial(run_dir, row)
     meta = read_meta(run_dir)
+    data = meta.get("data") if isinstance(meta.get("data"), dict) else {}
     provenance = Provenance(run=str(run_dir), trial_id=loaded.trial_id,
                             git_sha=meta.get("git_sha"), val_acc=loaded.val_acc,
-                            epoch=loaded.epoch)
+                            epoch=loaded.epoch, mean=_floats(data.get("mean")),
+                            std=_floats(data.get("std")))
     try:
         source, formatted = format_source(generate(loaded.genotype, provenance))
     except CodegenError as err:
@@ -325,6 +327,15 @@ def export(run_dir: Path, out: Path, *, trial: str | None = None, objective: str
             onnx_diff = export_onnx(net, example_input(loaded.genotype), out / ONNX_FILE,
                                     write_file)
     return Exported(loaded, tuple(outputs(out, onnx)), formatted, diff, onnx_diff)
+
+
+def _floats(value: Any) -> tuple[float, ...] | None:
+    """A list of numbers from meta.json as floats; None when absent or not numbers."""
+    if not isinstance(value, list) or not value:
+        return None
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+        raise ExportError(f"meta.json data normalisation {value!r}: expected numbers")
+    return tuple(float(v) for v in value)
 
 
 def summary(done: Exported, run_dir: Path) -> str:

@@ -129,11 +129,15 @@ def write_meta(run_dir: Path, space_file: Path, extra: dict[str, Any]) -> None:
                                 "hardware": hardware(), "space_file": space_file.name, **extra})
 
 
+def update_meta(run_dir: Path, changes: dict[str, Any]) -> None:
+    """Set some of meta.json's fields (atomically, the others kept)."""
+    write_json(run_dir / META, read_meta(run_dir) | changes)
+
+
 def add_search_time(run_dir: Path, seconds: float) -> None:
     """Add a (possibly resumed) search's wall time to meta.json's search_s."""
-    meta = read_meta(run_dir)
-    meta["search_s"] = round(float(meta.get("search_s", 0.0)) + seconds, 1)
-    write_json(run_dir / META, meta)
+    previous = float(read_meta(run_dir).get("search_s", 0.0))
+    update_meta(run_dir, {"search_s": round(previous + seconds, 1)})
 
 
 def read_meta(run_dir: Path) -> dict[str, Any]:

@@ -215,7 +215,9 @@ def retrain(run_dir: Path, top: int, epochs: int | None, seeds: int, data_dir: P
                 "trained_on": "train + validation splits of the search",
                 "tested_on": "held-out test set"}
     plural = "s" if epochs > 1 else ""
-    log(f"Retrain of {run_dir}: top {len(candidates)} architectures x {seeds} seeds,"
+    what = (f"{len(candidates)} architectures (top {top} + the best reference point)"
+            if best_reference and len(candidates) > top else f"top {len(candidates)} architectures")
+    log(f"Retrain of {run_dir}: {what} x {seeds} seeds,"
         f" {epochs} epoch{plural}; {len(todo)} runs to train"
         + (f", {seeds * len(candidates) - len(todo)} already in {RETRAIN_CSV}" if done else ""))
     if todo:

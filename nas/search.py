@@ -15,7 +15,14 @@ from typing import Any, TextIO
 import pandas as pd
 
 from nas.data import DataSpec, load_splits
-from nas.results import add_search_time, prepare_run_dir, read_meta, read_table, write_meta
+from nas.results import (
+    add_search_time,
+    prepare_run_dir,
+    read_meta,
+    read_table,
+    update_meta,
+    write_meta,
+)
 from nas.space import Space, genotype, load_space, searched
 from nas.trial import TrialSettings, run_trial
 
@@ -266,6 +273,10 @@ def _fit(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, out: 
     from nas.monitor import SearchMonitor
 
     splits = load_splits(data_spec(space, opts.data_dir), opts.data_dir)
+    # what an exported model needs to be fed like the search fed it
+    update_meta(run_dir, {"data": {"mean": list(splits.mean), "std": list(splits.std),
+                                   "train_images": len(splits.train),
+                                   "val_images": len(splits.val), "classes": splits.train.classes}})
     settings = _settings(space, budget)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, settings=settings, splits=splits),

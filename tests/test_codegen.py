@@ -147,6 +147,22 @@ def test_docstring_describes_architecture_cost_accuracy_and_source():
         assert part in doc, part
 
 
+def test_normalisation_becomes_class_constants():
+    provenance = Provenance(mean=(0.49, 0.48, 0.45), std=(0.25, 0.24, 0.26))
+    source = generate(preset("separable"), provenance)
+    namespace: dict = {}
+    exec(compile(source, "model.py", "exec"), namespace)  # our own generated, checked source
+    net = namespace["SearchedNet"]
+    assert net.MEAN == (0.49, 0.48, 0.45) and net.STD == (0.25, 0.24, 0.26)
+    assert "x = (pixels / 255 - MEAN) / STD" in ast.get_docstring(ast.parse(source))
+    assert "MEAN" not in generate(preset("separable"))  # not recorded: not invented
+    for bad in (Provenance(mean=(0.5, 0.5), std=(0.2, 0.2)),
+                Provenance(mean=(0.5,) * 3, std=(0.2, 0.0, 0.2)),
+                Provenance(mean=(0.5, float("nan"), 0.5), std=(0.2,) * 3)):
+        with pytest.raises(CodegenError):
+            generate(preset("separable"), bad)
+
+
 def test_code_like_genotype_strings_are_refused():
     evil = "__import__('os').system('touch pwned')"
     genotype = preset("regular")

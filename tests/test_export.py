@@ -96,6 +96,16 @@ def test_exports_load_strictly_and_match_the_search_model_without_nas(cli_export
         (folder / "y.pt").unlink()
 
 
+def test_exported_code_carries_the_search_normalisation(cli_exports, tiny_run):
+    root, rows = cli_exports
+    data = json.loads((tiny_run / "meta.json").read_text())["data"]
+    assert len(data["mean"]) == 3 and data["train_images"] > 0
+    for name in rows:
+        source = (root / name / "model.py").read_text()
+        mean = ", ".join(repr(float(v)) for v in data["mean"])
+        assert f"MEAN = ({mean},)" in source.replace(",\n", ", ") or f"MEAN = ({mean})" in source
+
+
 def test_best_is_the_highest_validation_accuracy_with_a_checkpoint(cli_exports, tiny_run):
     root, rows = cli_exports
     best_acc = max(r["best_val_acc"] for r in _with_checkpoint(tiny_run))
