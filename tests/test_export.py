@@ -101,9 +101,11 @@ def test_exported_code_carries_the_search_normalisation(cli_exports, tiny_run):
     data = json.loads((tiny_run / "meta.json").read_text())["data"]
     assert len(data["mean"]) == 3 and data["train_images"] > 0
     for name in rows:
-        source = (root / name / "model.py").read_text()
-        mean = ", ".join(repr(float(v)) for v in data["mean"])
-        assert f"MEAN = ({mean},)" in source.replace(",\n", ", ") or f"MEAN = ({mean})" in source
+        tree = ast.parse((root / name / "model.py").read_text())
+        found = {t.id: ast.literal_eval(node.value) for node in ast.walk(tree)
+                 if isinstance(node, ast.Assign) for t in node.targets
+                 if isinstance(t, ast.Name) and t.id in ("MEAN", "STD")}
+        assert found == {"MEAN": tuple(data["mean"]), "STD": tuple(data["std"])}
 
 
 def test_best_is_the_highest_validation_accuracy_with_a_checkpoint(cli_exports, tiny_run):
