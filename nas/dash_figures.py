@@ -260,9 +260,11 @@ def study_chart(study: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for name, (_, row) in zip(names, study.iterrows(), strict=True):
         seeds = [100 * v for v in json.loads(text(row.get("seed_val_accs")) or "[]")]
-        fig.add_trace(go.Scatter(
-            x=[name] * len(seeds), y=seeds, mode="markers", showlegend=False,
-            marker=dict(size=7, color="#9ecae1"), hovertemplate="seed: %{y:.1f}%<extra></extra>"))
+        # a box with no box: plotly's jittered strip, so equal seeds stay visible
+        fig.add_trace(go.Box(
+            x=[name] * len(seeds), y=seeds, boxpoints="all", jitter=0.5, pointpos=0,
+            fillcolor="rgba(0,0,0,0)", line=dict(width=0), showlegend=False,
+            marker=dict(size=7, color="#6baed6"), hovertemplate="seed: %{y:.1f}%<extra></extra>"))
     fig.add_trace(go.Scatter(
         x=names, y=(100 * study["val_acc_mean"]).tolist(), mode="markers",
         name="mean ± std over seeds",

@@ -83,26 +83,33 @@ NO_ACCURACY = ('<p class="note">No trial has a validation accuracy yet (failed, 
                " infeasible trials have none), so there is nothing to plot here.</p>")
 
 
-STUDY_COLUMNS = (("seeds", "seeds"), ("val_acc_mean", "val acc mean"),
-                 ("val_acc_std", "val acc std"), ("delta_pp", "Δ vs baseline (pp)"),
+STUDY_COLUMNS = (("seeds", "seeds"), ("val_acc_mean", "val acc % mean"),
+                 ("val_acc_std", "val acc % std"), ("delta_pp", "Δ vs baseline (pp)"),
                  ("delta_se_pp", "SE of Δ (pp)"), ("params", "params"), ("macs", "MACs"),
                  ("latency_ms", "latency ms"), ("stage_widths", "stage widths"),
                  ("excluded", "excluded trials"))
+STUDY_ROUNDING = {"val_acc_mean": (100, 1), "val_acc_std": (100, 1), "delta_pp": (1, 1),
+                  "delta_se_pp": (1, 1), "latency_ms": (1, 2)}  # column: (scale, decimals)
 
 
 def _study(run: Run, figures: dict[str, Any]) -> str:
     study = run.study
     labels = figs.study_labels(study)
+    shown_values = study.copy()
+    for column, (scale, decimals) in STUDY_ROUNDING.items():
+        if column in shown_values:
+            shown_values[column] = (pd.to_numeric(shown_values[column], errors="coerce")
+                                    * scale).round(decimals)
     shown = [(c, name) for c, name in STUDY_COLUMNS if c in study]
     head = "".join(f"<th>{escape(name)}</th>" for name in [*labels, *(n for _, n in shown)])
     rows = "".join("<tr>" + "".join(cell(c, r[c]) for c in labels)
                    + "".join(cell(c, r[c]) for c, _ in shown) + "</tr>"
-                   for _, r in study.iterrows())
+                   for _, r in shown_values.iterrows())
     table = (f'<div class="table-wrap"><table id="study-table"><thead><tr>{head}</tr></thead>'
              f"<tbody>{rows}</tbody></table></div>")
     return section("study", "Study", "The run tabulated as a study (study.csv): each row"
-                   " pools its seeds' final validation accuracies; Δ is the difference from"
-                   " the baseline row's mean.",
+                   " pools its seeds' final validation accuracies (small dots: one seed each);"
+                   " Δ is the difference from the baseline row's mean.",
                    _chart("fig-study", figs.study_chart(study), figures) + table)
 
 
