@@ -26,7 +26,8 @@ def describe_arch(arch: Genotype, indent: str = "  ") -> str:
     return "\n".join(f"{indent}s{i}: {describe_stage(s)}" for i, s in enumerate(arch.stages, 1))
 
 
-def _millions(n: float) -> str:
+def millions(n: float) -> str:
+    """12_345_678 -> '12.35M' (MACs and parameter counts in text)."""
     return f"{n / 1e6:.2f}M"
 
 
@@ -54,13 +55,13 @@ def describe_space(space: Space, sample: int = 200) -> str:
         p = sorted(c.params for c in costs)
         m = sorted(c.macs for c in costs)
         lines.append(f"Sample of {len(costs)}: params {p[0]:,} .. {p[-1]:,} (median "
-                     f"{statistics.median(p):,.0f}); MACs {_millions(m[0])} .. {_millions(m[-1])}"
+                     f"{statistics.median(p):,.0f}); MACs {millions(m[0])} .. {millions(m[-1])}"
                      f"; {feasible}/{len(costs)} within the constraints")
     lines.append("Reference points:")
     for name, params in space.references:
         arch = genotype(space, dict(params))
         c = cost(arch)
-        lines.append(f"  {name:<18} {c.params:>9,} params {_millions(c.macs):>7} MACs  "
+        lines.append(f"  {name:<18} {c.params:>9,} params {millions(c.macs):>7} MACs  "
                      f"position {arch.spectrum_position():.2f}")
     s = space.search
     lines.append(f"Budget: {s.trials} trials x <= {space.train.epochs} epochs, sampler {s.sampler},"
@@ -85,7 +86,7 @@ def summarize(outcome) -> str:
         arch = Genotype.from_json(best["genotype"])
         ref = f", reference point '{best['reference']}'" if text(best.get("reference")) else ""
         lines += [f"Best: trial {best['trial_id']}{ref}: val_acc {best['best_val_acc']:.4f}, "
-                  f"{int(best['params']):,} params, {_millions(best['macs'])} MACs, "
+                  f"{int(best['params']):,} params, {millions(best['macs'])} MACs, "
                   f"latency {best['latency_ms']:.2f} ms ({best['device']})",
                   describe_arch(arch)]
         refs = table[table["reference"].map(text).astype(bool)] if "reference" in table else None

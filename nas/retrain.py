@@ -73,10 +73,9 @@ def top_trials(rows: list[dict[str, Any]], k: int, best_reference: bool = False
     ranked = _ranked(rows)
     chosen: dict[str, Candidate] = {}
     for row in ranked:
-        arch = parse_genotype(text(row.get("genotype")), f"trial {row['trial_id']} genotype")
-        if arch.key() not in chosen:  # a reference point can be sampled again: train it once
-            chosen[arch.key()] = Candidate(str(row["trial_id"]), arch,
-                                           number(row["best_val_acc"]), text(row.get("reference")))
+        candidate = _candidate(row)
+        # a reference point can be sampled again: train it once
+        chosen.setdefault(candidate.genotype.key(), candidate)
         if len(chosen) == k:
             break
     if not chosen:
@@ -85,12 +84,16 @@ def top_trials(rows: list[dict[str, Any]], k: int, best_reference: bool = False
         references = [r for r in ranked if text(r.get("reference"))]
         if not references:
             raise RetrainError("--best-reference: no reference point finished with an accuracy")
-        row = references[0]
-        arch = parse_genotype(text(row.get("genotype")), f"trial {row['trial_id']} genotype")
-        candidate = Candidate(str(row["trial_id"]), arch, number(row["best_val_acc"]),
-                              text(row["reference"]))
-        chosen.setdefault(arch.key(), candidate)
+        candidate = _candidate(references[0])
+        chosen.setdefault(candidate.genotype.key(), candidate)
     return list(chosen.values())
+
+
+def _candidate(row: dict[str, Any]) -> Candidate:
+    """A trials-table row as a retrain candidate (its genotype parsed strictly)."""
+    arch = parse_genotype(text(row.get("genotype")), f"trial {row['trial_id']} genotype")
+    return Candidate(str(row["trial_id"]), arch, number(row["best_val_acc"]),
+                     text(row.get("reference")))
 
 
 def run_space(run_dir: Path) -> Space:

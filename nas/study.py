@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from nas.report import millions
 from nas.results import META, atomic_write, number, read_meta, read_table, text
 from nas.space import Space, dimensions, load_space
 
@@ -151,25 +152,17 @@ def markdown_table(frame: pd.DataFrame, space: Space) -> str:
         cells += [str(r["seeds"]), _pct(r["val_acc_mean"], r["val_acc_std"])]
         if baseline:
             cells.append(_delta(r))
-        cells += [_int(r["params"]), _millions(r["macs"]), _float(r["latency_ms"], 2),
-                  _float(r["train_s_per_seed"], 0)]
+        cells += [_shown(r["params"], "{:,.0f}".format), _shown(r["macs"], millions),
+                  _shown(r["latency_ms"], "{:.2f}".format),
+                  _shown(r["train_s_per_seed"], "{:.0f}".format)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _int(value: Any) -> str:
+def _shown(value: Any, render) -> str:
+    """A table cell: `render` of a finite number, '-' for a missing one."""
     v = number(value)
-    return "-" if v is None else f"{int(v):,}"
-
-
-def _millions(value: Any) -> str:
-    v = number(value)
-    return "-" if v is None else f"{v / 1e6:.2f}M"
-
-
-def _float(value: Any, digits: int) -> str:
-    v = number(value)
-    return "-" if v is None else f"{v:.{digits}f}"
+    return "-" if v is None else render(v)
 
 
 def compute_note(table: pd.DataFrame, meta: dict[str, Any]) -> str:
