@@ -18,6 +18,7 @@ import pytest
 from nas.dash_data import load_run
 from nas.dash_page import write_html
 from nas.dash_server import Dashboard, DashServer
+from nas.results import atomic_write
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -120,6 +121,13 @@ def check_page(driver, table: pd.DataFrame) -> None:
     assert not severe, severe
 
 
+def text(driver, element_id: str) -> str:
+    """An element's visible text, read in one script call: a live refresh replaces #content's
+    elements, so a found element can go stale before its .text is fetched."""
+    return driver.execute_script(
+        "var e = document.getElementById(arguments[0]); return e ? e.innerText : '';", element_id)
+
+
 def column(driver, name: str) -> list[str]:
     return driver.execute_script(
         "var t = document.getElementById('trials-table');"
@@ -135,9 +143,9 @@ def test_served_dashboard_in_chromium(browser, served):
     table = pd.read_csv(run / "trials.csv", dtype={"trial_id": str})
     load(browser, url)
     check_page(browser, table)
-    text = browser.find_element(By.ID, "overview").text
+    overview = text(browser, "overview")
     best = table.loc[table["best_val_acc"].idxmax(), "trial_id"]
-    assert f"Best architecture: trial {best}" in text and "run_search.py export" in text
+    assert f"Best architecture: trial {best}" in overview and "run_search.py export" in overview
 
     # sorting: numbers ascending, then descending
     browser.find_element(By.CSS_SELECTOR, 'th[data-col="params"]').click()
@@ -150,18 +158,18 @@ def test_served_dashboard_in_chromium(browser, served):
     box.send_keys("status=stopped")
     stopped = int((table["status"] == "stopped").sum())
     assert column(browser, "status") == ["stopped"] * stopped
-    assert f"{stopped} of {len(table)} trials shown" in browser.find_element(
-        By.ID, "trial-count").text
+    assert f"{stopped} of {len(table)} trials shown" in text(browser, "trial-count")
 
-    # the live page follows the run folder: a retrain step writes retrain.csv
-    pd.DataFrame({"trial_id": [best, best], "seed": [0, 1], "test_acc": [0.3, 0.32]}).to_csv(
-        run / "retrain.csv", index=False)
-    wait(browser, lambda d: "Retrained: final test accuracy" in d.find_element(
-        By.ID, "overview").text, "the page did not refresh after retrain.csv appeared")
-    assert "0.3100 ± 0.0141" in browser.find_element(By.ID, "overview").text
+    # the live page follows the run folder: a retrain step writes retrain.csv (atomically, as
+    # nas.retrain does)
+    frame = pd.DataFrame({"trial_id": [best, best], "seed": [0, 1], "test_acc": [0.3, 0.32]})
+    atomic_write(run / "retrain.csv", lambda tmp: frame.to_csv(tmp, index=False))
+    wait(browser, lambda d: "Retrained: final test accuracy" in text(d, "overview"),
+         "the page did not refresh after retrain.csv appeared")
+    assert "0.3100 ± 0.0141" in text(browser, "overview")
     check_page(browser, table)  # charts redrawn after the refresh
     assert column(browser, "status") == ["stopped"] * stopped  # the filter survived it
-    assert "live" in browser.find_element(By.ID, "live").text
+    assert "live" in text(browser, "live")
 
 
 def test_saved_file_renders_offline(browser, tiny_run, tmp_path):
