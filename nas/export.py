@@ -1,9 +1,11 @@
 """`run_search.py export`: one trial as standalone PyTorch code, its trained weights, its genotype.
 
-Which trial: `--trial ID`, or `--best` (the default) among the trials that kept a checkpoint.
-`--objective val_acc` takes the highest best_val_acc; `--objective params|macs|latency_ms`
-takes the cheapest trial whose accuracy is within `--tolerance` of the best one. That trial
-is on the accuracy/cost Pareto front: a cheaper and more accurate one would have been chosen.
+Which trial: `--trial ID`, or `--best` (the default) among the completed and stopped trials
+that kept a checkpoint. `--objective val_acc` takes the first in the ranking the dashboard and
+retrain use (highest best_val_acc; ties to fewer MACs, then the smaller id);
+`--objective params|macs|latency_ms` takes the cheapest trial whose accuracy is within
+`--tolerance` of the best one. That trial is on the accuracy/cost Pareto front: a cheaper and
+more accurate one would have been chosen.
 """
 
 from __future__ import annotations
@@ -28,7 +30,16 @@ from nas.codegen import CLASS_NAME, CodegenError, Provenance, check_source, gene
 from nas.cost import cost
 from nas.genotype import Genotype, GenotypeError
 from nas.model import build
-from nas.results import CHECKPOINT_METRICS, META, TABLE, atomic_write, number, read_meta, text
+from nas.results import (
+    CHECKPOINT_METRICS,
+    META,
+    TABLE,
+    atomic_write,
+    number,
+    ranked,
+    read_meta,
+    text,
+)
 from nas.search import EXPERIMENT
 from nas.train import cpu_threads
 from nas.trial import GENOTYPE_FILE, MODEL_FILE
@@ -99,17 +110,17 @@ def choose(run_dir: Path, rows: list[dict[str, Any]], trial: str | None = None,
         return found[0]
     if objective not in OBJECTIVES:
         raise ExportError(f"--objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
-    scored = [r for r in rows if number(r.get("best_val_acc")) is not None
-              and checkpoint_of(run_dir, r) is not None]
+    # completed and stopped trials only, in the ranking every view shares (nas.results.ranked)
+    scored = [r for r in ranked(pd.DataFrame(rows)).to_dict("records")
+              if checkpoint_of(run_dir, r) is not None]
     if not scored:
         statuses = pd.Series([str(r.get("status")) for r in rows]).value_counts().to_dict()
         ended = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
-        raise ExportError(f"{run_dir}: no trial has a checkpoint to export ({ended})")
-    best = max(number(r["best_val_acc"]) for r in scored)
+        raise ExportError(f"{run_dir}: no completed or stopped trial has a checkpoint to export"
+                          f" ({ended})")
     if objective == "val_acc":
-        # ties: the cheaper architecture, then the later id (any fixed rule would do)
-        return max(scored, key=lambda r: (number(r["best_val_acc"]),
-                                          -(number(r.get("macs")) or 0), str(r["trial_id"])))
+        return scored[0]
+    best = number(scored[0]["best_val_acc"])
     near = [r for r in scored if number(r["best_val_acc"]) >= best - tolerance
             and number(r.get(objective)) is not None]
     if not near:

@@ -210,12 +210,27 @@ def scored_rows(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["status"].isin(SCORED) & np.isfinite(accuracy)]
 
 
-def best_trial(table: pd.DataFrame) -> pd.Series | None:
-    """The scored trial with the highest best validation accuracy: one rule for every view."""
+def ranked(table: pd.DataFrame) -> pd.DataFrame:
+    """Scored trials best first: one rule for the dashboard, the report, export and retrain.
+
+    Ties go to the cheaper architecture (fewer MACs), then the smaller trial id, so every view
+    names the same trial.
+    """
     scored = scored_rows(table)
     if scored.empty:
-        return None
-    return scored.loc[pd.to_numeric(scored["best_val_acc"]).idxmax()]
+        return scored
+    keys = pd.DataFrame({
+        "acc": -pd.to_numeric(scored["best_val_acc"]),
+        "macs": pd.to_numeric(scored.get("macs", pd.Series(0, index=scored.index)),
+                              errors="coerce").fillna(0),
+        "id": scored["trial_id"].astype(str)}, index=scored.index)
+    return scored.loc[keys.sort_values(["acc", "macs", "id"], kind="stable").index]
+
+
+def best_trial(table: pd.DataFrame) -> pd.Series | None:
+    """The first of ranked(table), or None when no trial is scored."""
+    order = ranked(table)
+    return None if order.empty else order.iloc[0]
 
 
 def read_table(run_dir: Path) -> pd.DataFrame:

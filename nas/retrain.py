@@ -34,13 +34,12 @@ from nas.data import ImageSet, Splits, channel_stats, load_splits
 from nas.export import parse_genotype, read_trials
 from nas.genotype import Genotype
 from nas.model import build
-from nas.results import atomic_write, number, read_meta, text, write_json
+from nas.results import atomic_write, number, ranked, read_meta, text, write_json
 from nas.space import Space, load_space
 from nas.train import TrainConfig, cpu_threads, evaluate, fit, resolve_device
 
 RETRAIN_CSV = "retrain.csv"
 RETRAIN_JSON = "retrain.json"
-RANKED = ("completed", "stopped")  # failed / diverged / infeasible trials have no fair accuracy
 COLUMNS = ("trial_id", "seed", "epochs", "status", "test_acc", "train_loss", "train_s", "wall_s",
            "train_images", "test_images", "arch_key", "finished")
 
@@ -59,20 +58,13 @@ class Candidate:
     reference: str
 
 
-def _ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Completed and stopped trials with an accuracy, best first."""
-    return sorted((r for r in rows if r.get("status") in RANKED
-                   and number(r.get("best_val_acc")) is not None),
-                  key=lambda r: (-number(r["best_val_acc"]), str(r["trial_id"])))
-
-
 def top_trials(rows: list[dict[str, Any]], k: int, best_reference: bool = False
                ) -> list[Candidate]:
     """The k best distinct architectures by best_val_acc among completed and stopped trials,
     plus (if asked and not among them) the best reference point, as the yardstick."""
-    ranked = _ranked(rows)
+    order = ranked(pd.DataFrame(rows)).to_dict("records")
     chosen: dict[str, Candidate] = {}
-    for row in ranked:
+    for row in order:
         candidate = _candidate(row)
         # a reference point can be sampled again: train it once
         chosen.setdefault(candidate.genotype.key(), candidate)
@@ -81,7 +73,7 @@ def top_trials(rows: list[dict[str, Any]], k: int, best_reference: bool = False
     if not chosen:
         raise RetrainError("no completed or stopped trial with a validation accuracy to retrain")
     if best_reference:
-        references = [r for r in ranked if text(r.get("reference"))]
+        references = [r for r in order if text(r.get("reference"))]
         if not references:
             raise RetrainError("--best-reference: no reference point finished with an accuracy")
         candidate = _candidate(references[0])

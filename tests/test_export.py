@@ -18,7 +18,8 @@ from nas.export import ExportError, checkpoint_of, choose, export, number, read_
 from nas.genotype import Genotype
 from nas.model import build
 from nas.onnx_export import OnnxError
-from nas.results import read_meta
+from nas.results import best_trial, read_meta
+from nas.retrain import top_trials
 from tests.searchkit import run_cli
 
 RUFF = Path(sys.executable).parent / "ruff"
@@ -175,11 +176,25 @@ def test_failed_and_diverged_trials_cannot_be_exported(broken_run, tmp_path):
     assert done.returncode == 2
     assert f"trial {failed} has no checkpoint" in done.stderr and "status failed" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
-    with pytest.raises(ExportError, match="no trial has a checkpoint"):
+    with pytest.raises(ExportError, match="no completed or stopped trial has a checkpoint"):
         export(broken_run, tmp_path / "b")
     with pytest.raises(ExportError, match="no trial 'nope'"):
         export(broken_run, tmp_path / "c", trial="nope")
     assert not any(tmp_path.iterdir())
+
+
+def test_best_skips_a_diverged_trial_like_the_dashboard_and_retrain(tampered):
+    run, best = tampered
+    table = pd.read_csv(run / "trials.csv", dtype={"trial_id": str})
+    # a trial that diverged after its best epoch keeps that checkpoint, but it is not a result
+    table.loc[table["trial_id"] == best["trial_id"], "status"] = "diverged"
+    table.to_csv(run / "trials.csv", index=False)
+    rows = read_trials(run)
+    chosen = choose(run, rows)
+    assert chosen["trial_id"] != best["trial_id"] and chosen["status"] in ("completed", "stopped")
+    assert best_trial(table)["trial_id"] == chosen["trial_id"]
+    assert top_trials(rows, 1)[0].trial_id == chosen["trial_id"]
+    assert choose(run, rows, trial=best["trial_id"])["trial_id"] == best["trial_id"]  # asked for
 
 
 @pytest.fixture
