@@ -111,6 +111,8 @@ def _sampler(space: Space, seed: int):
     """The Optuna sampler the space asks for."""
     import optuna
 
+    from nas.grid_sampler import TuneGridSampler
+
     kind = space.search.sampler
     if kind == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(8, space.search.trials))
@@ -119,7 +121,7 @@ def _sampler(space: Space, seed: int):
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     grid = {d.name: list(d.choices) for d in searched(space)}
-    return optuna.samplers.GridSampler(grid, seed=seed)
+    return TuneGridSampler(grid, seed=seed)
 
 
 def _objectives(space: Space) -> tuple[str | list[str], str | list[str]]:

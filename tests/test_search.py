@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import signal
 import socket
@@ -21,8 +22,8 @@ import torch
 from nas.genotype import Genotype
 from nas.model import build
 from nas.results import RunFolderError, prepare_run_dir
-from nas.search import Budget, SearchOptions, resolve_budget
-from nas.space import load_space
+from nas.search import Budget, SearchOptions, _sampler, grid_size, resolve_budget
+from nas.space import load_space, searched
 from tests.searchkit import BROKEN, FOLDER, ROOT, TINY, image_folder, run_cli, write_space
 
 
@@ -97,6 +98,30 @@ def test_budget_comes_from_the_space_and_grows_with_a_gpu(tmp_path):
     assert flags == Budget(3, 2, 1, 1.0, 0.0, 7)
     grid = load_space("search_spaces/xception_ablation.toml")
     assert resolve_budget(grid, SearchOptions(space=grid.path, trials=100), 0).trials == 12
+
+
+def _tell_whole_grid(sampler, space) -> optuna.Study:
+    """Ask and tell every grid point outside study.optimize, as Ray Tune's OptunaSearch does."""
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    dists = {d.name: optuna.distributions.CategoricalDistribution(list(d.choices))
+             for d in searched(space)}
+    for _ in range(grid_size(space)):
+        study.tell(study.ask(dists), 0.5)
+    return study
+
+
+def test_grid_sampler_covers_the_grid_without_stop_errors():
+    space = load_space("search_spaces/xception_ablation.toml")
+    sampler = _sampler(space, seed=0)
+    # Ray pickles the searcher, sampler included, into its experiment checkpoint
+    study = _tell_whole_grid(pickle.loads(pickle.dumps(sampler)), space)
+    points = {tuple(sorted(t.params.items())) for t in study.trials}
+    assert len(points) == grid_size(space) == 12
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    # why the subclass exists: optuna's own GridSampler raises after the last point here
+    grid = {d.name: list(d.choices) for d in searched(space)}
+    with pytest.raises(RuntimeError, match=r"Study\.stop"):
+        _tell_whole_grid(optuna.samplers.GridSampler(grid, seed=0), space)
 
 
 def test_cli_errors_are_one_line(tmp_path):
