@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nas.results import META, TABLE, best_trial, read_csv, scored_rows
+from nas.results import META, TABLE, best_trial, read_csv, read_meta, scored_rows
 
 RETRAIN = "retrain.csv"  # written by the retrain step: trial_id, seed, test_acc, ...
 STUDY = "study.csv"  # written by the study action: one row per level, seeds pooled
@@ -72,7 +72,7 @@ def load_run(run_dir: Path) -> Run:
         raise FileNotFoundError(f"{run_dir}: no {META}, so not a run folder (a search writes it"
                                 " as it starts)")
     stamp = version(run_dir)  # before reading: a change meanwhile shows on the next poll
-    meta = json.loads((run_dir / META).read_text())
+    meta = read_meta(run_dir)
     return Run(run_dir, meta, _space(run_dir, meta), _table(run_dir / TABLE),
                retrain_summary(read_csv(run_dir / RETRAIN)) if (run_dir / RETRAIN).exists()
                else None, stamp,

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +36,7 @@ from nas.results import (
     number,
     ranked,
     read_meta,
+    read_table,
     text,
 )
 from nas.search import EXPERIMENT
@@ -65,11 +64,7 @@ def read_trials(run_dir: Path) -> list[dict[str, Any]]:
     """The run's trials table as rows, trial ids as text (they can look like numbers)."""
     if not (run_dir / META).is_file():
         raise ExportError(f"{run_dir}: not a search run folder (no {META})")
-    path = run_dir / TABLE
-    try:
-        table = pd.read_csv(path, dtype={"trial_id": str})
-    except (FileNotFoundError, pd.errors.EmptyDataError):
-        table = pd.DataFrame()
+    table = read_table(run_dir)
     if table.empty:
         raise ExportError(f"{run_dir}: no finished trials yet ({TABLE} is missing or empty)")
     return table.to_dict("records")
@@ -291,18 +286,6 @@ def check_outputs(out: Path, onnx: bool, force: bool) -> None:
                           " overwrite, or choose another folder")
 
 
-def write_file(path: Path, write: Callable[[Path], None]) -> None:
-    """Atomically, with a plain file's permissions (the temporary file is owner-only)."""
-    mask = os.umask(0)
-    os.umask(mask)
-
-    def write_public(tmp: Path) -> None:
-        write(tmp)
-        tmp.chmod(0o666 & ~mask)
-
-    atomic_write(path, write_public)
-
-
 def export(run_dir: Path, out: Path, *, trial: str | None = None, objective: str = "val_acc",
            tolerance: float = 0.01, force: bool = False, onnx: bool = False) -> Exported:
     """Choose, load, generate and check everything in memory; only then write the files."""
@@ -327,16 +310,15 @@ def export(run_dir: Path, out: Path, *, trial: str | None = None, objective: str
     check_outputs(out, onnx, force)
     out.mkdir(parents=True, exist_ok=True)
     weights = {k: v.contiguous() for k, v in loaded.state.items()}
-    write_file(out / GENOTYPE_FILE, lambda p: p.write_text(loaded.genotype.to_json() + "\n"))
-    write_file(out / WEIGHTS_FILE, lambda p: torch.save(weights, p))
-    write_file(out / CODE_FILE, lambda p: p.write_text(source))
+    atomic_write(out / GENOTYPE_FILE, lambda p: p.write_text(loaded.genotype.to_json() + "\n"))
+    atomic_write(out / WEIGHTS_FILE, lambda p: torch.save(weights, p))
+    atomic_write(out / CODE_FILE, lambda p: p.write_text(source))
     onnx_diff = None
     if onnx:
         from nas.onnx_export import export_onnx
 
         with cpu_threads(1):
-            onnx_diff = export_onnx(net, example_input(loaded.genotype), out / ONNX_FILE,
-                                    write_file)
+            onnx_diff = export_onnx(net, example_input(loaded.genotype), out / ONNX_FILE)
     return Exported(loaded, tuple(outputs(out, onnx)), formatted, diff, onnx_diff)
 
 

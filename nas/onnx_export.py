@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -30,8 +29,7 @@ def require() -> None:
         raise OnnxError(f"--onnx needs {', '.join(missing)}: pip install 'spectrum-nas[onnx]'")
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: Path,
-                write: Callable[[Path, Callable[[Path], None]], None] = atomic_write) -> float:
+def export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> float:
     """Write `model` (eval mode, dynamic batch) to `path`; return max |onnxruntime - torch|."""
     require()
     model = model.eval()
@@ -46,7 +44,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: Path,
                                         dynamic_shapes={"x": {0: batch}})
     except Exception as err:  # the exporter raises many types; the user needs one line
         raise OnnxError(f"ONNX export failed: {type(err).__name__}: {_first_line(err)}") from err
-    write(path, lambda tmp: program.save(tmp, external_data=False))
+    atomic_write(path, lambda tmp: program.save(tmp, external_data=False))
     # A batch size other than the example's also checks that the batch stayed dynamic.
     generator = torch.Generator().manual_seed(1)
     x = torch.randn((example.shape[0] + 1, *example.shape[1:]), generator=generator)

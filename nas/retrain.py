@@ -34,7 +34,15 @@ from nas.data import ImageSet, Splits, channel_stats, load_splits
 from nas.export import parse_genotype, read_trials
 from nas.genotype import Genotype
 from nas.model import build
-from nas.results import atomic_write, number, ranked, read_meta, text, write_json
+from nas.results import (
+    atomic_write,
+    number,
+    ranked,
+    read_csv,
+    read_meta,
+    text,
+    write_json,
+)
 from nas.space import Space, load_space
 from nas.train import TrainConfig, cpu_threads, evaluate, fit, resolve_device
 
@@ -111,12 +119,7 @@ def final_splits(space: Space, data_dir: Path | None) -> Splits:
 
 def read_rows(run_dir: Path) -> list[dict[str, Any]]:
     """Finished runs recorded in retrain.csv ([] before the first)."""
-    path = run_dir / RETRAIN_CSV
-    try:
-        frame = pd.read_csv(path, dtype={"trial_id": str})
-    except (FileNotFoundError, pd.errors.EmptyDataError):
-        return []
-    return frame.to_dict("records")
+    return read_csv(run_dir / RETRAIN_CSV).to_dict("records")
 
 
 def train_once(candidate: Candidate, splits: Splits, cfg: TrainConfig) -> dict[str, Any]:
