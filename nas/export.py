@@ -28,6 +28,7 @@ from nas.codegen import CLASS_NAME, CodegenError, Provenance, check_source, gene
 from nas.cost import cost
 from nas.genotype import Genotype, GenotypeError
 from nas.model import build
+from nas.report import millions
 from nas.results import (
     CHECKPOINT_METRICS,
     META,
@@ -337,7 +338,7 @@ def summary(done: Exported, run_dir: Path) -> str:
     acc = f"val_acc {t.val_acc:.4f}" if t.val_acc is not None else "val_acc unknown"
     at = f" (epoch {t.epoch})" if t.epoch is not None else ""
     lines = [f"Exported trial {t.trial_id} of {run_dir}: {acc}{at}, {c.params:,} params,"
-             f" {c.macs / 1e6:.2f}M MACs",
+             f" {millions(c.macs)} MACs",
              f"  {done.files[0]}  class {CLASS_NAME}, torch only"
              + ("" if done.formatted else " (ruff not found: not formatted)"),
              f"  {done.files[1]}  {len(t.state)} tensors, load with strict=True; outputs equal"

@@ -34,6 +34,7 @@ from nas.data import ImageSet, Splits, channel_stats, load_splits
 from nas.export import parse_genotype, read_trials
 from nas.genotype import Genotype
 from nas.model import build
+from nas.report import millions
 from nas.results import (
     atomic_write,
     number,
@@ -189,7 +190,7 @@ def table(summary: list[dict[str, Any]]) -> str:
         test = _acc(s["test_acc_mean"]) + std
         lines.append(f"{s['rank']:>4}  {s['trial_id']:<10} {s['reference'] or '-':<18} "
                      f"{s['search_val_acc']:>10.4f}  "
-                     f"{test:<22} {s['runs']:>4}  {s['params']:>9,}  {s['macs'] / 1e6:>6.2f}M")
+                     f"{test:<22} {s['runs']:>4}  {s['params']:>9,}  {millions(s['macs']):>7}")
     return "\n".join(lines)
 
 

@@ -295,5 +295,5 @@ def _fit(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, out: 
     tuner.fit()
     seconds = time.monotonic() - start
     add_search_time(run_dir, seconds)
-    interrupted = len(read_table(run_dir)) < budget.trials
-    return Outcome(run_dir, read_table(run_dir), interrupted, seconds)
+    table = read_table(run_dir)
+    return Outcome(run_dir, table, len(table) < budget.trials, seconds)

@@ -100,9 +100,8 @@ def tabulate(table: pd.DataFrame, space: Space) -> pd.DataFrame:
 
 
 def _same(rows: list[dict[str, Any]], key: str) -> Any:
-    """The rows' common value of a column (the first one where they differ), '' for none."""
-    values = [_column(r, key) for r in rows]
-    return values[0] if values else ""
+    """The rows' common value of a column (the first row's where they differ), '' for none."""
+    return _column(rows[0], key) if rows else ""
 
 
 def _column(row: dict[str, Any], key: str) -> Any:
