@@ -151,5 +151,3 @@ def pareto_mask(cost: pd.Series, acc: pd.Series) -> pd.Series:
         if acc[i] > best:
             mask[i], best = True, acc[i]
     return mask
-
-

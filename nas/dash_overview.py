@@ -148,5 +148,3 @@ def _retrained(run: Run) -> str:
 
 def _fmt(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) and value == value else "–"
-
-

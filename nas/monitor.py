@@ -108,7 +108,6 @@ class SearchMonitor(Callback):
                 f" {running} running | {best_text} | {last}")
 
 
-
 def _error_text(trial) -> str:
     """The last line of the trial's error (the exception message)."""
     path = getattr(trial, "error_file", None)

@@ -70,7 +70,6 @@ def describe_space(space: Space, sample: int = 200) -> str:
     return "\n".join(lines)
 
 
-
 def summarize(outcome) -> str:
     """The closing report: how trials ended, the best architecture, where the results are."""
     table, run_dir = outcome.table, outcome.run_dir
@@ -100,4 +99,3 @@ def summarize(outcome) -> str:
         lines.append(f"Resume with: python run_search.py --name {run_dir.name} "
                      f"--results-dir {run_dir.parent} --resume")
     return "\n".join(lines)
-

@@ -119,6 +119,7 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300,
     return subprocess.run([sys.executable, str(ROOT / "run_search.py"), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, env=env)
 
+
 # An ImageFolder search with two objectives (accuracy, MACs) through NSGA-II.
 FOLDER = """
 name = "folder"
