@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
+from nas.arch.model import build
+from nas.arch.zoo import PRESETS, preset
 from nas.data import DataSpec, load_splits
-from nas.model import build
-from nas.train import SCHEDULES, EpochReport, TrainConfig, evaluate, fit, resolve_device
-from nas.zoo import PRESETS, preset
+from nas.train.trainer import SCHEDULES, EpochReport, TrainConfig, evaluate, fit, resolve_device
 
 SHARED_SUBSET = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-subset"
 DEFAULTS = TrainConfig()

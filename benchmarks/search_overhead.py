@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from nas.search import SearchOptions, run_search
+from nas.search.engine import SearchOptions, run_search
 
 SPACE = """
 name = "overhead"

@@ -23,10 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from nas.arch.model import build
+from nas.arch.zoo import PRESETS, preset
 from nas.data import DataSpec, ImageSet, Splits, load_splits
-from nas.model import build
-from nas.train import TrainConfig, fit
-from nas.zoo import PRESETS, preset
+from nas.train.trainer import TrainConfig, fit
 
 SHARED_SUBSET = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-subset"
 LR = 0.05  # small and constant-ish: throughput must not depend on training going anywhere

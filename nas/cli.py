@@ -7,7 +7,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from nas.schema import SchemaError
+from nas.arch.schema import SchemaError
 
 DEFAULT_SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "cifar_spectrum.toml"
 # action -> "module:function" taking the remaining argv and returning an exit code; imported
@@ -63,7 +63,7 @@ def add_search_flags(p: argparse.ArgumentParser) -> None:
 
 def options_from(args: argparse.Namespace, space: Path):
     """SearchOptions from parsed search flags."""
-    from nas.search import SearchOptions
+    from nas.search.engine import SearchOptions
 
     return SearchOptions(
         space=space, trials=args.trials, max_epochs=args.max_epochs,
@@ -98,9 +98,9 @@ def search_main(argv: list[str]) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     """The search action (or its dry run)."""
-    from nas.report import describe_space, summarize
-    from nas.search import run_search
-    from nas.space import load_space
+    from nas.search.engine import run_search
+    from nas.search.report import describe_space, summarize
+    from nas.search.space import load_space
 
     if args.dry_run:
         print(describe_space(load_space(args.space)))

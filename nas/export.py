@@ -24,11 +24,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from nas.codegen import CLASS_NAME, CodegenError, Provenance, check_source, generate
-from nas.cost import cost
-from nas.genotype import Genotype, GenotypeError
-from nas.model import build
-from nas.report import millions
+from nas.arch.codegen import CLASS_NAME, CodegenError, Provenance, check_source, generate
+from nas.arch.cost import cost
+from nas.arch.describe import millions
+from nas.arch.genotype import Genotype, GenotypeError
+from nas.arch.model import build
 from nas.results import (
     CHECKPOINT_METRICS,
     META,
@@ -40,9 +40,9 @@ from nas.results import (
     read_table,
     text,
 )
-from nas.search import EXPERIMENT
-from nas.train import cpu_threads
-from nas.trial import GENOTYPE_FILE, MODEL_FILE
+from nas.search.engine import EXPERIMENT
+from nas.search.trial import GENOTYPE_FILE, MODEL_FILE
+from nas.train.trainer import cpu_threads
 
 OBJECTIVES = ("val_acc", "params", "macs", "latency_ms")
 CODE_FILE = "model.py"

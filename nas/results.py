@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nas.genotype import Genotype, Stage
+from nas.arch.genotype import Genotype, Stage
 
 TABLE = "trials.csv"
 PARQUET = "trials.parquet"

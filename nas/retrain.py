@@ -29,12 +29,12 @@ from typing import Any
 import pandas as pd
 import torch
 
-from nas.cost import cost
+from nas.arch.cost import cost
+from nas.arch.describe import millions
+from nas.arch.genotype import Genotype
+from nas.arch.model import build
 from nas.data import ImageSet, Splits, channel_stats, load_splits
 from nas.export import parse_genotype, read_trials
-from nas.genotype import Genotype
-from nas.model import build
-from nas.report import millions
 from nas.results import (
     atomic_write,
     number,
@@ -44,8 +44,8 @@ from nas.results import (
     text,
     write_json,
 )
-from nas.space import Space, load_space
-from nas.train import TrainConfig, cpu_threads, evaluate, fit, resolve_device
+from nas.search.space import Space, load_space
+from nas.train.trainer import TrainConfig, cpu_threads, evaluate, fit, resolve_device
 
 RETRAIN_CSV = "retrain.csv"
 RETRAIN_JSON = "retrain.json"

@@ -19,9 +19,9 @@ from typing import Any
 
 import pandas as pd
 
-from nas.report import millions
+from nas.arch.describe import millions
 from nas.results import META, atomic_write, number, read_meta, read_table, text
-from nas.space import Space, dimensions, load_space
+from nas.search.space import Space, dimensions, load_space
 
 STUDY_CSV = "study.csv"
 STUDY_MD = "study.md"
@@ -225,8 +225,8 @@ def main(argv: list[str]) -> int:
     if args.target.is_dir():
         run_dir = args.target
     else:
-        from nas.report import summarize
-        from nas.search import run_search
+        from nas.search.engine import run_search
+        from nas.search.report import summarize
 
         outcome = run_search(options_from(args, args.target))
         print(summarize(outcome))

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nas.augment import DeviceBatches, crop_flip, reflect_pad, sample_flips, sample_shifts
 from nas.data import ImageSet
+from nas.train.augment import DeviceBatches, crop_flip, reflect_pad, sample_flips, sample_shifts
 
 MEAN = (0.5, 0.4, 0.3)
 STD = (0.25, 0.2, 0.1)

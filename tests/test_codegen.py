@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from nas import codegen
-from nas.codegen import CodegenError, Provenance, check_source, generate
-from nas.cost import cost
-from nas.genotype import Stage
-from nas.model import build
-from nas.sampling import random_genotype
-from nas.train import cpu_threads
-from nas.zoo import PRESETS, preset, xception_genotype
+from nas.arch import codegen
+from nas.arch.codegen import CodegenError, Provenance, check_source, generate
+from nas.arch.cost import cost
+from nas.arch.genotype import Stage
+from nas.arch.model import build
+from nas.arch.zoo import PRESETS, preset, xception_genotype
+from nas.train.trainer import cpu_threads
+from tests.sampling import random_genotype
 
 RUFF = Path(sys.executable).parent / "ruff"
 RANDOM_GENOTYPES = 30

@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from nas.cost import cost, stage_costs
-from nas.genotype import Genotype, Head, Stage, Stem
-from nas.model import build
-from nas.sampling import random_genotype
-from nas.zoo import PRESETS, preset, xception_genotype
+from nas.arch.cost import cost, stage_costs
+from nas.arch.genotype import Genotype, Head, Stage, Stem
+from nas.arch.model import build
+from nas.arch.zoo import PRESETS, preset, xception_genotype
+from tests.sampling import random_genotype
 
 
 def _single_stage(stage: Stage, m: int, g: int) -> Genotype:

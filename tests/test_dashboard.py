@@ -17,9 +17,9 @@ import pytest
 from plotly.offline import get_plotlyjs
 
 from nas.cli import main as cli_main
-from nas.dash_data import load_run, pareto_mask
-from nas.dash_importance import importances
-from nas.dash_server import Dashboard, DashServer
+from nas.dashboard.data import load_run, pareto_mask
+from nas.dashboard.importance import importances
+from nas.dashboard.server import Dashboard, DashServer
 from tests.searchkit import ROOT
 
 PAYLOAD = re.compile(r'<script type="application/json" id="dash-payload">(.*?)</script>', re.S)

@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nas.dash_data import load_run
-from nas.dash_page import write_html
-from nas.dash_server import Dashboard, DashServer
+from nas.dashboard.data import load_run
+from nas.dashboard.page import write_html
+from nas.dashboard.server import Dashboard, DashServer
 from nas.results import atomic_write
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from nas import export as export_module
+from nas.arch.genotype import Genotype
+from nas.arch.model import build
 from nas.export import ExportError, checkpoint_of, choose, export, number, read_trials
-from nas.genotype import Genotype
-from nas.model import build
 from nas.onnx_export import OnnxError
 from nas.results import best_trial, read_meta
 from nas.retrain import top_trials

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from nas.genotype import Genotype, GenotypeError, Head, Stage, Stem, divisors
-from nas.sampling import random_genotype
-from nas.zoo import PRESETS, preset, xception_genotype
+from nas.arch.genotype import Genotype, GenotypeError, Head, Stage, Stem, divisors
+from nas.arch.zoo import PRESETS, preset, xception_genotype
+from tests.sampling import random_genotype
 
 
 def _all_references():
@@ -28,7 +28,7 @@ def test_json_round_trip_keeps_every_field():
 
 def test_key_is_stable_across_processes():
     g = preset("separable")
-    code = "from nas.zoo import preset; print(preset('separable').key())"
+    code = "from nas.arch.zoo import preset; print(preset('separable').key())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == g.key()
 

@@ -1,7 +1,7 @@
 """Layer plan: group adaptation at transitions, unit widths, shortcuts."""
 
-from nas.genotype import Genotype, Stage, Stem
-from nas.layout import Conv, adapt_groups, plan
+from nas.arch.genotype import Genotype, Stage, Stem
+from nas.arch.plan import Conv, adapt_groups, plan
 
 
 def test_adapt_groups_keeps_segments_and_spectrum_ends():

@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from nas import model as model_module
-from nas.genotype import Genotype, GenotypeError, Head, Stage
-from nas.model import build
-from nas.sampling import random_genotype
-from nas.zoo import PRESETS, preset
+from nas.arch import model as model_module
+from nas.arch.genotype import Genotype, GenotypeError, Head, Stage
+from nas.arch.model import build
+from nas.arch.zoo import PRESETS, preset
+from tests.sampling import random_genotype
 
 
 def test_submodules_are_named_by_role():

@@ -19,11 +19,11 @@ import pandas as pd
 import pytest
 import torch
 
-from nas.genotype import Genotype
-from nas.model import build
+from nas.arch.genotype import Genotype
+from nas.arch.model import build
 from nas.results import RunFolderError, prepare_run_dir
-from nas.search import Budget, SearchOptions, _sampler, grid_size, resolve_budget
-from nas.space import load_space, searched
+from nas.search.engine import Budget, SearchOptions, _sampler, grid_size, resolve_budget
+from nas.search.space import load_space, searched
 from tests.searchkit import BROKEN, FOLDER, ROOT, TINY, image_folder, run_cli, write_space
 
 
@@ -228,7 +228,7 @@ def test_image_folder_search_with_accuracy_and_macs_objectives(tmp_path, cifar_d
 
 
 def test_shipped_imagenet_space_points_at_the_data_dir(tmp_path):
-    from nas.search import data_spec
+    from nas.search.engine import data_spec
 
     space = load_space("search_spaces/imagenet_subset.toml")
     assert data_spec(space, tmp_path).root == tmp_path

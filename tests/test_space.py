@@ -7,8 +7,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from nas import space as sp
-from nas.cost import cost
+from nas.arch.cost import cost
+from nas.search import space as sp
 
 SPACES = sorted(Path(__file__).resolve().parents[1].glob("search_spaces/*.toml"))
 

@@ -10,7 +10,7 @@ import pytest
 
 from nas import study
 from nas.results import write_json
-from nas.space import load_space
+from nas.search.space import load_space
 
 SPACE = "search_spaces/xception_mid_act.toml"
 
@@ -93,8 +93,8 @@ def test_write_study_from_a_run_folder(tmp_path, table):
 
 
 def test_the_dashboard_shows_the_study(tmp_path, table):
-    from nas.dash_data import load_run
-    from nas.dash_page import payload
+    from nas.dashboard.data import load_run
+    from nas.dashboard.page import payload
 
     run = _run_folder(tmp_path, table)
     before = load_run(run)
@@ -124,7 +124,7 @@ def test_study_command_runs_the_grid_with_seeds_and_tabulates_it(tmp_path, cifar
     env = dict(os.environ, NAS_DATA_DIR=str(cifar_dir))
     done = run_cli("study", str(space), "--name", "s", "--results-dir", str(tmp_path), env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "Study.stop" not in done.stderr  # the grid's end is not an error (nas.grid_sampler)
+    assert "Study.stop" not in done.stderr  # the grid's end is not an error (nas.search.samplers)
     run = tmp_path / "s"
     trials = pd.read_csv(run / "trials.csv")
     assert sorted(trials["status"]) == ["completed", "completed"]

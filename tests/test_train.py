@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from nas.data import DataSpec, ImageSet, Splits, load_splits
-from nas.latency import measure_latency
-from nas.train import (
+from nas.train.latency import measure_latency
+from nas.train.trainer import (
     EpochReport,
     TrainConfig,
     Trainer,

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from nas.cost import cost
-from nas.genotype import GenotypeError
-from nas.zoo import PRESETS, preset, xception, xception_genotype
+from nas.arch.cost import cost
+from nas.arch.genotype import GenotypeError
+from nas.arch.zoo import PRESETS, preset, xception, xception_genotype
 
 
 def _params(model: nn.Module) -> int:

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.augment import DeviceBatches
 from nas.data import ImageSet, Splits
+from nas.train.augment import DeviceBatches
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine", "linear")

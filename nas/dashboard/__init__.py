@@ -34,16 +34,16 @@ def main(argv: list[str]) -> int:
         print("run_search.py dashboard: error: --port must be 0..65535 and --refresh > 0",
               file=sys.stderr)
         return 2
-    from nas.dash_data import load_run
+    from nas.dashboard.data import load_run
 
     run = load_run(args.run_dir)  # FileNotFoundError: the CLI prints it as one line
     if args.out:
-        from nas.dash_page import write_html
+        from nas.dashboard.page import write_html
 
         write_html(run, args.out)
         print(f"Wrote {args.out} ({len(run.table)} trials); open it in a browser, offline too.")
         return 0
-    from nas.dash_server import serve
+    from nas.dashboard.server import serve
 
     try:
         return serve(args.run_dir, args.port, args.refresh)

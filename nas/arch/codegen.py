@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from nas.cost import cost
-from nas.genotype import Genotype, GenotypeError
-from nas.layout import (
+from nas.arch.cost import cost
+from nas.arch.describe import describe_arch
+from nas.arch.genotype import Genotype, GenotypeError
+from nas.arch.plan import (
     Activation,
     Block,
     Chain,
@@ -36,7 +37,6 @@ from nas.layout import (
     Seq,
     plan,
 )
-from nas.report import describe_arch
 
 CLASS_NAME = "SearchedNet"
 CONTAINER = "Layers"

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from nas.schema import SchemaError, parse
+from nas.arch.schema import SchemaError, parse
 
 BlockKind = Literal["conv", "spectrum", "inception", "resnext"]
 OpOrder = Literal["dw_pw", "pw_dw"]

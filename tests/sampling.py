@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import typing
 
-from nas.genotype import (
+from nas.arch.genotype import (
     Act,
     ActOrder,
     BlockKind,

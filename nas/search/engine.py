@@ -23,8 +23,8 @@ from nas.results import (
     update_meta,
     write_meta,
 )
-from nas.space import Space, genotype, load_space, searched
-from nas.trial import TrialSettings, run_trial
+from nas.search.space import Space, genotype, load_space, searched
+from nas.search.trial import TrialSettings, run_trial
 
 # Ray reads these at import. Always: quiet, no usage reporting.
 QUIET_ENV = {
@@ -111,7 +111,7 @@ def _sampler(space: Space, seed: int):
     """The Optuna sampler the space asks for."""
     import optuna
 
-    from nas.grid_sampler import TuneGridSampler
+    from nas.search.samplers import TuneGridSampler
 
     kind = space.search.sampler
     if kind == "tpe":
@@ -184,7 +184,7 @@ def _tuner(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, tra
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    from nas.space import DefineByRun
+    from nas.search.space import DefineByRun
 
     metric, mode = _objectives(space)
     storage = optuna.storages.RDBStorage(opts.storage or f"sqlite:///{run_dir / 'optuna.db'}")
@@ -272,7 +272,7 @@ def _fit(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, out: 
     """Load the data once, run the Tuner, report how it ended."""
     from ray import tune
 
-    from nas.monitor import SearchMonitor
+    from nas.search.monitor import SearchMonitor
 
     splits = load_splits(data_spec(space, opts.data_dir), opts.data_dir)
     # what an exported model needs to be fed like the search fed it

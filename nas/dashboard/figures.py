@@ -13,9 +13,9 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from nas.dash_data import curve, pareto_mask
-from nas.genotype import Genotype
-from nas.report import describe_arch
+from nas.arch.describe import describe_arch
+from nas.arch.genotype import Genotype
+from nas.dashboard.data import curve, pareto_mask
 from nas.results import SCORED, text
 
 TEMPLATE = "plotly_white"

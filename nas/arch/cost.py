@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nas.genotype import Genotype, conv_out
-from nas.layout import (
+from nas.arch.genotype import Genotype, conv_out
+from nas.arch.plan import (
     Activation,
     Chain,
     Concat,

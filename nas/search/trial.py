@@ -12,14 +12,14 @@ from typing import Any
 
 import torch
 
-from nas.cost import cost
+from nas.arch.cost import cost
+from nas.arch.genotype import Genotype
+from nas.arch.model import build
 from nas.data import Splits
-from nas.genotype import Genotype
-from nas.latency import measure_latency
-from nas.model import build
 from nas.results import CHECKPOINT_METRICS
-from nas.space import Space, genotype, violation
-from nas.train import EpochReport, TrainConfig, Trainer, resolve_device
+from nas.search.space import Space, genotype, violation
+from nas.train.latency import measure_latency
+from nas.train.trainer import EpochReport, TrainConfig, Trainer, resolve_device
 
 MODEL_FILE = "model.pt"  # the state dict alone: loadable with torch.load(weights_only=True)
 STATE_FILE = "trainer.pt"  # optimizer, schedule and RNG state, to resume an interrupted trial

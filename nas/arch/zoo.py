@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from nas.genotype import Genotype, GenotypeError, Head, MidAct, Pooling, Stage, Stem
-from nas.model import Network, build
+from nas.arch.genotype import Genotype, GenotypeError, Head, MidAct, Pooling, Stage, Stem
+from nas.arch.model import Network, build
 
 
 def xception_genotype(

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from nas.dash_data import Run, describe_test, final_tests
-from nas.genotype import Genotype
-from nas.report import describe_arch
+from nas.arch.describe import describe_arch
+from nas.arch.genotype import Genotype
+from nas.dashboard.data import Run, describe_test, final_tests
 from nas.results import STATUSES, TABLE, text
 
 

@@ -7,8 +7,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from nas.genotype import Genotype
-from nas.layout import (
+from nas.arch.genotype import Genotype
+from nas.arch.plan import (
     Activation,
     Block,
     Chain,

@@ -1,7 +1,7 @@
 """Genotype -> layer plan: every layer with its name, shape and hyper-parameters.
 
 The plan is the one place where the genotype's meaning is spelled out. The torch builder
-(`nas.model`), the analytic cost (`nas.cost`) and the code exporter all read it, so they
+(`nas.arch.model`), the analytic cost (`nas.arch.cost`) and the code exporter all read it, so they
 cannot drift apart; the tests check the plan against torch's own parameter and FLOP counts.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from nas.genotype import INCEPTION_BRANCHES, Genotype, Stage, divisors
+from nas.arch.genotype import INCEPTION_BRANCHES, Genotype, Stage, divisors
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from html import escape
 import numpy as np
 import pandas as pd
 
-from nas.dash_data import curve, final_tests
+from nas.dashboard.data import curve, final_tests
 from nas.results import text
 
 LONG = 40  # characters shown of long cells (genotype JSON, curves, paths); the rest on hover

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import ClassVar, TextIO
 from urllib.parse import urlsplit
 
-from nas.dash_data import load_run, version
-from nas.dash_page import document, payload, to_json
+from nas.dashboard.data import load_run, version
+from nas.dashboard.page import document, payload, to_json
 
 HOST = "127.0.0.1"  # never another interface: the page shows paths, commands and errors
 LOCAL_NAMES = {"127.0.0.1", "localhost"}  # Host headers accepted (defeats DNS rebinding)

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 from ray.tune import Callback
 
-from nas.genotype import Genotype
+from nas.arch.genotype import Genotype
 from nas.results import (
     best_checkpoint,
     best_trial,

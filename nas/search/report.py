@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import statistics
 
-from nas.cost import cost
-from nas.genotype import Genotype, GenotypeError, Stage
+from nas.arch.cost import cost
+from nas.arch.describe import describe_arch, millions
+from nas.arch.genotype import Genotype, GenotypeError
 from nas.results import best_trial, text
-from nas.space import Space, count_architectures, dimensions, genotype, sample_params, violation
-
-
-def describe_stage(stage: Stage) -> str:
-    """One line: kind, groups and spectrum position, the toggles that matter for the kind."""
-    text = f"{stage.kind:<9} w{stage.width:<4} d{stage.depth} k{stage.kernel}"
-    if stage.kind != "inception":
-        text += f" groups {stage.groups}/{stage.grouped_width()}"
-    text += f" (pos {stage.spectrum_position():.2f})"
-    if stage.kind == "spectrum":
-        text += f" {stage.order} mid={stage.mid_act}"
-    return text + f" residual={stage.residual} {stage.act_order}-act"
-
-
-def describe_arch(arch: Genotype, indent: str = "  ") -> str:
-    """Every stage on its own line."""
-    return "\n".join(f"{indent}s{i}: {describe_stage(s)}" for i, s in enumerate(arch.stages, 1))
-
-
-def millions(n: float) -> str:
-    """12_345_678 -> '12.35M' (MACs and parameter counts in text)."""
-    return f"{n / 1e6:.2f}M"
+from nas.search.space import (
+    Space,
+    count_architectures,
+    dimensions,
+    genotype,
+    sample_params,
+    violation,
+)
 
 
 def describe_space(space: Space, sample: int = 200) -> str:

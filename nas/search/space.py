@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from nas.cost import cost
-from nas.data import DataError, DataSpec
-from nas.genotype import (
+from nas.arch.cost import cost
+from nas.arch.genotype import (
     INCEPTION_BRANCHES,
     Act,
     ActOrder,
@@ -35,9 +34,10 @@ from nas.genotype import (
     divisors,
     validate_stage,
 )
-from nas.schema import SchemaError, parse
-from nas.train import TrainConfig
-from nas.zoo import PRESETS
+from nas.arch.schema import SchemaError, parse
+from nas.arch.zoo import PRESETS
+from nas.data import DataError, DataSpec
+from nas.train.trainer import TrainConfig
 
 Value = bool | int | float | str
 Sampler = Literal["tpe", "nsga2", "random", "grid"]

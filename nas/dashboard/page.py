@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime
 from html import escape
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from plotly.utils import PlotlyJSONEncoder
 
-from nas import dash_figures as figs
-from nas.dash_assets import CSS, JS
-from nas.dash_data import Run, curve
-from nas.dash_importance import importances
-from nas.dash_overview import overview, section
-from nas.dash_table import cell, trials_table
-from nas.results import TABLE, text
+from nas.dashboard import figures as figs
+from nas.dashboard.data import Run, curve
+from nas.dashboard.importance import importances
+from nas.dashboard.overview import overview, section
+from nas.dashboard.table import cell, trials_table
+from nas.results import TABLE, atomic_write, text
+
+
+def static(name: str) -> str:
+    """One of the page's own files (static/page.css, static/page.js), shipped as package data."""
+    return (files("nas.dashboard") / "static" / name).read_text(encoding="utf-8")
+
 
 SECTIONS = (("overview", "Overview"), ("study", "Study"), ("cost", "Accuracy vs cost"),
             ("spectrum", "Spectrum"), ("factors", "Factor effects"),
@@ -60,7 +65,7 @@ def document(run: Run, data: dict[str, Any], live: bool, refresh: float,
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(run.name)} · spectrum-nas dashboard</title>
 <link rel="icon" href="data:,">
-<style>{CSS}</style>
+<style>{static("page.css")}</style>
 {plotly_js}
 </head><body>
 <header><h1>spectrum-nas · {escape(run.name)}</h1><nav id="nav">{data["nav"]}</nav>
@@ -68,7 +73,7 @@ def document(run: Run, data: dict[str, Any], live: bool, refresh: float,
 <main id="content"></main>
 <script type="application/json" id="dash-config">{to_json(config)}</script>
 <script type="application/json" id="dash-payload">{to_json(data)}</script>
-<script>{JS}</script>
+<script>{static("page.js")}</script>
 </body></html>
 """
 
@@ -181,7 +186,5 @@ def plotly_inline() -> str:
 
 def write_html(run: Run, out: Path) -> None:
     """A self-contained snapshot file."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}")
-    tmp.write_text(document(run, payload(run), False, 0, plotly_inline()), encoding="utf-8")
-    os.replace(tmp, out)
+    html = document(run, payload(run), False, 0, plotly_inline())
+    atomic_write(out, lambda tmp: tmp.write_text(html, encoding="utf-8"))

@@ -1,0 +1,1 @@
+"""The architecture: genotype -> plan -> model / cost / code. Imports nothing else of nas."""

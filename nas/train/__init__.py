@@ -1,0 +1,1 @@
+"""Training: the device-resident batches, the loop, latency measurement."""
