@@ -15,20 +15,14 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.common import default_data_dir
 from nas.arch.model import build
 from nas.arch.zoo import PRESETS, preset
 from nas.data import DataSpec, load_splits
-from nas.train.trainer import SCHEDULES, EpochReport, TrainConfig, evaluate, fit, resolve_device
+from nas.train.device import resolve_device
+from nas.train.trainer import SCHEDULES, EpochReport, TrainConfig, evaluate, fit
 
-SHARED_SUBSET = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-subset"
 DEFAULTS = TrainConfig()
-
-
-def default_data_dir() -> Path | None:
-    """$NAS_DATA_DIR, else the checkout's sibling shared subset, else None (the loader's cache)."""
-    if os.environ.get("NAS_DATA_DIR"):
-        return Path(os.environ["NAS_DATA_DIR"])
-    return SHARED_SUBSET if SHARED_SUBSET.is_dir() else None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -23,22 +23,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from benchmarks.common import default_data_dir
 from nas.arch.model import build
 from nas.arch.zoo import PRESETS, preset
 from nas.data import DataSpec, ImageSet, Splits, load_splits
 from nas.train.trainer import TrainConfig, fit
 
-SHARED_SUBSET = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-subset"
 LR = 0.05  # small and constant-ish: throughput must not depend on training going anywhere
 MOMENTUM = 0.9
 WEIGHT_DECAY = 5e-4
-
-
-def default_data_dir() -> Path | None:
-    """$NAS_DATA_DIR, else the checkout's sibling shared subset, else None (the loader's cache)."""
-    if os.environ.get("NAS_DATA_DIR"):
-        return Path(os.environ["NAS_DATA_DIR"])
-    return SHARED_SUBSET if SHARED_SUBSET.is_dir() else None
 
 
 class TutorialCifar(Dataset):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -27,30 +26,29 @@ from torch import nn
 from nas.arch.codegen import CLASS_NAME, CodegenError, Provenance, check_source, generate
 from nas.arch.cost import cost
 from nas.arch.describe import millions
-from nas.arch.genotype import Genotype, GenotypeError
+from nas.arch.genotype import Genotype
 from nas.arch.model import build
 from nas.results import (
     CHECKPOINT_METRICS,
-    META,
+    GENOTYPE_FILE,
+    MODEL_FILE,
     TABLE,
     atomic_write,
     number,
+    parse_genotype,
     ranked,
     read_meta,
-    read_table,
+    read_trials,
     text,
+    trial_checkpoint,
 )
-from nas.search.engine import EXPERIMENT
-from nas.search.trial import GENOTYPE_FILE, MODEL_FILE
-from nas.train.trainer import cpu_threads
+from nas.train.device import cpu_threads
 
 OBJECTIVES = ("val_acc", "params", "macs", "latency_ms")
 CODE_FILE = "model.py"
 WEIGHTS_FILE = "weights.pt"
 ONNX_FILE = "model.onnx"
 MATCH_TOLERANCE = 1e-6  # the exported code runs the same ops in the same order: exact in practice
-_TRIAL_ID = re.compile(r"[A-Za-z0-9_-]+")  # Ray's ids; anything else never becomes a path
-_CHECKPOINT = re.compile(r"checkpoint_[0-9]+")
 
 
 class ExportError(ValueError):
@@ -58,32 +56,7 @@ class ExportError(ValueError):
 
 
 # ---------------------------------------------------------------------------
-# The run folder's trials
-
-
-def read_trials(run_dir: Path) -> list[dict[str, Any]]:
-    """The run's trials table as rows, trial ids as text (they can look like numbers)."""
-    if not (run_dir / META).is_file():
-        raise ExportError(f"{run_dir}: not a search run folder (no {META})")
-    table = read_table(run_dir)
-    if table.empty:
-        raise ExportError(f"{run_dir}: no finished trials yet ({TABLE} is missing or empty)")
-    return table.to_dict("records")
-
-
-def checkpoint_of(run_dir: Path, row: dict[str, Any]) -> Path | None:
-    """The trial's recorded best checkpoint folder, found inside this run folder first.
-
-    The table stores absolute paths; looking under run_dir/ray/trial_<id>/ first keeps a
-    moved or copied run folder pointing at its own checkpoints.
-    """
-    recorded, trial_id = text(row.get("checkpoint")), str(row["trial_id"])
-    if not recorded:
-        return None
-    candidates = [Path(recorded)]
-    if _TRIAL_ID.fullmatch(trial_id) and _CHECKPOINT.fullmatch(Path(recorded).name):
-        candidates.insert(0, run_dir / EXPERIMENT / f"trial_{trial_id}" / Path(recorded).name)
-    return next((c for c in candidates if (c / MODEL_FILE).is_file()), None)
+# Which trial
 
 
 def _describe_missing(row: dict[str, Any]) -> str:
@@ -100,7 +73,7 @@ def choose(run_dir: Path, rows: list[dict[str, Any]], trial: str | None = None,
         if not found:
             ids = ", ".join(sorted(str(r["trial_id"]) for r in rows)[:12])
             raise ExportError(f"{run_dir}: no trial {trial!r} (trials: {ids})")
-        if checkpoint_of(run_dir, found[0]) is None:
+        if trial_checkpoint(run_dir, found[0]) is None:
             raise ExportError(f"trial {trial} has no checkpoint to export"
                               f" ({_describe_missing(found[0])})")
         return found[0]
@@ -108,7 +81,7 @@ def choose(run_dir: Path, rows: list[dict[str, Any]], trial: str | None = None,
         raise ExportError(f"--objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
     # completed and stopped trials only, in the ranking every view shares (nas.results.ranked)
     scored = [r for r in ranked(pd.DataFrame(rows)).to_dict("records")
-              if checkpoint_of(run_dir, r) is not None]
+              if trial_checkpoint(run_dir, r) is not None]
     if not scored:
         statuses = pd.Series([str(r.get("status")) for r in rows]).value_counts().to_dict()
         ended = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
@@ -143,21 +116,10 @@ class Trial:
     epoch: int | None
 
 
-def parse_genotype(raw: Any, where: str) -> Genotype:
-    """Strictly parsed and validated: unknown keys, wrong types, unknown choices are refused."""
-    try:
-        data = json.loads(raw) if isinstance(raw, str) else raw
-        return Genotype.from_dict(data, where)
-    except json.JSONDecodeError as err:
-        raise ExportError(f"{where}: not valid JSON ({err})") from None
-    except GenotypeError as err:
-        raise ExportError(f"{err} (refusing to use this genotype)") from None
-
-
 def load_trial(run_dir: Path, row: dict[str, Any]) -> Trial:
     """The row's genotype and its checkpoint's weights, loaded into the search model strictly."""
     trial_id = str(row["trial_id"])
-    folder = checkpoint_of(run_dir, row)
+    folder = trial_checkpoint(run_dir, row)
     if folder is None:
         raise ExportError(f"trial {trial_id} has no checkpoint ({_describe_missing(row)})")
     genotype = parse_genotype(text(row.get("genotype")), f"trial {trial_id} genotype")

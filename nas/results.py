@@ -1,4 +1,8 @@
-"""The run folder: meta.json, a copy of the space file and the trials table, written atomically."""
+"""The run folder as one contract: every file and folder name in it, the trials table's columns,
+the record a trial reports, the one atomic writer, reading trials and checkpoints, the ranking.
+
+Every other module spells a run folder's names through this one.
+"""
 
 from __future__ import annotations
 
@@ -7,34 +11,125 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
 
-from nas.arch.genotype import Genotype, Stage
+from nas.arch.genotype import Genotype, GenotypeError, Stage
 
-TABLE = "trials.csv"
-PARQUET = "trials.parquet"
-META = "meta.json"
+# The run folder's files and folders.
+TABLE = "trials.csv"  # one row per finished trial (TrialReport + the genotype's columns)
+PARQUET = "trials.parquet"  # the same table, typed
+META = "meta.json"  # versions, git SHA, hardware, settings, budget, search wall time
+OPTUNA_DB = "optuna.db"  # the Optuna study (SQLite) unless --storage names another
+EXPERIMENT = "ray"  # the Ray experiment folder, one trial_<id>/ folder per trial
+RETRAIN_CSV = "retrain.csv"  # one row per retrained (trial, seed, epochs)
+RETRAIN_JSON = "retrain.json"  # retrain settings and per-trial mean/std
+STUDY_CSV = "study.csv"  # one row per level of a study, seeds pooled
+STUDY_MD = "study.md"  # the same table in Markdown, with the compute used
+STUDY_JSON = "study.json"  # study.csv's own metadata: which columns label its rows
+# A checkpoint folder (Ray's checkpoint_<n>/ inside trial_<id>/).
+MODEL_FILE = "model.pt"  # the state dict alone: loadable with torch.load(weights_only=True)
+STATE_FILE = "trainer.pt"  # optimizer, schedule and RNG state, to resume an interrupted trial
+GENOTYPE_FILE = "genotype.json"
+CHECKPOINT_METRICS = "metrics.json"  # epoch and val_acc of a checkpoint folder
+_TRIAL_ID = re.compile(r"[A-Za-z0-9_-]+")  # Ray's ids; anything else never becomes a path
+_CHECKPOINT = re.compile(r"checkpoint_[0-9]+")
+STAGE_COLUMN = re.compile(r"^s(\d+)_(\w+)$")
+
 STATUSES = ("completed", "stopped", "diverged", "infeasible", "failed")
 SCORED = ("completed", "stopped")  # statuses whose accuracy is a real measurement
 PACKAGES = ("spectrum-nas", "torch", "optuna", "ray", "numpy", "pandas")
-CHECKPOINT_METRICS = "metrics.json"  # epoch and val_acc of a checkpoint folder
 
 
 class RunFolderError(ValueError):
-    """A run folder that cannot be used as asked (exists, or missing on resume)."""
+    """A run folder that cannot be used as asked (exists, missing, or holds unreadable files)."""
+
+
+class TrialReport(TypedDict, total=False):
+    """What a trial reports to Ray Tune after each epoch (and once if it never trains); the
+    monitor turns the last one into a trials-table row."""
+
+    arch_key: str  # Genotype.key(): equal architectures, equal keys
+    genotype: str  # Genotype.to_json()
+    params: int
+    macs: int
+    reference: str  # the reference point's name, '' for a sampled point
+    device: str  # where it trained: cpu / cuda
+    latency_ms: float  # measured forward time of one image
+    val_acc: float  # this epoch's validation accuracy, mean over the seeds
+    val_acc_std: float  # ... its sample std over the seeds (0 for one seed)
+    seed_val_accs: list[float]  # ... per seed
+    train_loss: float
+    epoch_seconds: float
+    images_per_s: float
+    curve: list[float]  # val_acc of every finished epoch
+    train_s: float  # training seconds so far, summed over the seeds
+    status: str  # running / diverged / infeasible (the monitor decides completed / stopped)
+    reason: str  # why a trial is diverged or infeasible
+
+
+# What the trials table's columns are called when shown, and how their values are written
+# (pycls' metrics_info): the dashboard, study and retrain tables read it.
+@dataclass(frozen=True)
+class Metric:
+    """One shown column: its label and how its values are written."""
+
+    label: str
+    render: Callable[[float], str]
+
+
+METRICS: dict[str, Metric] = {
+    "best_val_acc": Metric("best val acc", "{:.4f}".format),
+    "final_val_acc": Metric("final val acc", "{:.4f}".format),
+    "val_acc_mean": Metric("val acc % (mean ± std)", lambda v: f"{100 * v:.1f}"),
+    "test_acc_mean": Metric("test acc (mean ± std)", "{:.4f}".format),
+    "params": Metric("params", "{:,.0f}".format),
+    "macs": Metric("MACs", lambda v: f"{v / 1e6:.2f}M"),
+    "latency_ms": Metric("latency ms", "{:.2f}".format),
+    "train_s_per_seed": Metric("train s / seed", "{:.0f}".format),
+}
+
+
+def shown(column: str, value: Any) -> str:
+    """A value as METRICS writes its column; '-' for a missing one."""
+    v = number(value)
+    return "-" if v is None else METRICS[column].render(v)
+
+
+def stage_column(stage: int, field: str) -> str:
+    """The trials table's per-stage column: stage_column(1, "groups") == "s1_groups"."""
+    return f"s{stage}_{field}"
+
+
+def stage_numbers(columns: Iterable[str]) -> list[int]:
+    """The stage numbers a table has columns for (from its s<i>_kind columns)."""
+    found = (STAGE_COLUMN.match(str(c)) for c in columns)
+    return sorted({int(m.group(1)) for m in found if m and m.group(2) == "kind"})
+
+
+def trial_dirname(trial_id: str) -> str:
+    """The folder Ray writes a trial into, inside the experiment folder."""
+    return f"trial_{trial_id}"
+
+
+def optuna_url(run_dir: Path) -> str:
+    """The SQLAlchemy URL of the run folder's own Optuna study."""
+    return f"sqlite:///{run_dir / OPTUNA_DB}"
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then rename over the target."""
+    """Write through a temporary file in the same folder, then rename over the target; on any
+    failure the target is untouched and the temporary file removed (the one writer of nas)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
@@ -151,8 +246,8 @@ def genotype_columns(arch: Genotype) -> dict[str, Any]:
                            "stages": len(arch.stages), "resolution": arch.resolution}
     for i, stage in enumerate(arch.stages, start=1):
         for field in dataclasses.fields(Stage):
-            row[f"s{i}_{field.name}"] = getattr(stage, field.name)
-        row[f"s{i}_position"] = round(stage.spectrum_position(), 4)
+            row[stage_column(i, field.name)] = getattr(stage, field.name)
+        row[stage_column(i, "position")] = round(stage.spectrum_position(), 4)
     return row
 
 
@@ -247,3 +342,39 @@ def read_csv(path: Path) -> pd.DataFrame:
         return pd.read_csv(path, dtype={"trial_id": str})
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
+
+
+def read_trials(run_dir: Path) -> list[dict[str, Any]]:
+    """A finished or running search's trials as rows; a folder with none is an error."""
+    if not (run_dir / META).is_file():
+        raise RunFolderError(f"{run_dir}: not a search run folder (no {META})")
+    table = read_table(run_dir)
+    if table.empty:
+        raise RunFolderError(f"{run_dir}: no finished trials yet ({TABLE} is missing or empty)")
+    return table.to_dict("records")
+
+
+def parse_genotype(raw: Any, where: str) -> Genotype:
+    """Strictly parsed and validated: unknown keys, wrong types, unknown choices are refused."""
+    try:
+        data = json.loads(raw) if isinstance(raw, str) else raw
+        return Genotype.from_dict(data, where)
+    except json.JSONDecodeError as err:
+        raise RunFolderError(f"{where}: not valid JSON ({err})") from None
+    except GenotypeError as err:
+        raise RunFolderError(f"{err} (refusing to use this genotype)") from None
+
+
+def trial_checkpoint(run_dir: Path, row: dict[str, Any]) -> Path | None:
+    """The trial's recorded best checkpoint folder, found inside this run folder first.
+
+    The table stores absolute paths; looking under run_dir/ray/trial_<id>/ first keeps a
+    moved or copied run folder pointing at its own checkpoints.
+    """
+    recorded, trial_id = text(row.get("checkpoint")), str(row["trial_id"])
+    if not recorded:
+        return None
+    candidates = [Path(recorded)]
+    if _TRIAL_ID.fullmatch(trial_id) and _CHECKPOINT.fullmatch(Path(recorded).name):
+        candidates.insert(0, run_dir / EXPERIMENT / trial_dirname(trial_id) / Path(recorded).name)
+    return next((c for c in candidates if (c / MODEL_FILE).is_file()), None)

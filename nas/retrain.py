@@ -34,21 +34,23 @@ from nas.arch.describe import millions
 from nas.arch.genotype import Genotype
 from nas.arch.model import build
 from nas.data import ImageSet, Splits, channel_stats, load_splits
-from nas.export import parse_genotype, read_trials
 from nas.results import (
+    RETRAIN_CSV,
+    RETRAIN_JSON,
     atomic_write,
     number,
+    parse_genotype,
     ranked,
     read_csv,
     read_meta,
+    read_trials,
     text,
     write_json,
 )
 from nas.search.space import Space, load_space
-from nas.train.trainer import TrainConfig, cpu_threads, evaluate, fit, resolve_device
+from nas.train.device import cpu_threads, resolve_device
+from nas.train.trainer import TrainConfig, evaluate, fit
 
-RETRAIN_CSV = "retrain.csv"
-RETRAIN_JSON = "retrain.json"
 COLUMNS = ("trial_id", "seed", "epochs", "status", "test_acc", "train_loss", "train_s", "wall_s",
            "train_images", "test_images", "arch_key", "finished")
 

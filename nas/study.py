@@ -19,12 +19,23 @@ from typing import Any
 
 import pandas as pd
 
-from nas.arch.describe import millions
-from nas.results import META, atomic_write, number, read_meta, read_table, text
+from nas.results import (
+    META,
+    METRICS,
+    STUDY_CSV,
+    STUDY_JSON,
+    STUDY_MD,
+    atomic_write,
+    number,
+    read_meta,
+    read_table,
+    shown,
+    stage_column,
+    text,
+    write_json,
+)
+from nas.search.flags import add_search_flags, options_from
 from nas.search.space import Space, dimensions, load_space
-
-STUDY_CSV = "study.csv"
-STUDY_MD = "study.md"
 
 
 class StudyError(ValueError):
@@ -109,8 +120,8 @@ def _column(row: dict[str, Any], key: str) -> Any:
     if key in ("stage_widths", "stage_groups"):
         stage_key = {"stage_widths": "width", "stage_groups": "groups"}[key]
         parts, stage = [], 1
-        while f"s{stage}_{stage_key}" in row:
-            parts.append(str(int(number(row[f"s{stage}_{stage_key}"]) or 0)))
+        while stage_column(stage, stage_key) in row:
+            parts.append(str(int(number(row[stage_column(stage, stage_key)]) or 0)))
             stage += 1
         return "/".join(parts)
     return row.get(key)
@@ -141,27 +152,21 @@ def markdown_table(frame: pd.DataFrame, space: Space) -> str:
     labels = row_labels(space)
     varying = [k for k in ("stage_widths", "stage_groups") if frame[k].nunique() > 1]
     baseline = space.study.baseline
-    head = [*labels, *(k.replace("_", " ") for k in varying), "seeds", "val acc % (mean ± std)"]
+    head = [*labels, *(k.replace("_", " ") for k in varying), "seeds",
+            METRICS["val_acc_mean"].label]
     if baseline:
         head.append(f"Δ vs {baseline} (pp ± SE)")
-    head += ["params", "MACs", "latency ms", "train s / seed"]
+    costs = ("params", "macs", "latency_ms", "train_s_per_seed")
+    head += [METRICS[c].label for c in costs]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in frame.iterrows():
         cells = [str(r[k]) for k in labels] + [str(r[k]) for k in varying]
         cells += [str(r["seeds"]), _pct(r["val_acc_mean"], r["val_acc_std"])]
         if baseline:
             cells.append(_delta(r))
-        cells += [_shown(r["params"], "{:,.0f}".format), _shown(r["macs"], millions),
-                  _shown(r["latency_ms"], "{:.2f}".format),
-                  _shown(r["train_s_per_seed"], "{:.0f}".format)]
+        cells += [shown(c, r[c]) for c in costs]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def _shown(value: Any, render) -> str:
-    """A table cell: `render` of a finite number, '-' for a missing one."""
-    v = number(value)
-    return "-" if v is None else render(v)
 
 
 def compute_note(table: pd.DataFrame, meta: dict[str, Any]) -> str:
@@ -191,6 +196,9 @@ def write_study(run_dir: Path) -> str:
         raise StudyError(f"{run_dir}: no finished trial to tabulate yet")
     frame = tabulate(table, space)
     atomic_write(run_dir / STUDY_CSV, lambda tmp: frame.to_csv(tmp, index=False))
+    write_json(run_dir / STUDY_JSON, {"labels": row_labels(space),
+                                      "baseline": space.study.baseline or None,
+                                      "space_file": meta["space_file"]})
     title = space.study.title or f"Study {space.name}"
     command = " ".join(meta.get("argv", [])) or "?"
     body = "\n\n".join([
@@ -205,8 +213,6 @@ def write_study(run_dir: Path) -> str:
 
 def parser() -> argparse.ArgumentParser:
     """Flags of the study action: the search's, with the space (or run folder) positional."""
-    from nas.cli import add_search_flags
-
     p = argparse.ArgumentParser(
         prog="run_search.py study",
         description="Run a study space's grid (seeds = [search].repeats) and write study.csv /"
@@ -218,8 +224,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     """The study action."""
-    from nas.cli import options_from
-
     args = parser().parse_args(argv)
     code = 0
     if args.target.is_dir():
@@ -232,5 +236,5 @@ def main(argv: list[str]) -> int:
         print(summarize(outcome))
         run_dir, code = outcome.run_dir, 130 if outcome.interrupted else 0
     print(write_study(run_dir))
-    print(f"Written: {run_dir / STUDY_CSV}, {run_dir / STUDY_MD}")
+    print(f"Written: {run_dir / STUDY_CSV}, {run_dir / STUDY_MD}, {run_dir / STUDY_JSON}")
     return code

@@ -18,7 +18,7 @@ from nas.arch.cost import cost
 from nas.arch.genotype import Stage
 from nas.arch.model import build
 from nas.arch.zoo import PRESETS, preset, xception_genotype
-from nas.train.trainer import cpu_threads
+from nas.train.device import cpu_threads
 from tests.sampling import random_genotype
 
 RUFF = Path(sys.executable).parent / "ruff"

@@ -19,8 +19,10 @@ import torch
 from PIL import Image
 
 from nas import data
-from nas.data import DataError, DataSpec, ImageSet
+from nas.data import DataError, DataSpec, ImageSet, batches, core, decode
+from nas.data import cifar as data_cifar
 from nas.data import decode as data_decode
+from nas.data import splits as data_splits
 
 CLASS_NAMES = (
     "airplane",
@@ -44,7 +46,7 @@ TEST_CLASS_COUNTS = [103, 89, 100, 103, 90, 86, 112, 102, 106, 109]  # from the 
 @pytest.fixture(scope="session")
 def bin_dir(cifar_dir: Path) -> Path:
     """The shared subset's cifar-10-batches-bin folder."""
-    found = data.find_batches_dir(cifar_dir)
+    found = batches.find_batches_dir(cifar_dir)
     assert found is not None and found.layout == "bin", f"no binary CIFAR-10 under {cifar_dir}"
     return found.path
 
@@ -66,7 +68,7 @@ def cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 @pytest.fixture
 def bin_copy(tmp_path: Path, bin_dir: Path) -> Path:
     """A writable copy of the binary batches folder."""
-    return Path(shutil.copytree(bin_dir, tmp_path / "copy" / data.BIN_DIRNAME))
+    return Path(shutil.copytree(bin_dir, tmp_path / "copy" / batches.BIN_DIRNAME))
 
 
 def md5_of(path: Path) -> str:
@@ -81,7 +83,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory, bin_dir: Path) -> tuple[Pa
     # Level 1 keeps the test fast; the reader does not care how hard it was compressed.
     with tarfile.open(path, "w:gz", compresslevel=1) as tar:
         for name in sorted(os.listdir(bin_dir)):
-            tar.add(bin_dir / name, arcname=f"{data.BIN_DIRNAME}/{name}")
+            tar.add(bin_dir / name, arcname=f"{batches.BIN_DIRNAME}/{name}")
     return path, md5_of(path)
 
 
@@ -98,8 +100,8 @@ def dump(obj: object, path: Path, protocol: int | str) -> None:
 def write_py_layout(folder: Path, bin_dir: Path, protocol: int | str) -> Path:
     """Write a cifar-10-batches-py folder from the binary files, as the official pickles are."""
     folder.mkdir(parents=True)
-    for name in (*data.CIFAR_TRAIN_BATCHES, data.CIFAR_TEST_BATCH):
-        images, labels = data.read_cifar_bin_batch(bin_dir / f"{name}.bin")
+    for name in (*batches.CIFAR_TRAIN_BATCHES, batches.CIFAR_TEST_BATCH):
+        images, labels = batches.read_cifar_bin_batch(bin_dir / f"{name}.bin")
         batch = {
             b"batch_label": f"{name} of 5".encode(),
             b"labels": [int(x) for x in labels],
@@ -153,7 +155,7 @@ def test_binary_subset_shapes_labels_and_classes(cifar: tuple[ImageSet, ImageSet
 def test_binary_record_layout_is_planar_rgb(
     bin_dir: Path, cifar: tuple[ImageSet, ImageSet]
 ) -> None:
-    record = np.fromfile(bin_dir / "test_batch.bin", dtype=np.uint8, count=data.CIFAR_RECORD)
+    record = np.fromfile(bin_dir / "test_batch.bin", dtype=np.uint8, count=batches.CIFAR_RECORD)
     image = cifar[1].images[0].numpy()
     assert cifar[1].labels[0] == record[0]
     assert np.array_equal(image[0], record[1:1025].reshape(32, 32))  # red plane first
@@ -164,18 +166,18 @@ def test_binary_record_layout_is_planar_rgb(
 def test_python_layout_equals_binary(
     tmp_path: Path, bin_dir: Path, cifar: tuple[ImageSet, ImageSet], protocol: int | str
 ) -> None:
-    folder = write_py_layout(tmp_path / data.PY_DIRNAME, bin_dir, protocol)
+    folder = write_py_layout(tmp_path / batches.PY_DIRNAME, bin_dir, protocol)
     if protocol == "2-numpy1":
         assert b"cnumpy.core.multiarray\n_reconstruct" in (folder / "test_batch").read_bytes()
-    found = data.find_batches_dir(tmp_path)
-    assert found == data.BatchesDir("py", folder)
+    found = batches.find_batches_dir(tmp_path)
+    assert found == batches.BatchesDir("py", folder)
     train, test = data.load_cifar10(tmp_path, download=False)
     assert_same(train, cifar[0])
     assert_same(test, cifar[1])
 
 
 def test_unpickler_refuses_arbitrary_objects(tmp_path: Path, bin_dir: Path) -> None:
-    folder = write_py_layout(tmp_path / data.PY_DIRNAME, bin_dir, pickle.DEFAULT_PROTOCOL)
+    folder = write_py_layout(tmp_path / batches.PY_DIRNAME, bin_dir, pickle.DEFAULT_PROTOCOL)
     marker = tmp_path / "pwned"
     payload = {b"data": Exploit(f"touch {shlex.quote(str(marker))}"), b"labels": [0]}
     (folder / "data_batch_3").write_bytes(pickle.dumps(payload))
@@ -188,7 +190,7 @@ def test_unpickler_refuses_arbitrary_objects(tmp_path: Path, bin_dir: Path) -> N
 
 
 def test_python_layout_damaged_pickle(tmp_path: Path, bin_dir: Path) -> None:
-    folder = write_py_layout(tmp_path / data.PY_DIRNAME, bin_dir, pickle.DEFAULT_PROTOCOL)
+    folder = write_py_layout(tmp_path / batches.PY_DIRNAME, bin_dir, pickle.DEFAULT_PROTOCOL)
     blob = (folder / "test_batch").read_bytes()
     (folder / "test_batch").write_bytes(blob[: len(blob) // 2])
     with pytest.raises(DataError, match="test_batch"):
@@ -206,7 +208,7 @@ def truncate(path: Path) -> None:
 def set_label(path: Path, record: int, label: int) -> None:
     """Overwrite one record's label byte."""
     raw = bytearray(path.read_bytes())
-    raw[record * data.CIFAR_RECORD] = label
+    raw[record * batches.CIFAR_RECORD] = label
     path.write_bytes(bytes(raw))
 
 
@@ -239,17 +241,17 @@ def test_location_precedence(
     cache: Path, monkeypatch: pytest.MonkeyPatch, cifar_dir: Path, bin_dir: Path, tmp_path: Path
 ) -> None:
     monkeypatch.setenv(data.DATA_DIR_ENV, str(cifar_dir))
-    assert data.locate_cifar10(download=False) == data.BatchesDir("bin", bin_dir)
+    assert data_cifar.locate_cifar10(download=False) == batches.BatchesDir("bin", bin_dir)
     # --data-dir beats the environment, even when it is wrong: no silent fallback.
     wrong = tmp_path / "not-here"
     with pytest.raises(DataError, match="--data-dir") as caught:
-        data.locate_cifar10(wrong, download=False)
-    assert str(wrong / data.BIN_DIRNAME) in str(caught.value)
+        data_cifar.locate_cifar10(wrong, download=False)
+    assert str(wrong / batches.BIN_DIRNAME) in str(caught.value)
     monkeypatch.setenv(data.DATA_DIR_ENV, str(wrong))
     with pytest.raises(DataError, match=r"\$NAS_DATA_DIR"):
-        data.locate_cifar10(download=False)
+        data_cifar.locate_cifar10(download=False)
     # The batches folder itself is accepted as well as its parent.
-    assert data.locate_cifar10(bin_dir, download=False).path == bin_dir
+    assert data_cifar.locate_cifar10(bin_dir, download=False).path == bin_dir
 
 
 def test_download_from_file_url(
@@ -259,7 +261,7 @@ def test_download_from_file_url(
     train, test = data.load_cifar10(url=path.as_uri(), md5=md5)
     assert_same(train, cifar[0])
     assert_same(test, cifar[1])
-    assert (cache / data.BIN_DIRNAME / "test_batch.bin").is_file()
+    assert (cache / batches.BIN_DIRNAME / "test_batch.bin").is_file()
     assert md5_of(cache / path.name) == md5
     assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # no temp leftovers
     # The next load must come from the cache alone: the URL now points nowhere.
@@ -277,7 +279,7 @@ def test_download_with_wrong_md5_keeps_nothing(cache: Path, archive: tuple[Path,
 def unsafe_member(tar: tarfile.TarFile, kind: str) -> None:
     """Add one member that safe extraction must refuse."""
     if kind == "symlink":
-        info = tarfile.TarInfo(f"{data.BIN_DIRNAME}/link")
+        info = tarfile.TarInfo(f"{batches.BIN_DIRNAME}/link")
         info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
         tar.addfile(info)
         return
@@ -291,7 +293,7 @@ def unsafe_member(tar: tarfile.TarFile, kind: str) -> None:
 def test_download_refuses_unsafe_archive(cache: Path, tmp_path: Path, kind: str) -> None:
     archive = tmp_path / "evil.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
-        info = tarfile.TarInfo(f"{data.BIN_DIRNAME}/batches.meta.txt")
+        info = tarfile.TarInfo(f"{batches.BIN_DIRNAME}/batches.meta.txt")
         info.size = 4
         tar.addfile(info, io.BytesIO(b"cat\n"))
         unsafe_member(tar, kind)
@@ -307,8 +309,8 @@ def test_offline_and_absent_message(cache: Path, tmp_path: Path) -> None:
         data.load_cifar10(url=offline_url)
     message = str(caught.value)
     for needle in (
-        str(cache / data.BIN_DIRNAME),
-        str(cache / data.PY_DIRNAME),
+        str(cache / batches.BIN_DIRNAME),
+        str(cache / batches.PY_DIRNAME),
         offline_url,
         "--data-dir",
         "NAS_DATA_DIR",
@@ -321,9 +323,9 @@ def test_offline_and_absent_message(cache: Path, tmp_path: Path) -> None:
 
 def test_default_cache_dir_honours_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert data.default_cache_dir() == tmp_path / "spectrum-nas"
+    assert core.default_cache_dir() == tmp_path / "spectrum-nas"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
-    assert data.default_cache_dir() == Path.home() / ".cache" / "spectrum-nas"
+    assert core.default_cache_dir() == Path.home() / ".cache" / "spectrum-nas"
 
 
 # ---------------------------------------------------------------------------
@@ -332,7 +334,7 @@ def test_default_cache_dir_honours_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path
 
 def test_split_sizes_overlap_and_stratification(cifar: tuple[ImageSet, ImageSet]) -> None:
     labels = cifar[0].labels.numpy()
-    train_idx, val_idx = data.stratified_split(labels, val_size=500, train_size=2000, seed=0)
+    train_idx, val_idx = data_splits.stratified_split(labels, val_size=500, train_size=2000, seed=0)
     assert len(val_idx) == 500 and len(train_idx) == 2000
     assert len(np.unique(train_idx)) == 2000 and len(np.unique(val_idx)) == 500
     assert not set(train_idx.tolist()) & set(val_idx.tolist())
@@ -344,9 +346,9 @@ def test_split_sizes_overlap_and_stratification(cifar: tuple[ImageSet, ImageSet]
 
 def test_split_is_seeded(cifar: tuple[ImageSet, ImageSet]) -> None:
     labels = cifar[0].labels
-    first = data.stratified_split(labels, val_size=0.1, seed=7)
-    again = data.stratified_split(labels, val_size=0.1, seed=7)
-    other = data.stratified_split(labels, val_size=0.1, seed=8)
+    first = data_splits.stratified_split(labels, val_size=0.1, seed=7)
+    again = data_splits.stratified_split(labels, val_size=0.1, seed=7)
+    other = data_splits.stratified_split(labels, val_size=0.1, seed=8)
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     assert not np.array_equal(first[1], other[1])
     assert len(first[1]) == 500 and len(first[0]) == 4500
@@ -354,10 +356,11 @@ def test_split_is_seeded(cifar: tuple[ImageSet, ImageSet]) -> None:
 
 def test_make_splits(cifar: tuple[ImageSet, ImageSet]) -> None:
     train, test = cifar
-    splits = data.make_splits(train, test, val_size=0.2, train_size=0.5, seed=1)
+    splits = data_splits.make_splits(train, test, val_size=0.2, train_size=0.5, seed=1)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (2000, 1000, 1000)
     assert splits.test is test  # the official test batch is never touched
-    train_idx, val_idx = data.stratified_split(train.labels, val_size=0.2, train_size=0.5, seed=1)
+    train_idx, val_idx = data_splits.stratified_split(train.labels, val_size=0.2, train_size=0.5,
+                                                      seed=1)
     assert torch.equal(splits.val.images, train.images[torch.from_numpy(val_idx)])
     assert torch.equal(splits.train.labels, train.labels[torch.from_numpy(train_idx)])
     pixels = splits.train.images.double() / 255
@@ -367,15 +370,15 @@ def test_make_splits(cifar: tuple[ImageSet, ImageSet]) -> None:
 
 def test_class_subset_remaps_labels(cifar: tuple[ImageSet, ImageSet]) -> None:
     train, test = cifar
-    splits = data.make_splits(train, test, val_size=100, classes=("truck", "cat"), seed=0)
+    splits = data_splits.make_splits(train, test, val_size=100, classes=("truck", "cat"), seed=0)
     assert splits.train.classes == splits.val.classes == splits.test.classes == ("cat", "truck")
     original = torch.bincount(train.labels, minlength=10)
     got = torch.bincount(torch.cat([splits.train.labels, splits.val.labels]), minlength=2)
     assert got.tolist() == [original[3], original[9]]
     assert torch.equal(splits.test.images[splits.test.labels == 1], test.images[test.labels == 9])
-    assert data.subset_classes(train, 3).classes == CLASS_NAMES[:3]
-    assert data.subset_classes(train, [9, 0]).classes == ("airplane", "truck")
-    assert data.subset_classes(train, None) is train
+    assert data_splits.subset_classes(train, 3).classes == CLASS_NAMES[:3]
+    assert data_splits.subset_classes(train, [9, 0]).classes == ("airplane", "truck")
+    assert data_splits.subset_classes(train, None) is train
 
 
 @pytest.mark.parametrize(
@@ -394,7 +397,7 @@ def test_make_splits_rejects_bad_options(
     cifar: tuple[ImageSet, ImageSet], kwargs: dict, expected: str
 ) -> None:
     with pytest.raises(DataError, match=expected):
-        data.make_splits(cifar[0], cifar[1], **kwargs)
+        data_splits.make_splits(cifar[0], cifar[1], **kwargs)
 
 
 # ---------------------------------------------------------------------------
@@ -524,7 +527,7 @@ def test_imagefolder_cache_reuse_and_invalidation(
     folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[Path] = []
-    real_decode = data.decode_image
+    real_decode = decode.decode_image
 
     def counting_decode(path: Path, resolution: int) -> np.ndarray:
         calls.append(path)

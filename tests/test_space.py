@@ -8,6 +8,7 @@ import optuna
 import pytest
 
 from nas.arch.cost import cost
+from nas.arch.genotype import divisor_at
 from nas.search import space as sp
 
 SPACES = sorted(Path(__file__).resolve().parents[1].glob("search_spaces/*.toml"))
@@ -48,8 +49,8 @@ def test_reference_points_replay_through_fixed_trial(path):
 
 
 def test_spectrum_positions_map_to_divisors_of_each_width():
-    assert [sp.groups_at(p, 32) for p in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)] == [1, 2, 4, 8, 16, 32]
-    assert sp.groups_at(1.0, 728) == 728 and sp.groups_at(0.0, 728) == 1
+    assert [divisor_at(p, 32) for p in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)] == [1, 2, 4, 8, 16, 32]
+    assert divisor_at(1.0, 728) == 728 and divisor_at(0.0, 728) == 1
     space = sp.load_space("search_spaces/cifar_spectrum.toml")
     params = {f"s{i}_spectrum": 1.0 for i in (1, 2, 3)}
     arch = sp.genotype(space, params)

@@ -14,12 +14,12 @@ import torch
 from torch import nn
 
 from nas.data import DataSpec, ImageSet, Splits, load_splits
+from nas.train.device import cpu_threads
 from nas.train.latency import measure_latency
 from nas.train.trainer import (
     EpochReport,
     TrainConfig,
     Trainer,
-    cpu_threads,
     evaluate,
     fit,
     lr_factor,

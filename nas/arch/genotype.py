@@ -173,6 +173,13 @@ def divisors(n: int) -> list[int]:
     return sorted(set(small + [n // d for d in small]))
 
 
+def divisor_at(position: float, channels: int) -> int:
+    """The divisor of `channels` nearest (log scale) to channels ** position: the segment count
+    at a spectrum position (0 = regular, 1 = depthwise)."""
+    target = position * math.log(channels) if channels > 1 else 0.0
+    return min(divisors(channels), key=lambda d: (abs(math.log(d) - target), d))
+
+
 def _fail(where: str, message: str) -> None:
     raise GenotypeError(f"{where}: {message}")
 

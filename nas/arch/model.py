@@ -106,11 +106,10 @@ class SpectrumBlock(nn.Module):
 
 
 class Network(nn.Module):
-    """A network built from a plan; `genotype` is kept for reference."""
+    """A network built from a plan."""
 
-    def __init__(self, net: Plan, genotype: Genotype | None = None):
+    def __init__(self, net: Plan):
         super().__init__()
-        self.genotype = genotype
         self.stem = make_sequential(net.stem)
         self.stage_names = tuple(name for name, _ in net.stages)
         for name, blocks in net.stages:
@@ -158,6 +157,6 @@ def init_weights(model: nn.Module) -> None:
 
 def build(genotype: Genotype) -> Network:
     """Validate the genotype and build its network (invalid ones never reach torch)."""
-    model = Network(plan(genotype), genotype)
+    model = Network(plan(genotype))
     init_weights(model)
     return model

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from nas.arch.genotype import INCEPTION_BRANCHES, Genotype, Stage, divisors
+from nas.arch.genotype import INCEPTION_BRANCHES, Genotype, Stage, divisor_at
 
 
 @dataclass(frozen=True)
@@ -117,9 +117,7 @@ def adapt_groups(groups: int, reference: int, channels: int) -> int:
     """
     if channels % groups == 0:
         return groups
-    position = math.log(groups) / math.log(reference) if reference > 1 else 0.0
-    target = position * math.log(channels)
-    return min(divisors(channels), key=lambda d: (abs(math.log(d) - target), d))
+    return divisor_at(math.log(groups) / math.log(reference) if reference > 1 else 0.0, channels)
 
 
 def spatial_conv(cin: int, cout: int, kernel: int, stride: int, groups: int, separable: bool):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +13,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nas.results import META, TABLE, best_trial, read_csv, read_meta, scored_rows
-
-RETRAIN = "retrain.csv"  # written by the retrain step: trial_id, seed, test_acc, ...
-STUDY = "study.csv"  # written by the study action: one row per level, seeds pooled
-STAGE_KIND = re.compile(r"^s(\d+)_kind$")
+from nas.results import (
+    META,
+    RETRAIN_CSV,
+    STUDY_CSV,
+    STUDY_JSON,
+    TABLE,
+    best_trial,
+    read_csv,
+    read_meta,
+    scored_rows,
+    stage_numbers,
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class Run:
     retrain: pd.DataFrame | None  # per trial and epochs: runs, seeds, test mean/std (or None)
     version: str  # changes whenever one of the files above changes
     study: pd.DataFrame | None = None  # study.csv, when the run was tabulated as a study
+    study_labels: tuple[str, ...] = ()  # study.csv's row-label columns, from study.json
 
     @property
     def name(self) -> str:
@@ -45,8 +52,7 @@ class Run:
     @property
     def stages(self) -> list[int]:
         """Stage numbers present in the table (from its s<i>_kind columns)."""
-        found = (STAGE_KIND.match(c) for c in self.table.columns)
-        return sorted(int(m.group(1)) for m in found if m)
+        return stage_numbers(self.table.columns)
 
     def best(self) -> pd.Series | None:
         """The trial with the highest validation accuracy."""
@@ -56,7 +62,7 @@ class Run:
 def version(run_dir: Path) -> str:
     """A short fingerprint of the files the dashboard reads (size and mtime)."""
     parts = []
-    for name in (META, TABLE, RETRAIN, STUDY):
+    for name in (META, TABLE, RETRAIN_CSV, STUDY_CSV, STUDY_JSON):
         try:
             stat = (run_dir / name).stat()
             parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
@@ -73,10 +79,26 @@ def load_run(run_dir: Path) -> Run:
                                 " as it starts)")
     stamp = version(run_dir)  # before reading: a change meanwhile shows on the next poll
     meta = read_meta(run_dir)
+    study = read_csv(run_dir / STUDY_CSV) if (run_dir / STUDY_CSV).exists() else None
     return Run(run_dir, meta, _space(run_dir, meta), _table(run_dir / TABLE),
-               retrain_summary(read_csv(run_dir / RETRAIN)) if (run_dir / RETRAIN).exists()
-               else None, stamp,
-               read_csv(run_dir / STUDY) if (run_dir / STUDY).exists() else None)
+               retrain_summary(read_csv(run_dir / RETRAIN_CSV)) if (run_dir / RETRAIN_CSV).exists()
+               else None, stamp, study, _study_labels(run_dir, study))
+
+
+def _study_labels(run_dir: Path, study: pd.DataFrame | None) -> tuple[str, ...]:
+    """The columns that name study.csv's rows, as its study.json records them."""
+    if study is None:
+        return ()
+    try:
+        labels = json.loads((run_dir / STUDY_JSON).read_text())["labels"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise FileNotFoundError(f"{run_dir / STUDY_JSON}: missing or unreadable ({err}); run"
+                                f" `run_search.py study {run_dir}` to write it again") from None
+    missing = [c for c in labels if c not in study.columns]
+    if missing:
+        raise FileNotFoundError(f"{run_dir / STUDY_JSON}: labels {missing} are not columns of"
+                                f" {STUDY_CSV}; run `run_search.py study {run_dir}` again")
+    return tuple(labels)
 
 
 def _space(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:

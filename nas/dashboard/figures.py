@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -247,15 +248,8 @@ def importance(ranked: dict[str, float]) -> go.Figure:
     return _layout(fig, max(260, 60 + 28 * len(names)), showlegend=False)
 
 
-def study_labels(study: pd.DataFrame) -> list[str]:
-    """The label columns of a study.csv: those before 'reference'."""
-    columns = list(study.columns)
-    return columns[:columns.index("reference")] if "reference" in columns else columns[:1]
-
-
-def study_chart(study: pd.DataFrame) -> go.Figure:
+def study_chart(study: pd.DataFrame, labels: Sequence[str]) -> go.Figure:
     """Per study row: every seed's accuracy, the mean ± std, the baseline's mean as a line."""
-    labels = study_labels(study)
     names = [" / ".join(text(r[c]) for c in labels) for _, r in study.iterrows()]
     fig = go.Figure()
     for name, (_, row) in zip(names, study.iterrows(), strict=True):

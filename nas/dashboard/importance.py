@@ -5,15 +5,16 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-STUDY_DB = "optuna.db"
+from nas.results import OPTUNA_DB
+
 MIN_TRIALS = 4  # below this the top-10% set PED-ANOVA compares against is a single trial
 
 
 def importances(run_dir: Path) -> tuple[dict[str, float], str]:
     """(parameter -> importance, note); an empty dict when they cannot be computed."""
-    db = run_dir / STUDY_DB
+    db = run_dir / OPTUNA_DB
     if not db.is_file():
-        return {}, (f"No {STUDY_DB} in the run folder (a study kept elsewhere with --storage is"
+        return {}, (f"No {OPTUNA_DB} in the run folder (a study kept elsewhere with --storage is"
                     " not read), so no parameter importances.")
     import optuna
     from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
@@ -26,7 +27,7 @@ def importances(run_dir: Path) -> tuple[dict[str, float], str]:
         try:
             study = _load(optuna, storage, run_dir.name)
         except Exception as err:  # a corrupt or foreign database: say so, keep the page
-            return {}, f"Could not read the Optuna study in {STUDY_DB}: {err}"
+            return {}, f"Could not read the Optuna study in {OPTUNA_DB}: {err}"
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if len(done) < MIN_TRIALS:
             return {}, (f"Parameter importances need at least {MIN_TRIALS} finished trials in"

@@ -99,7 +99,7 @@ STUDY_ROUNDING = {"val_acc_mean": (100, 1), "val_acc_std": (100, 1), "delta_pp":
 
 def _study(run: Run, figures: dict[str, Any]) -> str:
     study = run.study
-    labels = figs.study_labels(study)
+    labels = list(run.study_labels)
     shown_values = study.copy()
     for column, (scale, decimals) in STUDY_ROUNDING.items():
         if column in shown_values:
@@ -115,7 +115,7 @@ def _study(run: Run, figures: dict[str, Any]) -> str:
     return section("study", "Study", "The run tabulated as a study (study.csv): each row"
                    " pools its seeds' final validation accuracies (small dots: one seed each);"
                    " Δ is the difference from the baseline row's mean.",
-                   _chart("fig-study", figs.study_chart(study), figures) + table)
+                   _chart("fig-study", figs.study_chart(study, labels), figures) + table)
 
 
 def _cost(run: Run, figures: dict[str, Any]) -> str:

@@ -7,8 +7,8 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from nas.data.core import DataError, ImageSet, _image_set
-from nas.data.unpickle import _unpickle
+from nas.data.core import DataError, ImageSet, image_set
+from nas.data.unpickle import unpickle
 
 BIN_DIRNAME = "cifar-10-batches-bin"
 PY_DIRNAME = "cifar-10-batches-py"
@@ -137,7 +137,7 @@ def _py_labels(labels: Any, count: int, path: Path) -> np.ndarray:
 
 def read_cifar_py_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Images uint8 (N, 3, 32, 32) and labels int64 (N,) of one python-layout CIFAR-10 batch."""
-    data, labels = _py_batch_arrays(_unpickle(path), path)
+    data, labels = _py_batch_arrays(unpickle(path), path)
     images = data.reshape(-1, 3, CIFAR_SIDE, CIFAR_SIDE)
     return images, _py_labels(labels, images.shape[0], path)
 
@@ -165,7 +165,7 @@ def _read_bin_class_names(path: Path) -> tuple[str, ...]:
 
 def _read_py_class_names(path: Path) -> tuple[str, ...]:
     """Class names from the b"label_names" entry of the batches.meta pickle."""
-    meta = _unpickle(path)
+    meta = unpickle(path)
     names = meta.get(b"label_names") if isinstance(meta, dict) else None
     if not isinstance(names, list) or not all(isinstance(n, bytes | str) for n in names):
         raise DataError(f"{path}: expected a dict with b'label_names', a list of names")
@@ -195,10 +195,10 @@ def read_cifar10(batches: BatchesDir) -> tuple[ImageSet, ImageSet]:
         read_batch, suffix = read_cifar_py_batch, ""
         classes = _read_py_class_names(batches.path / "batches.meta")
     parts = [read_batch(batches.path / f"{name}{suffix}") for name in CIFAR_TRAIN_BATCHES]
-    train = _image_set(
+    train = image_set(
         np.concatenate([images for images, _ in parts]),
         np.concatenate([labels for _, labels in parts]),
         classes,
     )
-    test = _image_set(*read_batch(batches.path / f"{CIFAR_TEST_BATCH}{suffix}"), classes)
+    test = image_set(*read_batch(batches.path / f"{CIFAR_TEST_BATCH}{suffix}"), classes)
     return train, test

@@ -57,18 +57,18 @@ def default_cache_dir() -> Path:
     return root / CACHE_SUBDIR
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
     """True for ints (numpy ints included) but not bools."""
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
-def _preview(names: Sequence[str], limit: int = 20) -> str:
+def preview(names: Sequence[str], limit: int = 20) -> str:
     """Comma-separated names, cut short for very long lists."""
     shown = ", ".join(names[:limit])
     return shown if len(names) <= limit else f"{shown}, ... ({len(names)} in all)"
 
 
-def _image_set(images: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> ImageSet:
+def image_set(images: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> ImageSet:
     """Wrap numpy arrays (no copy when already contiguous) as an ImageSet."""
     return ImageSet(
         images=torch.from_numpy(np.ascontiguousarray(images)),

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from nas.data.core import DataError, _is_int
+from nas.data.core import DataError, is_int
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +42,11 @@ def _decode_or_none(path: Path, resolution: int) -> np.ndarray | None:
         return None
 
 
-def _worker_count(workers: int | None) -> int:
+def worker_count(workers: int | None) -> int:
     """Threads to decode with: `workers`, or one per CPU (at most 32)."""
     if workers is None:
         return min(32, os.cpu_count() or 1)
-    if not _is_int(workers) or workers < 1:
+    if not is_int(workers) or workers < 1:
         raise DataError(f"workers={workers!r}: expected an int >= 1 or None (one per CPU)")
     return int(workers)
 
@@ -65,7 +65,7 @@ def _decode_all(
         yield from pool.map(task, paths)
 
 
-def _decode_files(
+def decode_files(
     files: Sequence[tuple[int, Path]], resolution: int, workers: int
 ) -> tuple[np.ndarray, np.ndarray, list[Path]]:
     """Decode (label, path) pairs into images, labels and the unreadable paths."""

@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from nas.data.batches import BIN_DIRNAME, PY_DIRNAME, BatchesDir, find_batches_dir
 from nas.data.core import DataError
+from nas.results import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -62,19 +63,17 @@ def _stream_to(url: str, out: BinaryIO) -> str:
 def _fetch(url: str, dest: Path, md5: str) -> None:
     """Download `url` to a temp file beside `dest`, check its MD5, then rename it into place."""
     logger.info("downloading %s to %s", url, dest)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
+
+    def write(tmp: Path) -> None:  # a failed or corrupt download leaves nothing behind
+        with tmp.open("wb") as out:
             got = _stream_to(url, out)
         if got != md5:
             raise DataError(
                 f"downloaded {url} has MD5 {got}, expected {md5}: the file is corrupt or not "
                 "the CIFAR-10 archive; nothing was kept"
             )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(dest, write)
 
 
 def _check_member(member: tarfile.TarInfo, archive: Path) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from nas.data.core import DataError
+from nas.results import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ def _file_entries(files: Sequence[tuple[int, Path]], root: Path) -> list[list[An
     return entries
 
 
-def _folder_cache_key(
+def folder_cache_key(
     root: Path,
     names: Sequence[str],
     per_class: int | None,
@@ -63,7 +62,7 @@ def _folder_cache_key(
     return hashlib.sha256(json.dumps(payload, separators=(",", ":")).encode()).hexdigest()
 
 
-def _read_folder_cache(
+def read_folder_cache(
     path: Path, names: Sequence[str], resolution: int
 ) -> dict[str, np.ndarray] | None:
     """The arrays of an earlier decode, or None when there is no usable cache file."""
@@ -83,16 +82,14 @@ def _read_folder_cache(
     return arrays
 
 
-def _write_folder_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write `arrays` as an .npz atomically (temp file + rename), never pickling."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+def write_folder_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write `arrays` as an .npz atomically, never pickling."""
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
             for key, array in arrays.items():
                 # What np.savez does, but with allow_pickle=False on every numpy version.
                 with zf.open(f"{key}.npy", "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
-        os.replace(tmp_name, path)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
+
+    atomic_write(path, write)

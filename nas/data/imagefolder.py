@@ -14,13 +14,13 @@ from nas.data.core import (
     ClassSelection,
     DataError,
     ImageSet,
-    _image_set,
-    _is_int,
-    _preview,
     default_cache_dir,
+    image_set,
+    is_int,
+    preview,
 )
-from nas.data.decode import _decode_files, _worker_count
-from nas.data.folder_cache import _folder_cache_key, _read_folder_cache, _write_folder_cache
+from nas.data.decode import decode_files, worker_count
+from nas.data.folder_cache import folder_cache_key, read_folder_cache, write_folder_cache
 from nas.data.splits import resolve_classes
 
 logger = logging.getLogger(__name__)
@@ -79,11 +79,11 @@ def _decode_tree(
     workers: int,
 ) -> dict[str, np.ndarray]:
     """Decode the train (and val/) files into the arrays the cache stores."""
-    train_images, train_labels, skipped = _decode_files(train_files, resolution, workers)
+    train_images, train_labels, skipped = decode_files(train_files, resolution, workers)
     test_images = np.empty((0, 3, resolution, resolution), dtype=np.uint8)
     test_labels = np.empty(0, dtype=np.int64)
     if test_files is not None:
-        test_images, test_labels, test_skipped = _decode_files(test_files, resolution, workers)
+        test_images, test_labels, test_skipped = decode_files(test_files, resolution, workers)
         skipped += test_skipped
     return {
         "classes": np.array(names, dtype=str),
@@ -103,7 +103,7 @@ def _check_class_counts(
     counts = np.bincount(labels, minlength=len(names))
     empty = [name for name, count in zip(names, counts, strict=True) if count == 0]
     if empty:
-        raise DataError(f"{split_dir}: no readable images for class(es) {_preview(empty)}")
+        raise DataError(f"{split_dir}: no readable images for class(es) {preview(empty)}")
     short = [
         f"{n} ({c})" for n, c in zip(names, counts, strict=True) if per_class and c < per_class
     ]
@@ -113,7 +113,7 @@ def _check_class_counts(
             split_dir,
             len(short),
             per_class,
-            _preview(short),
+            preview(short),
         )
 
 
@@ -139,11 +139,11 @@ def _folder_splits(
 
 def _folder_threads(resolution: int, per_class: int | None, workers: int | None) -> int:
     """Check the image-folder options; return the number of decoding threads."""
-    if not _is_int(resolution) or resolution < 1:
+    if not is_int(resolution) or resolution < 1:
         raise DataError(f"resolution={resolution!r}: expected an int >= 1")
-    if per_class is not None and (not _is_int(per_class) or per_class < 1):
+    if per_class is not None and (not is_int(per_class) or per_class < 1):
         raise DataError(f"per_class={per_class!r}: expected an int >= 1 or None (all)")
-    return _worker_count(workers)
+    return worker_count(workers)
 
 
 def _decode_and_cache(
@@ -157,7 +157,7 @@ def _decode_and_cache(
     """Decode the (train, val) file lists and store the result in `cache_file`."""
     arrays = _decode_tree(root, names, files[0], files[1], resolution, threads)
     try:
-        _write_folder_cache(cache_file, arrays)
+        write_folder_cache(cache_file, arrays)
     except OSError as exc:
         # The run can go on without a cache; only the next load gets slower.
         logger.warning(
@@ -179,9 +179,9 @@ def load_imagefolder(
     threads = _folder_threads(resolution, per_class, workers)
     root = Path(root).expanduser().resolve()
     names, train_files, test_files = _folder_splits(root, classes, per_class)
-    key = _folder_cache_key(root, names, per_class, resolution, train_files, test_files)
+    key = folder_cache_key(root, names, per_class, resolution, train_files, test_files)
     cache_file = (cache_dir or default_cache_dir() / "imagefolder") / f"{root.name}-{key[:24]}.npz"
-    arrays = _read_folder_cache(cache_file, names, resolution)
+    arrays = read_folder_cache(cache_file, names, resolution)
     decoded = 0
     if arrays is None:
         files = (train_files, test_files)
@@ -204,14 +204,14 @@ def _folder_data(
     skipped = tuple(str(s) for s in arrays["skipped"].tolist())
     if skipped:
         logger.warning(
-            "skipped %d unreadable image(s) under %s: %s", len(skipped), root, _preview(skipped, 5)
+            "skipped %d unreadable image(s) under %s: %s", len(skipped), root, preview(skipped, 5)
         )
     _check_class_counts(arrays["train_labels"], names, per_class, root / "train")
     test = None
     if bool(arrays["has_test"]):
         _check_class_counts(arrays["test_labels"], names, None, root / "val")
-        test = _image_set(arrays["test_images"], arrays["test_labels"], names)
-    train = _image_set(arrays["train_images"], arrays["train_labels"], names)
+        test = image_set(arrays["test_images"], arrays["test_labels"], names)
+    train = image_set(arrays["train_images"], arrays["train_labels"], names)
     return FolderData(
         train=train, test=test, skipped=skipped, decoded=decoded, cache_file=cache_file
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nas.data.batches import CIFAR_SIDE
 from nas.data.cifar import load_cifar10
-from nas.data.core import DATA_DIR_ENV, ClassSelection, DataError, Splits, _is_int
+from nas.data.core import DATA_DIR_ENV, ClassSelection, DataError, Splits, is_int
 from nas.data.imagefolder import DEFAULT_FOLDER_RESOLUTION, load_imagefolder
 from nas.data.splits import make_splits
 
@@ -62,9 +62,9 @@ class DataSpec:
     def _split_problem(self) -> str | None:
         """What is wrong with val_size/train_size/classes/seed, if anything."""
         val, train, classes = self.val_size, self.train_size, self.classes
-        if not (_is_int(val) and val >= 0) and not (isinstance(val, float) and 0.0 <= val < 1.0):
+        if not (is_int(val) and val >= 0) and not (isinstance(val, float) and 0.0 <= val < 1.0):
             return f"val_size: expected an int >= 0 or a float in [0, 1), got {val!r}"
-        int_ok = _is_int(train) and train >= 1
+        int_ok = is_int(train) and train >= 1
         if (
             train is not None
             and not int_ok
@@ -77,11 +77,11 @@ class DataSpec:
             and all(isinstance(c, str) and c for c in classes)
             and len(set(classes)) == len(classes)
         )
-        if classes is not None and not (_is_int(classes) and classes >= 1) and not names_ok:
+        if classes is not None and not (is_int(classes) and classes >= 1) and not names_ok:
             return (
                 f"classes: expected None, an int >= 1 or a tuple of distinct names, got {classes!r}"
             )
-        if not (_is_int(self.seed) and self.seed >= 0):
+        if not (is_int(self.seed) and self.seed >= 0):
             return f"seed: expected an int >= 0, got {self.seed!r}"
         return None
 
@@ -94,9 +94,9 @@ class DataSpec:
                 side = f"{CIFAR_SIDE}x{CIFAR_SIDE}"
                 return f"resolution: CIFAR-10 is {side} and is not resized; use None"
             return None
-        if self.per_class is not None and not (_is_int(self.per_class) and self.per_class >= 1):
+        if self.per_class is not None and not (is_int(self.per_class) and self.per_class >= 1):
             return f"per_class: expected None (all) or an int >= 1, got {self.per_class!r}"
-        if self.resolution is not None and not (_is_int(self.resolution) and self.resolution >= 1):
+        if self.resolution is not None and not (is_int(self.resolution) and self.resolution >= 1):
             return (
                 f"resolution: expected None ({DEFAULT_FOLDER_RESOLUTION}) or an int >= 1, "
                 f"got {self.resolution!r}"

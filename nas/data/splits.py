@@ -8,16 +8,16 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from nas.data.core import ClassSelection, DataError, ImageSet, Splits, _is_int, _preview
+from nas.data.core import ClassSelection, DataError, ImageSet, Splits, is_int, preview
 
 
 def _class_index(name_or_index: str | int, available: Sequence[str]) -> int:
     """Index of one class given by name or index."""
     if isinstance(name_or_index, str):
         if name_or_index not in available:
-            raise DataError(f"unknown class {name_or_index!r}; available: {_preview(available)}")
+            raise DataError(f"unknown class {name_or_index!r}; available: {preview(available)}")
         return available.index(name_or_index)
-    if _is_int(name_or_index) and 0 <= name_or_index < len(available):
+    if is_int(name_or_index) and 0 <= name_or_index < len(available):
         return int(name_or_index)
     raise DataError(
         f"classes: {name_or_index!r} is neither a class name nor an index in "
@@ -30,7 +30,7 @@ def resolve_classes(available: Sequence[str], classes: ClassSelection) -> tuple[
     count = len(available)
     if classes is None:
         return tuple(range(count))
-    if _is_int(classes):
+    if is_int(classes):
         if not 1 <= classes <= count:
             raise DataError(f"classes={classes}: expected a number of classes in 1..{count}")
         return tuple(range(int(classes)))
@@ -68,7 +68,7 @@ def subset_classes(data: ImageSet, classes: ClassSelection) -> ImageSet:
 def _resolve_size(size: int | float, total: int, name: str, *, allow_zero: bool) -> int:
     """Turn an int count or a fraction of `total` into a count, checking its range."""
     low = 0 if allow_zero else 1
-    if _is_int(size):
+    if is_int(size):
         count = int(size)
     elif isinstance(size, float) and 0.0 <= size <= 1.0:
         count = round(size * total)

@@ -55,7 +55,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         return found
 
 
-def _unpickle(path: Path) -> Any:
+def unpickle(path: Path) -> Any:
     """Load one CIFAR-10 pickle with the numpy-only unpickler."""
     try:
         with path.open("rb") as f:

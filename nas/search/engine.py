@@ -16,10 +16,13 @@ import pandas as pd
 
 from nas.data import DataSpec, load_splits
 from nas.results import (
+    EXPERIMENT,
     add_search_time,
+    optuna_url,
     prepare_run_dir,
     read_meta,
     read_table,
+    trial_dirname,
     update_meta,
     write_meta,
 )
@@ -38,7 +41,6 @@ QUIET_ENV = {
 # and advertises the machine's network address), no token to manage. An existing cluster
 # (--address) keeps the user's own settings.
 LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
-EXPERIMENT = "ray"  # the Ray experiment's folder inside the run folder
 
 
 class SearchError(ValueError):
@@ -187,7 +189,7 @@ def _tuner(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, tra
     from nas.search.space import DefineByRun
 
     metric, mode = _objectives(space)
-    storage = optuna.storages.RDBStorage(opts.storage or f"sqlite:///{run_dir / 'optuna.db'}")
+    storage = optuna.storages.RDBStorage(opts.storage or optuna_url(run_dir))
     searcher = OptunaSearch(
         space=DefineByRun(space), metric=metric, mode=mode,
         points_to_evaluate=_reference_points(space) or None,
@@ -201,7 +203,7 @@ def _tuner(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, tra
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                     num_samples=budget.trials,
                                     max_concurrent_trials=budget.concurrency,
-                                    reuse_actors=True, trial_dirname_creator=trial_dirname),
+                                    reuse_actors=True, trial_dirname_creator=_trial_folder),
         run_config=_run_config(run_dir, callbacks),
     )
 
@@ -217,9 +219,9 @@ def _run_config(run_dir: Path, callbacks: list):
                                                 checkpoint_score_order="max"))
 
 
-def trial_dirname(trial) -> str:
+def _trial_folder(trial) -> str:
     """Short trial folder names (top-level so the experiment state pickles)."""
-    return f"trial_{trial.trial_id}"
+    return trial_dirname(trial.trial_id)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import statistics
 from nas.arch.cost import cost
 from nas.arch.describe import describe_arch, millions
 from nas.arch.genotype import Genotype, GenotypeError
-from nas.results import best_trial, text
+from nas.results import EXPERIMENT, META, OPTUNA_DB, PARQUET, TABLE, best_trial, text
 from nas.search.space import (
     Space,
     count_architectures,
@@ -80,8 +80,8 @@ def summarize(outcome) -> str:
             parts = [f"{r['reference']} {r['best_val_acc']:.4f}"
                      for _, r in refs.dropna(subset=["best_val_acc"]).iterrows()]
             lines.append("Reference points: " + ", ".join(parts))
-    lines.append(f"Results: {run_dir}/trials.csv (+ trials.parquet, meta.json, optuna.db,"
-                 f" Ray experiment in {run_dir}/ray)")
+    lines.append(f"Results: {run_dir / TABLE} (+ {PARQUET}, {META}, {OPTUNA_DB},"
+                 f" Ray experiment in {run_dir / EXPERIMENT})")
     if outcome.interrupted:
         lines.append(f"Resume with: python run_search.py --name {run_dir.name} "
                      f"--results-dir {run_dir.parent} --resume")

@@ -31,7 +31,7 @@ from nas.arch.genotype import (
     Residual,
     Stage,
     Stem,
-    divisors,
+    divisor_at,
     validate_stage,
 )
 from nas.arch.schema import SchemaError, parse
@@ -407,12 +407,6 @@ class DefineByRun:
                     params[dim.name] = trial.suggest_categorical(dim.name, list(dim.choices))
 
 
-def groups_at(position: float, channels: int) -> int:
-    """The divisor of `channels` nearest (log scale) to channels ** position."""
-    target = position * math.log(channels) if channels > 1 else 0.0
-    return min(divisors(channels), key=lambda d: (abs(math.log(d) - target), d))
-
-
 def _stage(space: Space, params: dict[str, Value], stage: int, width: int | None = None) -> Stage:
     """One stage of the genotype from the params (missing ones take their first choice)."""
     macro = space.macro
@@ -433,9 +427,9 @@ def _stage(space: Space, params: dict[str, Value], stage: int, width: int | None
         result = dataclasses.replace(
             result, groups=result.grouped_width() if count == "depthwise" else count)
     elif position is not None:
-        result = dataclasses.replace(result, groups=groups_at(position, result.grouped_width()))
+        result = dataclasses.replace(result, groups=divisor_at(position, result.grouped_width()))
     elif result.grouped_width() % result.groups:  # a preset's groups at another bottleneck
-        result = dataclasses.replace(result, groups=groups_at(
+        result = dataclasses.replace(result, groups=divisor_at(
             result.spectrum_position(), result.grouped_width()))
     return result
 

@@ -16,14 +16,11 @@ from nas.arch.cost import cost
 from nas.arch.genotype import Genotype
 from nas.arch.model import build
 from nas.data import Splits
-from nas.results import CHECKPOINT_METRICS
+from nas.results import CHECKPOINT_METRICS, GENOTYPE_FILE, MODEL_FILE, STATE_FILE
 from nas.search.space import Space, genotype, violation
+from nas.train.device import resolve_device
 from nas.train.latency import measure_latency
-from nas.train.trainer import EpochReport, TrainConfig, Trainer, resolve_device
-
-MODEL_FILE = "model.pt"  # the state dict alone: loadable with torch.load(weights_only=True)
-STATE_FILE = "trainer.pt"  # optimizer, schedule and RNG state, to resume an interrupted trial
-GENOTYPE_FILE = "genotype.json"
+from nas.train.trainer import EpochReport, TrainConfig, Trainer
 
 
 @dataclass(frozen=True)

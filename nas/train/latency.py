@@ -9,6 +9,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from nas.train.device import synchronize
+
 
 def measure_latency(
     model: nn.Module,
@@ -43,14 +45,8 @@ def measure_latency(
 
 def _time_once(model: nn.Module, x: torch.Tensor, device: torch.device) -> float:
     """Seconds of one synchronized forward pass."""
-    _synchronize(device)
+    synchronize(device)
     start = time.perf_counter()
     model(x)
-    _synchronize(device)
+    synchronize(device)
     return time.perf_counter() - start
-
-
-def _synchronize(device: torch.device) -> None:
-    """Wait for queued device work so the timing covers it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +15,7 @@ from torch import nn
 
 from nas.data import ImageSet, Splits
 from nas.train.augment import DeviceBatches
+from nas.train.device import cpu_threads, resolve_device, synchronize
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine", "linear")
@@ -32,7 +33,8 @@ class TrainConfig:
     """Hyper-parameters and execution settings of one training run."""
 
     # Defaults tuned on 5,000 CIFAR-10 training images (benchmarks/cifar_quality.py): the
-    # "regular" preset reaches 65.5% test accuracy with them. A small training set gives
+    # "regular" preset reached 65.5% test accuracy with them plus flip test-time augmentation
+    # (the benchmark's default; flip_tta below is off for searches). A small training set gives
     # few optimizer steps per epoch, hence the modest batch of 128.
     epochs: int = 25
     batch_size: int = 128
@@ -105,29 +107,6 @@ class FitResult:
     wall_seconds: float  # the whole call: setup, compilation, training and validation
 
 
-def resolve_device(name: str) -> torch.device:
-    """Map "auto" | "cpu" | "cuda" to a torch.device ("auto" prefers CUDA when present)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("TrainConfig.device is 'cuda' but CUDA is not available")
-    return torch.device(name)
-
-
-@contextlib.contextmanager
-def cpu_threads(n: int | None) -> Iterator[None]:
-    """Run the body with torch's intra-op thread count set to `n`, then restore it."""
-    if n is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Split trainable parameters into a decayed group (ndim > 1) and an undecayed one.
 
@@ -186,12 +165,6 @@ def _autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextMan
     if bf16 and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-def _synchronize(device: torch.device) -> None:
-    """Wait for queued device work so wall-clock timings are real."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _nan_max(values: Sequence[float]) -> float:
@@ -377,7 +350,7 @@ class Trainer:
                 _set_global_rng_state(self.rng_state, self.device)
                 mean_loss = self.train_epoch()
                 self.rng_state = _global_rng_state(self.device)
-            _synchronize(self.device)
+            synchronize(self.device)
             seconds = time.perf_counter() - start
             if not math.isfinite(mean_loss):
                 return None
