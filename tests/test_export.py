@@ -16,9 +16,16 @@ import torch
 from nas import export as export_module
 from nas.arch.genotype import Genotype
 from nas.arch.model import build
-from nas.export import ExportError, checkpoint_of, choose, export, number, read_trials
+from nas.export import ExportError, choose, export
 from nas.onnx_export import OnnxError
-from nas.results import best_trial, read_meta
+from nas.results import (
+    RunFolderError,
+    best_trial,
+    number,
+    read_meta,
+    read_trials,
+    trial_checkpoint,
+)
 from nas.retrain import top_trials
 from tests.searchkit import run_cli
 
@@ -30,13 +37,13 @@ def _search_model(run_dir: Path, trial_id: str) -> torch.nn.Module:
     """The search model of a trial, loaded from its own checkpoint."""
     row = next(r for r in read_trials(run_dir) if r["trial_id"] == trial_id)
     model = build(Genotype.from_json(row["genotype"]))
-    state = torch.load(checkpoint_of(run_dir, row) / "model.pt", weights_only=True)
+    state = torch.load(trial_checkpoint(run_dir, row) / "model.pt", weights_only=True)
     model.load_state_dict(state, strict=True)
     return model.eval()
 
 
 def _with_checkpoint(run_dir: Path) -> list[dict]:
-    return [r for r in read_trials(run_dir) if checkpoint_of(run_dir, r) is not None]
+    return [r for r in read_trials(run_dir) if trial_checkpoint(run_dir, r) is not None]
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +132,7 @@ def test_best_is_the_highest_validation_accuracy_with_a_checkpoint(cli_exports, 
 def test_weights_are_the_checkpoint_tensors(cli_exports, tiny_run):
     root, rows = cli_exports
     row = next(r for r in read_trials(tiny_run) if r["trial_id"] == rows["trial"]["trial_id"])
-    saved = torch.load(checkpoint_of(tiny_run, row) / "model.pt", weights_only=True)
+    saved = torch.load(trial_checkpoint(tiny_run, row) / "model.pt", weights_only=True)
     weights = torch.load(root / "trial" / "weights.pt", weights_only=True)
     assert list(weights) == list(saved)
     assert all(torch.equal(weights[k], saved[k]) for k in saved)
@@ -227,11 +234,11 @@ def test_code_like_genotypes_are_refused_and_nothing_is_written(tampered, tmp_pa
     if where == "table":
         _set_genotype(run_dir, row["trial_id"], genotype)
     else:
-        (checkpoint_of(run_dir, row) / "genotype.json").write_text(json.dumps(genotype))
+        (trial_checkpoint(run_dir, row) / "genotype.json").write_text(json.dumps(genotype))
     out = tmp_path / "out"
     expected = {"code_kind": r"stage s1\.kind: .* is not one of", "code_act": r"\.act: ",
                 "extra_key": "unknown field 'evil'"}[change]
-    with pytest.raises(ExportError, match=expected):
+    with pytest.raises(RunFolderError, match=expected):
         export(run_dir, out, trial=row["trial_id"])
     assert not out.exists()
 
@@ -239,7 +246,7 @@ def test_code_like_genotypes_are_refused_and_nothing_is_written(tampered, tmp_pa
 def test_checkpoint_must_match_the_table(tampered, tmp_path):
     run_dir, row = tampered
     other = next(r for r in read_trials(run_dir) if r["genotype"] != row["genotype"])
-    (checkpoint_of(run_dir, row) / "genotype.json").write_text(other["genotype"])
+    (trial_checkpoint(run_dir, row) / "genotype.json").write_text(other["genotype"])
     with pytest.raises(ExportError, match="differs from trial"):
         export(run_dir, tmp_path / "out", trial=row["trial_id"])
     assert not (tmp_path / "out").exists()
@@ -247,7 +254,7 @@ def test_checkpoint_must_match_the_table(tampered, tmp_path):
 
 def test_moved_run_folder_uses_its_own_checkpoints(tampered):
     run_dir, row = tampered
-    assert checkpoint_of(run_dir, row).is_relative_to(run_dir)
+    assert trial_checkpoint(run_dir, row).is_relative_to(run_dir)
 
 
 def test_missing_onnx_packages_are_named_and_nothing_is_written(tiny_run, tmp_path,
