@@ -73,9 +73,16 @@ class TrialReport(TypedDict, total=False):
     epoch_seconds: float
     images_per_s: float
     curve: list[float]  # val_acc of every finished epoch
+    seed_curves: list[list[float]]  # ... per seed
+    seed_loss_curves: list[list[float]]  # training loss of every finished epoch, per seed
+    epoch_s_curve: list[float]  # training seconds of every finished epoch, summed over seeds
     train_s: float  # training seconds so far, summed over the seeds
     status: str  # running / diverged / infeasible (the monitor decides completed / stopped)
     reason: str  # why a trial is diverged or infeasible
+    # added by Ray Tune to every report
+    training_iteration: int  # reports so far: the epoch
+    time_total_s: float
+    timestamp: float
 
 
 # What the trials table's columns are called when shown, and how their values are written

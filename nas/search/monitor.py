@@ -12,6 +12,7 @@ from ray.tune import Callback
 
 from nas.arch.genotype import Genotype
 from nas.results import (
+    TrialReport,
     best_checkpoint,
     best_trial,
     genotype_columns,
@@ -21,9 +22,10 @@ from nas.results import (
 )
 
 CARRIED = ("arch_key", "reference", "params", "macs", "latency_ms", "device", "reason")
+CURVES = ("seed_curves", "seed_loss_curves", "epoch_s_curve")  # kept as JSON text
 
 
-def trial_status(result: dict[str, Any], max_epochs: int, error: str | None) -> str:
+def trial_status(result: TrialReport, max_epochs: int, error: str | None) -> str:
     """completed / stopped (by ASHA) / diverged / infeasible / failed."""
     if error is not None:
         return "failed"
@@ -34,7 +36,7 @@ def trial_status(result: dict[str, Any], max_epochs: int, error: str | None) -> 
 
 def trial_row(trial, max_epochs: int, error: str | None) -> dict[str, Any]:
     """One tidy row: ids, status, every genotype field, cost, latency, curve, timing."""
-    result = trial.last_result or {}
+    result: TrialReport = trial.last_result or {}
     curve = [float(v) for v in result.get("curve") or []]
     row: dict[str, Any] = {"trial_id": trial.trial_id,
                            "status": trial_status(result, max_epochs, error),
@@ -47,6 +49,7 @@ def trial_row(trial, max_epochs: int, error: str | None) -> dict[str, Any]:
         "seed_val_accs": json.dumps([float(v) for v in result.get("seed_val_accs") or []]),
         "epochs": len(curve),
         "curve": json.dumps(curve),
+        **{key: json.dumps(result.get(key) or []) for key in CURVES},
         "wall_s": round(result.get("time_total_s", 0.0), 3),
         "started_at": round(result["timestamp"] - result.get("time_total_s", 0.0), 3)
         if "timestamp" in result else None,

@@ -16,7 +16,7 @@ from nas.arch.cost import cost
 from nas.arch.genotype import Genotype
 from nas.arch.model import build
 from nas.data import Splits
-from nas.results import CHECKPOINT_METRICS, GENOTYPE_FILE, MODEL_FILE, STATE_FILE
+from nas.results import CHECKPOINT_METRICS, GENOTYPE_FILE, MODEL_FILE, STATE_FILE, TrialReport
 from nas.search.space import Space, genotype, violation
 from nas.train.device import resolve_device
 from nas.train.latency import measure_latency
@@ -34,7 +34,7 @@ class TrialSettings:
     latency_iters: int = 20
 
 
-def describe(arch: Genotype, settings: TrialSettings) -> dict[str, Any]:
+def describe(arch: Genotype, settings: TrialSettings) -> TrialReport:
     """The trial's static facts, reported with every result."""
     c = cost(arch)
     return {"arch_key": arch.key(), "genotype": arch.to_json(indent=None), "params": c.params,
@@ -65,8 +65,9 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, splits: Splits) -
                          "status": "diverged",
                          "reason": f"non-finite training loss in epoch {epoch}"})
             return
-        metrics = {**facts, **_summary(reports), "curve": _curve(trainers), "status": "running",
-                   "train_s": sum(r.epoch_seconds for t in trainers for r in t.history)}
+        metrics: TrialReport = {
+            **facts, **_summary(reports), **_curves(trainers), "status": "running",
+            "train_s": sum(r.epoch_seconds for t in trainers for r in t.history)}
         with tempfile.TemporaryDirectory() as folder:
             _save(Path(folder), trainers, arch, epoch, metrics["val_acc"])
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
@@ -90,6 +91,17 @@ def _curve(trainers: list[Trainer]) -> list[float]:
     """Mean validation accuracy per finished epoch, over the seeds (restored epochs included)."""
     epochs = min(len(t.history) for t in trainers)
     return [statistics.fmean(t.history[e].val_acc for t in trainers) for e in range(epochs)]
+
+
+def _curves(trainers: list[Trainer]) -> TrialReport:
+    """Every finished epoch so far: the mean accuracy, and per seed its accuracy and loss; the
+    epoch's training seconds summed over the seeds (what a bench replays)."""
+    epochs = min(len(t.history) for t in trainers)
+    return {"curve": _curve(trainers),
+            "seed_curves": [[r.val_acc for r in t.history[:epochs]] for t in trainers],
+            "seed_loss_curves": [[r.train_loss for r in t.history[:epochs]] for t in trainers],
+            "epoch_s_curve": [sum(t.history[e].epoch_seconds for t in trainers)
+                              for e in range(epochs)]}
 
 
 def _summary(reports: list[EpochReport]) -> dict[str, float]:
