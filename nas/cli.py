@@ -19,6 +19,7 @@ ACTIONS = {
     "export": "nas.export:main",
     "retrain": "nas.retrain:main",
     "study": "nas.study:main",
+    "bench": "nas.bench.run:main",
 }
 
 

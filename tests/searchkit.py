@@ -168,3 +168,36 @@ def image_folder(root: Path, cifar_dir: Path, classes: int = 3, per_class: int =
             pixels = train.images[index].permute(1, 2, 0).numpy()
             Image.fromarray(pixels).save(folder / f"{i:03d}.png")
     return root
+
+
+# A bench: every point of a 2 x 2 space, two seeds, the whole (2-epoch) schedule.
+BENCH = """
+name = "tiny_bench"
+[data]
+dataset = "cifar10"
+val_size = 200
+train_size = 400
+[macro]
+strides = [1, 2]
+widths = [8, 16]
+depths = [1, 1]
+stem_widths = [8]
+stem_strides = [2]
+[blocks]
+kind = ["spectrum"]
+spectrum = [0.0, 1.0]
+order = ["dw_pw", "pw_dw"]
+mid_act = ["relu"]
+shared = ["spectrum", "order"]
+[train]
+epochs = 2
+batch_size = 100
+lr = 0.1
+warmup_epochs = 0.5
+[search]
+sampler = "grid"
+trials = 4
+repeats = 2
+concurrency = 2
+grace_period = 2
+"""

@@ -64,6 +64,8 @@ class SearchOptions:
     address: str | None = None
     storage: str | None = None
     results_dir: Path = Path("results")
+    points: tuple[dict[str, Any], ...] = ()  # evaluate exactly these points (a bench), in order
+    restore: bool = True  # on resume, continue Ray's experiment when it can be restored
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,7 @@ def _tuner(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, tra
     storage = optuna.storages.RDBStorage(opts.storage or optuna_url(run_dir))
     searcher = OptunaSearch(
         space=DefineByRun(space), metric=metric, mode=mode,
-        points_to_evaluate=_reference_points(space) or None,
+        points_to_evaluate=list(opts.points) or _reference_points(space) or None,
         sampler=_sampler(space, budget.seed), storage=storage, study_name=run_dir.name)
     scheduler = ASHAScheduler(metric="val_acc", mode="max", time_attr="training_iteration",
                               max_t=budget.epochs,
@@ -201,7 +203,7 @@ def _tuner(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, tra
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
-                                    num_samples=budget.trials,
+                                    num_samples=len(opts.points) or budget.trials,
                                     max_concurrent_trials=budget.concurrency,
                                     reuse_actors=True, trial_dirname_creator=_trial_folder),
         run_config=_run_config(run_dir, callbacks),
@@ -288,7 +290,7 @@ def _fit(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, out: 
     monitor = SearchMonitor(run_dir, budget.trials, budget.epochs)
     start = time.monotonic()
     experiment = run_dir / EXPERIMENT
-    if opts.resume and tune.Tuner.can_restore(str(experiment.resolve())):
+    if opts.resume and opts.restore and tune.Tuner.can_restore(str(experiment.resolve())):
         tuner = tune.Tuner.restore(str(experiment.resolve()), trainable=trainable,
                                    resume_unfinished=True, resume_errored=False,
                                    restart_errored=False)  # the monitor comes back with it

@@ -1,0 +1,129 @@
+"""`run_search.py bench SPACE.toml`: train every point of an enumerable space, resumably.
+
+A bench is a tabular ground truth (NAS-Bench-101/201 style): each distinct point of the space
+trained stand-alone with the product's own search stack and trainer, every seed's curve kept,
+no early stopping. It is resumable from its trials table alone: `bench --resume` continues
+Ray's experiment where one is left, and trains whatever point has no completed row (a fresh
+clone holds only the committed table), so an interrupted bench never repeats finished work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+from nas.results import META, read_meta, read_table, text
+from nas.search.flags import add_search_flags, options_from
+from nas.search.space import Space, genotype, load_space, searched
+
+MAX_POINTS = 5000  # a bench trains every point: larger spaces are for searches, not benches
+
+
+class BenchError(ValueError):
+    """A space or run folder that cannot be benched as asked; the message says why."""
+
+
+def bench_points(space: Space) -> list[dict[str, Any]]:
+    """Every distinct architecture of the space as Optuna params, in a fixed shuffled order
+    (so a bench cut short is a uniform sample of the space, not one corner of it)."""
+    dims = searched(space)
+    combos: list[dict[str, Any]] = [{}]
+    for dim in dims:
+        combos = [{**c, dim.name: v} for c in combos for v in dim.choices]
+        if len(combos) > MAX_POINTS:
+            raise BenchError(f"{space.path}: more than {MAX_POINTS} points; a bench trains"
+                             " every point, so bench a smaller space")
+    unique: dict[str, dict[str, Any]] = {}
+    for params in combos:
+        unique.setdefault(genotype(space, params).key(), params)
+    points = list(unique.values())
+    random.Random(space.search.seed).shuffle(points)
+    return points
+
+
+def check_bench_space(space: Space, epochs: int) -> None:
+    """A bench trains every point for the whole schedule: no early stopping allowed."""
+    if space.search.grace_period < epochs:
+        raise BenchError(f"{space.path}: [search] grace_period = {space.search.grace_period} lets"
+                         f" ASHA stop trials before epoch {epochs}; a bench needs grace_period"
+                         f" >= [train] epochs")
+
+
+def done_keys(run_dir: Path, epochs: int) -> set[str]:
+    """Architectures with a completed row that trained all `epochs`."""
+    table = read_table(run_dir)
+    if table.empty:
+        return set()
+    full = table[(table["status"] == "completed") & (table["epochs"] >= epochs)]
+    return {text(k) for k in full["arch_key"]}
+
+
+def remaining(space: Space, run_dir: Path, epochs: int) -> list[dict[str, Any]]:
+    """The bench's points that still need training."""
+    done = done_keys(run_dir, epochs)
+    return [p for p in bench_points(space) if genotype(space, p).key() not in done]
+
+
+def parser() -> argparse.ArgumentParser:
+    """Flags of the bench action: the search's, with the space positional."""
+    p = argparse.ArgumentParser(
+        prog="run_search.py bench",
+        description="Train every point of an enumerable space (each [search].repeats seeds,"
+        " the whole [train] schedule, no early stopping) into one run folder: a ground truth"
+        " to replay searches against. Resumable with --resume --name NAME.")
+    p.add_argument("space", type=Path, nargs="?", help="the bench space (.toml); omitted with"
+                   " --resume, which reads the run folder's own copy")
+    add_search_flags(p)
+    return p
+
+
+def main(argv: list[str]) -> int:
+    """The bench action: exit 0 when every point is done, 130 when interrupted."""
+    from nas.search.engine import run_search
+    from nas.search.report import summarize
+
+    args = parser().parse_args(argv)
+    if args.trials is not None:
+        raise BenchError("--trials: a bench trains every point of its space; bench a smaller"
+                         " space instead")
+    if args.resume:
+        if not args.name:
+            raise BenchError("--resume needs --name: the bench folder to continue")
+        run_dir = args.results_dir / args.name
+        if not (run_dir / META).is_file():
+            raise BenchError(f"{run_dir}: nothing to resume (no {META})")
+        meta = read_meta(run_dir)
+        space = load_space(run_dir / meta["space_file"])
+        epochs = int(meta["budget"]["epochs"])
+    elif args.space is None:
+        raise BenchError("give the bench space (.toml), or --resume --name NAME")
+    else:
+        space = load_space(args.space)
+        epochs = args.max_epochs or space.train.epochs
+    check_bench_space(space, epochs)
+    total = len(bench_points(space))
+    todo = remaining(space, args.results_dir / args.name, epochs) if args.resume \
+        else bench_points(space)
+    if not todo:
+        print(f"Bench {args.name}: all {total} points done; nothing to train.")
+        return 0
+    opts = dataclasses.replace(options_from(args, args.space or space.path), trials=total,
+                               points=tuple(todo))
+    print(f"Bench {space.name}: {len(todo)} of {total} points to train, {space.search.repeats}"
+          f" seed(s) each, {epochs} epochs", flush=True)
+    outcome = run_search(opts)
+    left = remaining(space, outcome.run_dir, epochs)
+    if left and not outcome.interrupted and args.resume:
+        # Ray's restored experiment ended with points still missing (failed, or never asked):
+        # a fresh experiment over exactly those.
+        outcome = run_search(dataclasses.replace(opts, points=tuple(left), restore=False))
+        left = remaining(space, outcome.run_dir, epochs)
+    print(summarize(outcome))
+    print(f"Bench: {total - len(left)} of {total} points done"
+          + (f"; continue with: python {' '.join(sys.argv[:1])} bench --resume --name"
+             f" {outcome.run_dir.name} --results-dir {outcome.run_dir.parent}" if left else ""))
+    return 130 if outcome.interrupted or left else 0
