@@ -320,7 +320,7 @@ def parser() -> argparse.ArgumentParser:
         " trained weights (weights.pt) and its genotype (genotype.json).")
     p.add_argument("run", type=Path, help="the search run folder (results/<name>)")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--trial", help="the trial id to export (see trials.csv)")
+    which.add_argument("--trial", help=f"the trial id to export (see {TABLE})")
     which.add_argument("--best", action="store_true",
                        help="the best trial by --objective (the default)")
     p.add_argument("--objective", choices=OBJECTIVES,

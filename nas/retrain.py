@@ -246,7 +246,7 @@ def parser() -> argparse.ArgumentParser:
         prog="run_search.py retrain",
         description="Train the search's top architectures from scratch on train+validation"
         " and report held-out test accuracy (mean ± std over seeds). Finished runs are kept in"
-        " the run folder (retrain.csv, retrain.json) and not repeated.")
+        f" the run folder ({RETRAIN_CSV}, {RETRAIN_JSON}) and not repeated.")
     p.add_argument("run", type=Path, help="the search run folder (results/<name>)")
     p.add_argument("--top", type=int, default=3,
                    help="distinct architectures to retrain, best first (default 3)")

@@ -215,8 +215,9 @@ def parser() -> argparse.ArgumentParser:
     """Flags of the study action: the search's, with the space (or run folder) positional."""
     p = argparse.ArgumentParser(
         prog="run_search.py study",
-        description="Run a study space's grid (seeds = [search].repeats) and write study.csv /"
-        " study.md in its run folder; given a run folder, tabulate it again.")
+        description=f"Run a study space's grid (seeds = [search].repeats) and write {STUDY_CSV},"
+        f" {STUDY_MD} and {STUDY_JSON} in its run folder; given a run folder, tabulate it"
+        " again.")
     p.add_argument("target", type=Path, help="a study space (.toml) or a finished run folder")
     add_search_flags(p)
     return p

@@ -152,3 +152,18 @@ def test_study_of_a_missing_target_is_one_line(tmp_path):
     done = run_cli("study", str(tmp_path / "nope.toml"))
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "nope.toml" in done.stderr
+
+
+def test_study_json_names_the_label_columns_wherever_they_stand(tmp_path, table):
+    from nas.dashboard.data import load_run
+
+    run = _run_folder(tmp_path, table)
+    study.write_study(run)
+    assert json.loads((run / "study.json").read_text())["labels"] == ["mid_act"]
+    # the labels are read from study.json, not from their place in study.csv
+    frame = pd.read_csv(run / "study.csv")
+    frame[[*frame.columns[1:], "mid_act"]].to_csv(run / "study.csv", index=False)
+    assert load_run(run).study_labels == ("mid_act",)
+    write_json(run / "study.json", {"labels": ["nope"]})
+    with pytest.raises(FileNotFoundError, match=r"study.json: labels \['nope'\] are not columns"):
+        load_run(run)

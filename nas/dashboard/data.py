@@ -79,20 +79,29 @@ def load_run(run_dir: Path) -> Run:
                                 " as it starts)")
     stamp = version(run_dir)  # before reading: a change meanwhile shows on the next poll
     meta = read_meta(run_dir)
+    space = _space(run_dir, meta)
     study = read_csv(run_dir / STUDY_CSV) if (run_dir / STUDY_CSV).exists() else None
-    return Run(run_dir, meta, _space(run_dir, meta), _table(run_dir / TABLE),
+    return Run(run_dir, meta, space, _table(run_dir / TABLE),
                retrain_summary(read_csv(run_dir / RETRAIN_CSV)) if (run_dir / RETRAIN_CSV).exists()
-               else None, stamp, study, _study_labels(run_dir, study))
+               else None, stamp, study, _study_labels(run_dir, study, space))
 
 
-def _study_labels(run_dir: Path, study: pd.DataFrame | None) -> tuple[str, ...]:
-    """The columns that name study.csv's rows, as its study.json records them."""
+def _study_labels(run_dir: Path, study: pd.DataFrame | None, space: dict[str, Any]
+                  ) -> tuple[str, ...]:
+    """The columns that name study.csv's rows, as its study.json records them (a folder
+    tabulated before study.json existed: the space copy's [study] rows)."""
     if study is None:
         return ()
     try:
         labels = json.loads((run_dir / STUDY_JSON).read_text())["labels"]
+    except FileNotFoundError:
+        labels = space.get("study", {}).get("rows")
+        if not labels:
+            raise FileNotFoundError(f"{run_dir / STUDY_JSON}: missing, and the space names no"
+                                    f" [study] rows; run `run_search.py study {run_dir}` to"
+                                    " write it") from None
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise FileNotFoundError(f"{run_dir / STUDY_JSON}: missing or unreadable ({err}); run"
+        raise FileNotFoundError(f"{run_dir / STUDY_JSON}: unreadable ({err}); run"
                                 f" `run_search.py study {run_dir}` to write it again") from None
     missing = [c for c in labels if c not in study.columns]
     if missing:

@@ -12,7 +12,7 @@ import pandas as pd
 from nas.arch.describe import describe_arch
 from nas.arch.genotype import Genotype
 from nas.dashboard.data import Run, describe_test, final_tests
-from nas.results import STATUSES, TABLE, text
+from nas.results import RETRAIN_CSV, STATUSES, TABLE, text
 
 
 def section(key: str, title: str, question: str, body: str) -> str:
@@ -131,8 +131,8 @@ def _retrained(run: Run) -> str:
     if run.retrain is None:
         return ""
     if run.retrain.empty:
-        return ('<h3>Retrained</h3><p class="note">retrain.csv holds no rows with trial_id and'
-                " test_acc yet.</p>")
+        return (f'<h3>Retrained</h3><p class="note">{RETRAIN_CSV} holds no rows with trial_id'
+                " and test_acc yet.</p>")
     val = (run.table.set_index(run.table["trial_id"].astype(str))["best_val_acc"]
            if "trial_id" in run.table else pd.Series(dtype=float))
     ordered = run.retrain.sort_values(["test_mean", "epochs"], ascending=False)

@@ -17,7 +17,7 @@ from nas.dashboard.data import Run, curve
 from nas.dashboard.importance import importances
 from nas.dashboard.overview import overview, section
 from nas.dashboard.table import cell, trials_table
-from nas.results import TABLE, atomic_write, text
+from nas.results import STUDY_CSV, TABLE, atomic_write, text
 
 
 def static(name: str) -> str:
@@ -112,7 +112,7 @@ def _study(run: Run, figures: dict[str, Any]) -> str:
                    for _, r in shown_values.iterrows())
     table = (f'<div class="table-wrap"><table id="study-table"><thead><tr>{head}</tr></thead>'
              f"<tbody>{rows}</tbody></table></div>")
-    return section("study", "Study", "The run tabulated as a study (study.csv): each row"
+    return section("study", "Study", f"The run tabulated as a study ({STUDY_CSV}): each row"
                    " pools its seeds' final validation accuracies (small dots: one seed each);"
                    " Δ is the difference from the baseline row's mean.",
                    _chart("fig-study", figs.study_chart(study, labels), figures) + table)
