@@ -16,15 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nas.bench.table import BenchError
 from nas.results import META, read_meta, read_table, text
 from nas.search.flags import add_search_flags, options_from
 from nas.search.space import Space, genotype, load_space, searched
 
 MAX_POINTS = 5000  # a bench trains every point: larger spaces are for searches, not benches
-
-
-class BenchError(ValueError):
-    """A space or run folder that cannot be benched as asked; the message says why."""
 
 
 def bench_points(space: Space) -> list[dict[str, Any]]:

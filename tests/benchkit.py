@@ -1,0 +1,45 @@
+"""A small bench written by hand: known curves for every point of a tiny space."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from nas.arch.cost import cost
+from nas.bench.run import bench_points
+from nas.results import META, TABLE, write_json
+from nas.search.space import genotype, load_space
+from tests.searchkit import BENCH, write_space
+
+
+def final_of(index: int) -> tuple[float, float]:
+    """The two seeds' final accuracies of the index-th point (known, so tests can check)."""
+    return 0.30 + 0.05 * index, 0.32 + 0.05 * index
+
+
+def write_bench(folder: Path, epochs: int = 2, space_text: str = BENCH) -> Path:
+    """A bench folder: meta.json, the space copy, one completed row per point, curves rising
+    linearly to final_of(i), each epoch taking (i + 1) seconds per seed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    space_file = write_space(folder, space_text, "bench.toml")
+    space = load_space(space_file)
+    rows = []
+    for i, params in enumerate(bench_points(space)):
+        arch = genotype(space, params)
+        finals = final_of(i)
+        curves = [[round(f * (e + 1) / epochs, 4) for e in range(epochs)] for f in finals]
+        c = cost(arch)
+        rows.append({
+            "trial_id": f"t{i:04d}", "status": "completed", "epochs": epochs,
+            "arch_key": arch.key(), "genotype": arch.to_json(indent=None), "params": c.params,
+            "macs": c.macs, "latency_ms": 1.0 + i, "curve": json.dumps([sum(e) / 2 for e in
+                                                                      zip(*curves, strict=True)]),
+            "seed_curves": json.dumps(curves),
+            "seed_loss_curves": json.dumps([[2.0 - 0.1 * e for e in range(epochs)]] * 2),
+            "epoch_s_curve": json.dumps([2.0 * (i + 1)] * epochs),
+            **{f"param_{k}": v for k, v in params.items()}})
+    pd.DataFrame(rows).to_csv(folder / TABLE, index=False)
+    write_json(folder / META, {"space_file": space_file.name, "budget": {"epochs": epochs}})
+    return folder
