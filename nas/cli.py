@@ -34,6 +34,11 @@ def search_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="print the space (dimensions, size, cost range, reference points);"
                    " train nothing")
+    p.add_argument("--replay", type=Path, metavar="BENCH_DIR",
+                   help="replay the search against a bench folder (run_search.py bench):"
+                   " trials read each point's measured curves instead of training")
+    p.add_argument("--replay-speed", type=float, default=100.0,
+                   help="a replayed epoch takes its measured seconds / this (default 100)")
     add_search_flags(p)
     return p
 
@@ -70,6 +75,15 @@ def _search(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(describe_space(load_space(args.space)))
         return 0
-    outcome = run_search(options_from(args, args.space))
+    if args.replay is None:
+        outcome = run_search(options_from(args, args.space))
+    else:
+        from nas.bench.replay import Replay
+
+        outcome = run_search(options_from(args, args.space),
+                             source=Replay(args.replay, args.replay_speed))
     print(summarize(outcome))
+    if args.replay is not None and "simulated_s" in outcome.table:
+        print(f"Simulated compute: {outcome.table['simulated_s'].sum():,.0f} s of measured"
+              f" training replayed from {args.replay}")
     return 130 if outcome.interrupted else 0

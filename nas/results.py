@@ -79,6 +79,8 @@ class TrialReport(TypedDict, total=False):
     train_s: float  # training seconds so far, summed over the seeds
     status: str  # running / diverged / infeasible (the monitor decides completed / stopped)
     reason: str  # why a trial is diverged or infeasible
+    simulated_s: float  # a bench replay: the measured training seconds it replayed
+    replay_seed: int  # a bench replay: the bench seed whose curve it replayed
     # added by Ray Tune to every report
     training_iteration: int  # reports so far: the epoch
     time_total_s: float

@@ -23,7 +23,7 @@ ALLOWED = {
     "onnx_export": {"results"},
     "export": {"arch", "onnx_export", "results", "train"},
     "retrain": {"arch", "data", "results", "search", "train"},
-    "cli": {"arch", "search"},
+    "cli": {"arch", "bench", "search"},
 }
 
 

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import pandas as pd
 
@@ -155,7 +155,7 @@ def _settings(space: Space, budget: Budget) -> TrialSettings:
     return TrialSettings(space=space, train=train, repeats=space.search.repeats, references=refs)
 
 
-def _start_ray(opts: SearchOptions) -> dict[str, float]:
+def start_ray(opts: SearchOptions) -> dict[str, float]:
     """Join a cluster (--address) or start a local one bound to 127.0.0.1."""
     for key, value in (QUIET_ENV | ({} if opts.address else LOCAL_ENV)).items():
         os.environ.setdefault(key, value)
@@ -236,7 +236,34 @@ class Outcome:
     seconds: float
 
 
-def run_search(opts: SearchOptions, out: TextIO = sys.stdout) -> Outcome:
+class TrialSource(Protocol):
+    """Where trials get their results: training (the default) or a bench replay."""
+
+    def trainable(self, space: Space, settings: TrialSettings, opts: SearchOptions,
+                  run_dir: Path) -> Any:
+        """The Ray Tune function trainable (with its parameters bound)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Training:
+    """Trials train their point: the data loaded once and shared through Ray's object store."""
+
+    def trainable(self, space: Space, settings: TrialSettings, opts: SearchOptions,
+                  run_dir: Path) -> Any:
+        from ray import tune
+
+        splits = load_splits(data_spec(space, opts.data_dir), opts.data_dir)
+        # what an exported model needs to be fed like the search fed it
+        update_meta(run_dir, {"data": {"mean": list(splits.mean), "std": list(splits.std),
+                                       "train_images": len(splits.train),
+                                       "val_images": len(splits.val),
+                                       "classes": splits.train.classes}})
+        return tune.with_parameters(run_trial, settings=settings, splits=splits)
+
+
+def run_search(opts: SearchOptions, out: TextIO = sys.stdout,
+               source: TrialSource = Training()) -> Outcome:
     """Run (or resume) a search; the results folder is complete at every trial's end."""
     space = load_space(opts.space)
     run_dir = opts.results_dir / (opts.name or default_name(space))
@@ -250,7 +277,10 @@ def run_search(opts: SearchOptions, out: TextIO = sys.stdout) -> Outcome:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    resources = _start_ray(opts)
+    # A caller that runs many searches (benchmarks/search_strategies.py) starts Ray once;
+    # Ray is not imported before start_ray has set the variables it reads at import.
+    own_ray = "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+    resources = start_ray(opts) if own_ray else sys.modules["ray"].cluster_resources()
     try:
         if not opts.resume:
             budget = resolve_budget(space, opts, int(resources.get("GPU", 0)))
@@ -258,11 +288,10 @@ def run_search(opts: SearchOptions, out: TextIO = sys.stdout) -> Outcome:
                                              "space": space.name, "argv": sys.argv,
                                              "started": datetime.now(UTC).isoformat()})
         _check_resources(budget, resources)
-        return _fit(space, budget, opts, run_dir, out)
+        return _fit(space, budget, opts, run_dir, out, source)
     finally:
-        import ray
-
-        ray.shutdown()
+        if own_ray:
+            sys.modules["ray"].shutdown()
 
 
 def data_spec(space: Space, data_dir: Path | None) -> DataSpec:
@@ -272,21 +301,16 @@ def data_spec(space: Space, data_dir: Path | None) -> DataSpec:
     return space.data
 
 
-def _fit(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, out: TextIO) -> Outcome:
-    """Load the data once, run the Tuner, report how it ended."""
+def _fit(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, out: TextIO,
+         source: TrialSource) -> Outcome:
+    """Prepare the trials' source, run the Tuner, report how it ended."""
     from ray import tune
 
     from nas.search.monitor import SearchMonitor
 
-    splits = load_splits(data_spec(space, opts.data_dir), opts.data_dir)
-    # what an exported model needs to be fed like the search fed it
-    update_meta(run_dir, {"data": {"mean": list(splits.mean), "std": list(splits.std),
-                                   "train_images": len(splits.train),
-                                   "val_images": len(splits.val), "classes": splits.train.classes}})
     settings = _settings(space, budget)
-    trainable = tune.with_resources(
-        tune.with_parameters(run_trial, settings=settings, splits=splits),
-        {"cpu": budget.cpus_per_trial, "gpu": budget.gpus_per_trial})
+    trainable = tune.with_resources(source.trainable(space, settings, opts, run_dir),
+                                    {"cpu": budget.cpus_per_trial, "gpu": budget.gpus_per_trial})
     monitor = SearchMonitor(run_dir, budget.trials, budget.epochs)
     start = time.monotonic()
     experiment = run_dir / EXPERIMENT

@@ -23,6 +23,7 @@ from nas.results import (
 
 CARRIED = ("arch_key", "reference", "params", "macs", "latency_ms", "device", "reason")
 CURVES = ("seed_curves", "seed_loss_curves", "epoch_s_curve")  # kept as JSON text
+REPLAYED = ("simulated_s", "replay_seed")  # only a bench replay's trials report these
 
 
 def trial_status(result: TrialReport, max_epochs: int, error: str | None) -> str:
@@ -57,6 +58,7 @@ def trial_row(trial, max_epochs: int, error: str | None) -> dict[str, Any]:
         "train_s": round(result.get("train_s", 0.0), 3),
         "checkpoint": str(best_checkpoint(Path(trial.path)) or ""),
     }
+    row |= {key: result[key] for key in REPLAYED if key in result}
     row |= {f"param_{k}": v for k, v in sorted(trial.config.items())}
     if result.get("genotype"):
         row |= genotype_columns(Genotype.from_json(result["genotype"]))

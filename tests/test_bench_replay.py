@@ -1,0 +1,51 @@
+"""Replaying a search against a bench through the real stack (Ray Tune, Optuna, ASHA)."""
+
+import json
+
+import pytest
+
+from nas.bench.replay import replay_seed
+from nas.bench.table import load_bench
+from nas.results import read_meta, read_table
+from tests.benchkit import write_bench
+from tests.searchkit import BENCH, run_cli, write_space
+
+# The bench's own points, searched by TPE with ASHA as the default search runs.
+SEARCH = (BENCH.replace('sampler = "grid"', 'sampler = "tpe"').replace("trials = 4", "trials = 6")
+          .replace("grace_period = 2", "grace_period = 1\nreduction_factor = 2"))
+
+
+def test_replay_reports_the_bench_curves_through_ray_optuna_and_asha(tmp_path):
+    bench_dir = write_bench(tmp_path / "bench", epochs=2)
+    bench = load_bench(bench_dir)
+    space = write_space(tmp_path, SEARCH, "search.toml")
+    done = run_cli("--space", str(space), "--replay", str(bench_dir), "--replay-speed", "20",
+                   "--name", "r", "--results-dir", str(tmp_path))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    table = read_table(tmp_path / "r")
+    assert len(table) == 6 and set(table["status"]) <= {"completed", "stopped"}
+    for _, row in table.iterrows():
+        point = bench.points[row["arch_key"]]
+        seed, epochs = int(row["replay_seed"]), int(row["epochs"])
+        assert json.loads(row["curve"]) == list(point.curves[seed][:epochs])
+        assert row["simulated_s"] == pytest.approx(sum(point.epoch_seconds[:epochs]))
+        assert row["latency_ms"] == point.latency_ms
+    assert f"Simulated compute: {table['simulated_s'].sum():,.0f} s" in done.stdout
+    assert read_meta(tmp_path / "r")["replay"]["bench_points"] == 4
+
+
+def test_a_space_the_bench_does_not_cover_is_refused_before_any_trial(tmp_path):
+    bench_dir = write_bench(tmp_path / "bench", epochs=2)
+    wider = SEARCH.replace("spectrum = [0.0, 1.0]", "spectrum = [0.0, 0.5, 1.0]")
+    space = write_space(tmp_path, wider, "wider.toml")
+    done = run_cli("--space", str(space), "--replay", str(bench_dir), "--name", "w",
+                   "--results-dir", str(tmp_path))
+    assert done.returncode == 2
+    assert "point(s) of" in done.stderr and "are not in the bench" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert read_table(tmp_path / "w").empty  # nothing was trained or replayed
+
+
+def test_each_trial_draws_a_repeatable_seed():
+    seeds = [replay_seed(f"t{i}", 0, 2) for i in range(40)]
+    assert seeds == [replay_seed(f"t{i}", 0, 2) for i in range(40)] and set(seeds) == {0, 1}
