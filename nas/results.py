@@ -81,6 +81,7 @@ class TrialReport(TypedDict, total=False):
     reason: str  # why a trial is diverged or infeasible
     simulated_s: float  # a bench replay: the measured training seconds it replayed
     replay_seed: int  # a bench replay: the bench seed whose curve it replayed
+    clock_s: float  # a bench replay: time.time() of the report (Ray's timestamp is whole s)
     # added by Ray Tune to every report
     training_iteration: int  # reports so far: the epoch
     time_total_s: float

@@ -65,7 +65,8 @@ def replay_trial(config: dict[str, Any], settings: TrialSettings, bench: Bench,
                      "epoch_seconds": seconds, "curve": list(curve),
                      "seed_curves": [list(curve)], "seed_loss_curves": [list(losses)],
                      "epoch_s_curve": point.epoch_seconds[:epoch + 1], "train_s": simulated,
-                     "simulated_s": simulated, "replay_seed": seed, "status": "running"})
+                     "simulated_s": simulated, "replay_seed": seed, "clock_s": time.time(),
+                     "status": "running"})
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ class SearchOptions:
     results_dir: Path = Path("results")
     points: tuple[dict[str, Any], ...] = ()  # evaluate exactly these points (a bench), in order
     restore: bool = True  # on resume, continue Ray's experiment when it can be restored
+    compute_budget_s: float | None = None  # end the search once its trials trained this long
 
 
 @dataclass(frozen=True)
@@ -206,16 +207,21 @@ def _tuner(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, tra
                                     num_samples=len(opts.points) or budget.trials,
                                     max_concurrent_trials=budget.concurrency,
                                     reuse_actors=True, trial_dirname_creator=_trial_folder),
-        run_config=_run_config(run_dir, callbacks),
+        run_config=_run_config(run_dir, callbacks, opts.compute_budget_s),
     )
 
 
-def _run_config(run_dir: Path, callbacks: list):
-    """Where Ray writes, what it keeps (the best checkpoint per trial), how failures count."""
+def _run_config(run_dir: Path, callbacks: list, compute_budget_s: float | None = None):
+    """Where Ray writes, what it keeps (the best checkpoint per trial), how failures count,
+    when the whole search stops."""
     from ray import tune
 
+    from nas.search.budget import ComputeBudget
+
+    stop = ComputeBudget(compute_budget_s) if compute_budget_s else None
     return tune.RunConfig(
         name=EXPERIMENT, storage_path=str(run_dir.resolve()), verbose=0, callbacks=callbacks,
+        stop=stop,
         failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute="val_acc",
                                                 checkpoint_score_order="max"))

@@ -23,7 +23,7 @@ from nas.results import (
 
 CARRIED = ("arch_key", "reference", "params", "macs", "latency_ms", "device", "reason")
 CURVES = ("seed_curves", "seed_loss_curves", "epoch_s_curve")  # kept as JSON text
-REPLAYED = ("simulated_s", "replay_seed")  # only a bench replay's trials report these
+REPLAYED = ("simulated_s", "replay_seed", "clock_s")  # only a bench replay's trials report these
 
 
 def trial_status(result: TrialReport, max_epochs: int, error: str | None) -> str:

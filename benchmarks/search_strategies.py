@@ -1,0 +1,282 @@
+"""Search strategies measured against a bench: regret and rank of the point each returns, by
+compute spent, over many seeds, through the real stack (Ray Tune, Optuna, ASHA) in replay.
+
+    python -m benchmarks.search_strategies --bench results/bench/spectrum_bench
+
+Each strategy replays `--repeats` times (search seeds 0..N-1) up to the largest budget; the
+result at a smaller budget is what the search would have returned had it stopped there: the
+best completed (full-budget) trial among those finished within that much simulated compute
+(the best stopped one while none has completed). Regret = the bench's best mean final
+accuracy minus the returned point's mean final accuracy, in percentage points. Writes
+`<out>.md` (the table) and `<out>.html` / `<out>.png` (regret against compute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmarks.common import machine
+from nas.bench.table import Bench, load_bench
+from nas.results import atomic_write, read_meta, scored_rows
+from nas.search.space import base_name, dimensions, load_space
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SPACE = ROOT / "search_spaces" / "cifar_spectrum.toml"
+BUDGETS = (0.05, 0.10, 0.20, 0.30, 0.50)  # fractions of the bench's total compute
+FULL = "full"  # grace period = every epoch: no early stopping
+# strategy -> [search] settings over the bench space's; "references": the default search's
+# reference points first, as `python run_search.py` runs them.
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "random": {"sampler": "random", "grace_period": FULL},
+    "random + ASHA": {"sampler": "random", "grace_period": 1, "reduction_factor": 3},
+    "TPE": {"sampler": "tpe", "grace_period": FULL},
+    "TPE + ASHA (default)": {"sampler": "tpe", "grace_period": 1, "reduction_factor": 3,
+                             "references": True},
+}
+
+
+def strategy_space(bench: Bench, settings: dict[str, Any], trials: int) -> str:
+    """The bench's space file with its [search] (and [references]) set for one strategy."""
+    source = bench.run_dir / read_meta(bench.run_dir)["space_file"]
+    kept, skip = [], False
+    for line in source.read_text().splitlines():
+        if line.startswith("["):
+            skip = line.strip() in ("[search]", "[references]", "[study]")
+        if not skip:
+            kept.append(line)
+    search = {"trials": trials, "concurrency": 2, "repeats": 1} | {
+        k: (bench.epochs if v == FULL else v) for k, v in settings.items() if k != "references"}
+    kept += ["", "[search]", *(f"{k} = {json.dumps(v)}" for k, v in search.items())]
+    refs = _references(source) if settings.get("references") else {}
+    if refs:
+        kept += ["", "[references]"] + [
+            f"{name} = {{ {', '.join(f'{k} = {json.dumps(v)}' for k, v in point.items())} }}"
+            for name, point in refs.items()]
+    return "\n".join(kept) + "\n"
+
+
+def _references(space_file: Path) -> dict[str, dict[str, Any]]:
+    """The default search's reference points that are points of the bench's space."""
+    allowed: dict[str, set[Any]] = {}  # per base name (s2_mid_act -> mid_act): every stage's
+    for dim in dimensions(load_space(space_file)):
+        mine = set(dim.choices)
+        allowed[base_name(dim.name)] = allowed.get(base_name(dim.name), mine) & mine
+    refs = tomllib.loads(DEFAULT_SPACE.read_text()).get("references", {})
+    return {name: point for name, point in refs.items()
+            if all(v in allowed.get(k, ()) for k, v in point.items())}
+
+
+def returned(rows: pd.DataFrame) -> str | None:
+    """The arch_key the search returns: its best completed trial, else its best stopped one."""
+    scored = scored_rows(rows)
+    if scored.empty:
+        return None
+    pool = scored[scored["status"] == "completed"]
+    pool = pool if not pool.empty else scored
+    order = pool.sort_values(["best_val_acc", "macs", "trial_id"],
+                             ascending=[False, True, True], kind="stable")
+    return str(order.iloc[0]["arch_key"])
+
+
+def trajectory(table: pd.DataFrame, bench: Bench, budgets_s: list[float]
+               ) -> list[tuple[float | None, int | None]]:
+    """(regret in points, rank) of what the search returns at each budget (None: nothing yet)."""
+    if table.empty:
+        return [(None, None)] * len(budgets_s)
+    done = table.sort_values("clock_s", kind="stable").reset_index(drop=True)
+    spent = pd.to_numeric(done["simulated_s"], errors="coerce").fillna(0.0).cumsum()
+    out = []
+    for budget in budgets_s:
+        key = returned(done[spent <= budget + 1e-9])
+        out.append((None, None) if key is None else
+                   (100 * bench.regret(key), bench.rank(key)))
+    return out
+
+
+def _start_worker() -> None:
+    """One Ray session per worker process, reused by every replay it runs."""
+    from nas.search.engine import SearchOptions, start_ray
+
+    start_ray(SearchOptions(space=DEFAULT_SPACE))
+
+
+def replay(job: tuple[str, int, str, float, float, int, str]) -> dict[str, Any]:
+    """One strategy, one seed: the replayed trials table and its wall time."""
+    from nas.bench.replay import Replay
+    from nas.search.engine import SearchOptions, run_search
+
+    name, seed, space_text, speed, budget_s, trials, bench_dir = job
+    with tempfile.TemporaryDirectory() as tmp:
+        space = Path(tmp) / "strategy.toml"
+        space.write_text(space_text)
+        start = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            outcome = run_search(SearchOptions(space=space, trials=trials, seed=seed,
+                                               name="replay", results_dir=Path(tmp),
+                                               compute_budget_s=budget_s),
+                                 source=Replay(Path(bench_dir), speed))
+        wall = time.perf_counter() - start
+        return {"strategy": name, "seed": seed, "wall_s": wall,
+                "table": outcome.table.to_dict("records")}
+
+
+def summarize(results: list[dict[str, Any]], bench: Bench) -> pd.DataFrame:
+    """Per strategy and budget: median and IQR of regret and rank over the seeds."""
+    budgets_s = [f * bench.compute_s() for f in BUDGETS]
+    rows = []
+    for name in STRATEGIES:
+        mine = [r for r in results if r["strategy"] == name]
+        paths = [trajectory(pd.DataFrame(r["table"]), bench, budgets_s) for r in mine]
+        for i, fraction in enumerate(BUDGETS):
+            regrets = [p[i][0] for p in paths if p[i][0] is not None]
+            ranks = [p[i][1] for p in paths if p[i][1] is not None]
+            rows.append({"strategy": name, "budget": fraction, "runs": len(mine),
+                         "returned": len(regrets), **_spread("regret_pp", regrets),
+                         **_spread("rank", ranks)})
+    return pd.DataFrame(rows)
+
+
+def _spread(name: str, values: list[float]) -> dict[str, float]:
+    """Median and interquartile range (NaN when there are no values)."""
+    if not values:
+        return {f"{name}_median": float("nan"), f"{name}_q1": float("nan"),
+                f"{name}_q3": float("nan")}
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 \
+        else (values[0], values[0], values[0])
+    return {f"{name}_median": statistics.median(values), f"{name}_q1": q1, f"{name}_q3": q3}
+
+
+def markdown(frame: pd.DataFrame, bench: Bench, header: list[str]) -> str:
+    """The strategies table: one row per strategy, one column per budget."""
+    cols = [f"{int(100 * b)} %" for b in BUDGETS]
+    lines = [*header, "", "Median regret in points [IQR] (median rank of the returned point):",
+             "", "| strategy | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for name in STRATEGIES:
+        cells = []
+        for b in BUDGETS:
+            r = frame[(frame["strategy"] == name) & (frame["budget"] == b)].iloc[0]
+            cells.append("-" if r["returned"] == 0 else
+                         f"{r['regret_pp_median']:.2f} [{r['regret_pp_q1']:.2f}–"
+                         f"{r['regret_pp_q3']:.2f}] (rank {r['rank_median']:.0f})"
+                         + ("" if r["returned"] == r["runs"] else
+                            f" {r['returned']}/{r['runs']} runs"))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def figure(frame: pd.DataFrame):
+    """Regret against compute per strategy, the IQR as a band."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for name in STRATEGIES:
+        mine = frame[frame["strategy"] == name]
+        x = (100 * mine["budget"]).tolist()
+        fig.add_trace(go.Scatter(x=x + x[::-1], y=mine["regret_pp_q3"].tolist()
+                                 + mine["regret_pp_q1"].tolist()[::-1], fill="toself",
+                                 opacity=0.15, line=dict(width=0), showlegend=False,
+                                 hoverinfo="skip", legendgroup=name))
+        fig.add_trace(go.Scatter(x=x, y=mine["regret_pp_median"].tolist(), mode="lines+markers",
+                                 name=name, legendgroup=name))
+    fig.update_layout(xaxis_title="compute (% of the bench's training seconds)",
+                      yaxis_title="regret (points of validation accuracy), median and IQR",
+                      template="plotly_white", width=900, height=520)
+    return fig
+
+
+def screenshot(html: Path, png: Path) -> bool:
+    """A PNG of the plot through headless Chromium, where it is installed."""
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        return False
+    done = subprocess.run([str(chromium), "--headless", "--no-sandbox", "--disable-gpu",
+                           "--disable-background-networking", "--disable-component-update",
+                           "--no-first-run", "--hide-scrollbars", "--window-size=940,560",
+                           f"--screenshot={png}", html.resolve().as_uri()],
+                          capture_output=True, timeout=120)
+    return done.returncode == 0 and png.exists()
+
+
+def timed_default_replay(bench_dir: Path, speed: float) -> float:
+    """Wall seconds of `run_search.py --replay` with the default 20-trial budget (a process)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        space = Path(tmp) / "default.toml"
+        space.write_text(strategy_space(load_bench(bench_dir), STRATEGIES[
+            "TPE + ASHA (default)"], 20))
+        start = time.perf_counter()
+        subprocess.run([sys.executable, str(ROOT / "run_search.py"), "--space", str(space),
+                        "--replay", str(bench_dir), "--replay-speed", str(speed), "--name", "r",
+                        "--results-dir", tmp], check=True, capture_output=True, timeout=600)
+        return time.perf_counter() - start
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--bench", type=Path, default=ROOT / "results" / "bench" / "spectrum_bench")
+    p.add_argument("--repeats", type=int, default=30, help="search seeds per strategy")
+    p.add_argument("--trials", type=int, default=400,
+                   help="trial cap per replay (the compute budget ends it first)")
+    p.add_argument("--speed", type=float, default=200.0, help="replay speed-up")
+    p.add_argument("--jobs", type=int, default=3, help="replays at once (each its own Ray)")
+    p.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "strategies")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    bench = load_bench(args.bench)
+    total = bench.compute_s()
+    header = [f"# Search strategies on {bench.run_dir.name}",
+              "", f"Bench: {len(bench.points)} points x {bench.seeds} seeds x {bench.epochs}"
+              f" epochs, {total / 3600:.2f} h of measured training; best point mean final"
+              f" accuracy {100 * bench.best().final:.2f} %. {args.repeats} seeds per strategy,"
+              f" replay speed {args.speed:g}x. {machine()}"]
+    print("\n".join(header), flush=True)
+    jobs = [(name, seed, strategy_space(bench, settings, args.trials), args.speed,
+             max(BUDGETS) * total, args.trials, str(args.bench))
+            for name, settings in STRATEGIES.items() for seed in range(args.repeats)]
+    start = time.perf_counter()
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn"),
+                             initializer=_start_worker) as pool:
+        results = []
+        for done in pool.map(replay, jobs):
+            results.append(done)
+            print(f"  {done['strategy']:<22} seed {done['seed']:>2}: {len(done['table'])}"
+                  f" trials, {done['wall_s']:.1f} s", flush=True)
+    frame = summarize(results, bench)
+    wall20 = timed_default_replay(args.bench, args.speed)
+    text = markdown(frame, bench, header) + (
+        f"\n\nA replayed 20-trial default search (`run_search.py --replay`, speed"
+        f" {args.speed:g}x) took {wall20:.1f} s wall (target < 60 s). All replays took"
+        f" {time.perf_counter() - start:.0f} s.\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(args.out.with_suffix(".md"), lambda tmp: tmp.write_text(text))
+    atomic_write(args.out.with_suffix(".csv"), lambda tmp: frame.to_csv(tmp, index=False))
+    fig = figure(frame)
+    fig.write_html(args.out.with_suffix(".html"), include_plotlyjs="cdn")
+    with tempfile.TemporaryDirectory() as tmp:
+        offline = Path(tmp) / "plot.html"
+        fig.write_html(offline, include_plotlyjs=True)
+        png = screenshot(offline, args.out.with_suffix(".png"))
+    print(text)
+    print(f"Wrote {args.out.with_suffix('.md')}, .csv, .html" + (", .png" if png else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The strategies benchmark: its spaces, what a search returns at a budget, regret by hand."""
+
+import pandas as pd
+import pytest
+
+from benchmarks import search_strategies as st
+from nas.bench.table import load_bench
+from nas.search.space import load_space
+from tests.benchkit import write_bench
+from tests.searchkit import BENCH
+
+# the bench fixture's space with the default search's mid_act and residual choices
+WIDE = BENCH.replace('mid_act = ["relu"]', 'mid_act = ["none"]\nresidual = ["identity"]')
+
+
+@pytest.fixture
+def bench(tmp_path):
+    return load_bench(write_bench(tmp_path / "bench", epochs=2))
+
+
+def test_each_strategy_is_the_bench_space_with_its_search_settings(bench, tmp_path):
+    for name, settings in st.STRATEGIES.items():
+        path = tmp_path / "s.toml"
+        path.write_text(st.strategy_space(bench, settings, trials=30))
+        space = load_space(path)
+        assert space.search.trials == 30 and space.search.sampler == settings["sampler"]
+        expected = bench.epochs if settings["grace_period"] == st.FULL else 1
+        assert space.search.grace_period == expected, name
+        assert not space.references  # the default's references use mid_act none: not here
+    wide = write_bench(tmp_path / "wide", space_text=WIDE)
+    path.write_text(st.strategy_space(load_bench(wide), st.STRATEGIES["TPE + ASHA (default)"], 9))
+    names = [name for name, _ in load_space(path).references]
+    assert names == ["regular", "separable"]  # the default's points that lie in this space
+
+
+def test_the_returned_point_and_its_regret_at_each_budget_by_hand(bench):
+    keys = sorted(bench.points, key=lambda k: bench.points[k].final)  # worst .. best
+    finals = [bench.points[k].final for k in keys]  # 0.31, 0.36, 0.41, 0.46
+    table = pd.DataFrame([
+        # a stopped trial of the best point ends first, then two completed trials
+        {"trial_id": "a", "arch_key": keys[3], "status": "stopped", "best_val_acc": 0.2,
+         "macs": 1, "simulated_s": 1.0, "clock_s": 10.0},
+        {"trial_id": "b", "arch_key": keys[0], "status": "completed", "best_val_acc": 0.3,
+         "macs": 1, "simulated_s": 4.0, "clock_s": 11.0},
+        {"trial_id": "c", "arch_key": keys[2], "status": "completed", "best_val_acc": 0.4,
+         "macs": 1, "simulated_s": 6.0, "clock_s": 12.0},
+    ])
+    path = st.trajectory(table, bench, [0.5, 1.0, 5.0, 11.0])
+    assert path[0] == (None, None)  # nothing finished within 0.5 s
+    assert path[1] == (pytest.approx(0.0), 1)  # only the stopped trial: its point is the best
+    assert path[2] == (pytest.approx(100 * (finals[3] - finals[0])), 4)  # completed ones win
+    assert path[3] == (pytest.approx(100 * (finals[3] - finals[2])), 2)
+
+
+def test_medians_and_quartiles():
+    assert st._spread("r", [1.0, 2.0, 3.0, 4.0, 5.0]) == {"r_median": 3.0, "r_q1": 2.0,
+                                                           "r_q3": 4.0}
+    assert st._spread("r", [2.0]) == {"r_median": 2.0, "r_q1": 2.0, "r_q3": 2.0}
