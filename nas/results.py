@@ -37,6 +37,8 @@ RETRAIN_JSON = "retrain.json"  # retrain settings and per-trial mean/std
 STUDY_CSV = "study.csv"  # one row per level of a study, seeds pooled
 STUDY_MD = "study.md"  # the same table in Markdown, with the compute used
 STUDY_JSON = "study.json"  # study.csv's own metadata: which columns label its rows
+BENCH_MD = "bench.md"  # what a bench says: tables by choice, rank agreement, the front
+BENCH_HTML = "bench.html"  # its figure: accuracy along the spectrum
 # A checkpoint folder (Ray's checkpoint_<n>/ inside trial_<id>/).
 MODEL_FILE = "model.pt"  # the state dict alone: loadable with torch.load(weights_only=True)
 STATE_FILE = "trainer.pt"  # optimizer, schedule and RNG state, to resume an interrupted trial

@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 from nas.bench.run import BenchError, bench_points, check_bench_space
+from nas.dashboard.data import load_run
+from nas.dashboard.page import payload
 from nas.results import EXPERIMENT, OPTUNA_DB, PARQUET, TABLE, read_table
 from nas.search.space import genotype, load_space
 from tests.searchkit import BENCH, TINY, run_cli, write_space
@@ -64,5 +66,7 @@ def test_bench_trains_every_point_and_continues_from_its_table(tmp_path):
     assert table.set_index("trial_id").loc[keep["trial_id"], "curve"].tolist() \
         == keep["curve"].tolist()  # the earlier rows untouched
 
+    data = payload(load_run(run_dir))  # the dashboard opens a bench folder like any run
+    assert data["html"].count('data-status="completed"') == 4
     nothing = run_cli("bench", "--resume", "--name", "b", "--results-dir", str(tmp_path))
     assert nothing.returncode == 0 and "all 4 points done" in nothing.stdout

@@ -6,6 +6,8 @@ import pytest
 
 from nas.bench.replay import replay_seed
 from nas.bench.table import load_bench
+from nas.dashboard.data import load_run
+from nas.dashboard.page import payload
 from nas.results import read_meta, read_table
 from tests.benchkit import write_bench
 from tests.searchkit import BENCH, run_cli, write_space
@@ -32,6 +34,9 @@ def test_replay_reports_the_bench_curves_through_ray_optuna_and_asha(tmp_path):
         assert row["latency_ms"] == point.latency_ms
     assert f"Simulated compute: {table['simulated_s'].sum():,.0f} s" in done.stdout
     assert read_meta(tmp_path / "r")["replay"]["bench_points"] == 4
+    # the dashboard opens a replayed run like any other
+    data = payload(load_run(tmp_path / "r"))
+    assert data["html"].count('data-status="') == 6 and data["figures"]
 
 
 def test_a_space_the_bench_does_not_cover_is_refused_before_any_trial(tmp_path):

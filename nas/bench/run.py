@@ -72,8 +72,9 @@ def parser() -> argparse.ArgumentParser:
         description="Train every point of an enumerable space (each [search].repeats seeds,"
         " the whole [train] schedule, no early stopping) into one run folder: a ground truth"
         " to replay searches against. Resumable with --resume --name NAME.")
-    p.add_argument("space", type=Path, nargs="?", help="the bench space (.toml); omitted with"
-                   " --resume, which reads the run folder's own copy")
+    p.add_argument("space", type=Path, nargs="?", help="the bench space (.toml), or a bench"
+                   " folder to tabulate again (bench.md, bench.html); omitted with --resume,"
+                   " which reads the run folder's own copy")
     add_search_flags(p)
     return p
 
@@ -84,6 +85,8 @@ def main(argv: list[str]) -> int:
     from nas.search.report import summarize
 
     args = parser().parse_args(argv)
+    if args.space is not None and args.space.is_dir():
+        return tabulate(args.space)
     if args.trials is not None:
         raise BenchError("--trials: a bench trains every point of its space; bench a smaller"
                          " space instead")
@@ -120,7 +123,25 @@ def main(argv: list[str]) -> int:
         outcome = run_search(dataclasses.replace(opts, points=tuple(left), restore=False))
         left = remaining(space, outcome.run_dir, epochs)
     print(summarize(outcome))
+    print(f"Report: {tabulate_quietly(outcome.run_dir)}")
     print(f"Bench: {total - len(left)} of {total} points done"
           + (f"; continue with: python {' '.join(sys.argv[:1])} bench --resume --name"
              f" {outcome.run_dir.name} --results-dir {outcome.run_dir.parent}" if left else ""))
     return 130 if outcome.interrupted or left else 0
+
+
+def tabulate_quietly(run_dir: Path) -> Path:
+    """Write the bench's report (bench.md, bench.html) from its table; return bench.md."""
+    from nas.bench.report import write_report
+    from nas.bench.table import load_bench
+
+    space = load_space(run_dir / read_meta(run_dir)["space_file"])
+    return write_report(load_bench(run_dir), expected=len(bench_points(space)))
+
+
+def tabulate(run_dir: Path) -> int:
+    """`bench RUN_DIR`: the report again, printed too."""
+    path = tabulate_quietly(run_dir)
+    print(path.read_text())
+    print(f"Written: {path}, {path.with_suffix('.html')}")
+    return 0

@@ -1,0 +1,154 @@
+"""What a bench says: accuracy by every choice, seed-to-seed agreement, how early epochs rank
+the final result, and the accuracy/latency front; as Markdown and one figure."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+import pandas as pd
+
+from nas.arch.genotype import Genotype
+from nas.bench.rank import kendall_tau
+from nas.bench.table import Bench, BenchPoint
+from nas.results import BENCH_HTML, BENCH_MD, atomic_write
+
+FACTORS = ("groups", "order", "mid_act", "residual")  # what a spectrum bench varies per stage
+
+
+def point_frame(bench: Bench) -> pd.DataFrame:
+    """One row per point: its choices (stage 1's, shared by every stage in a spectrum bench),
+    mean and seed spread of the final accuracy, cost, latency."""
+    rows = []
+    for p in bench.points.values():
+        stage = Genotype.from_json(p.genotype).stages[0]
+        finals = [c[-1] for c in p.curves]
+        rows.append({"key": p.key, "groups": stage.groups, "position": stage.spectrum_position(),
+                     "order": stage.order, "mid_act": stage.mid_act, "residual": stage.residual,
+                     "mean": statistics.fmean(finals),
+                     "std": statistics.stdev(finals) if len(finals) > 1 else math.nan,
+                     "params": p.params, "macs": p.macs, "latency_ms": p.latency_ms})
+    return pd.DataFrame(rows).sort_values(["groups", "order", "mid_act", "residual"])
+
+
+def seed_tau(bench: Bench) -> float:
+    """Kendall's tau of seed 0's final accuracies against seed 1's: the noise floor."""
+    points = list(bench.points.values())
+    return kendall_tau([p.curves[0][-1] for p in points], [p.curves[1][-1] for p in points])
+
+
+def epoch_taus(bench: Bench) -> list[float]:
+    """Kendall's tau of the mean accuracy after epoch k against the final one, k = 1..E."""
+    points = list(bench.points.values())
+    final = [p.final for p in points]
+    return [kendall_tau([p.at(k) for p in points], final) for k in range(1, bench.epochs + 1)]
+
+
+def pareto(frame: pd.DataFrame) -> pd.DataFrame:
+    """The points no other point beats on both accuracy and latency."""
+    ordered = frame.sort_values(["latency_ms", "mean"], ascending=[True, False])
+    best, keep = -math.inf, []
+    for index, row in ordered.iterrows():
+        if row["mean"] > best:
+            keep.append(index)
+            best = row["mean"]
+    return ordered.loc[keep]
+
+
+def _pct(mean: float, std: float) -> str:
+    return f"{100 * mean:.1f}" + ("" if math.isnan(std) else f" ± {100 * std:.1f}")
+
+
+def pivot_table(frame: pd.DataFrame) -> str:
+    """Mean final accuracy ± seed std: a row per op order / mid act / residual, a column per
+    group count (stage 1's; every stage shares the position)."""
+    groups = sorted(frame["groups"].unique())
+    position = frame.groupby("groups")["position"].first()
+    head = "| order | mid act | residual | " + " | ".join(
+        f"g={g} (pos {position[g]:.1f})" for g in groups) + " |"
+    lines = [head, "|---|---|---|" + "---|" * len(groups)]
+    for (order, mid, res), part in frame.groupby(["order", "mid_act", "residual"], sort=True):
+        cells = []
+        for g in groups:
+            hit = part[part["groups"] == g]
+            cells.append("-" if hit.empty else _pct(hit["mean"].iloc[0], hit["std"].iloc[0]))
+        lines.append(f"| {order} | {mid} | {res} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def factor_table(frame: pd.DataFrame) -> str:
+    """Per choice of each factor: the mean over its points, their std, best and worst."""
+    lines = ["| factor | choice | points | mean % | std over points | best % | worst % |",
+             "|---|---|---|---|---|---|---|"]
+    for factor in FACTORS:
+        for choice, part in frame.groupby(factor, sort=True):
+            spread = part["mean"].std() if len(part) > 1 else math.nan
+            lines.append(f"| {factor} | {choice} | {len(part)} | {100 * part['mean'].mean():.1f}"
+                         f" | {'-' if math.isnan(spread) else f'{100 * spread:.1f}'}"
+                         f" | {100 * part['mean'].max():.1f} | {100 * part['mean'].min():.1f} |")
+    return "\n".join(lines)
+
+
+def markdown(bench: Bench, expected: int | None = None) -> str:
+    """The whole reading of a bench as Markdown (numbers only, no verdicts)."""
+    frame = point_frame(bench)
+    best: BenchPoint = bench.best()
+    partial = (f" **Partial: {len(bench.points)} of {expected} points so far; every figure"
+               " below is over those points only.**" if expected and
+               len(bench.points) < expected else "")
+    taus = epoch_taus(bench)
+    front = pareto(frame)
+    lines = [f"## Bench {bench.run_dir.name}",
+             f"{len(bench.points)} points x {bench.seeds} seeds x {bench.epochs} epochs,"
+             f" {bench.compute_s() / 3600:.2f} h of training.{partial}",
+             f"Best point: mean final accuracy {100 * best.final:.2f} %"
+             f" ({best.params:,} params).",
+             "### Mean final validation accuracy (%) ± std over the seeds",
+             "Columns: stage 1's segment count g and its spectrum position (every stage sits at"
+             " the same position).", pivot_table(frame),
+             "### By factor (each over every point with that choice)", factor_table(frame),
+             "### Rank agreement (Kendall's tau over the points)",
+             f"Seed 0 against seed 1 (final accuracy): **tau = {seed_tau(bench):.3f}** — the"
+             " noise floor for any ranking method.",
+             "Mean accuracy after epoch k against the final one: " + ", ".join(
+                 f"k={k}: {t:.3f}" for k, t in enumerate(taus, start=1)),
+             "### Accuracy against measured latency: the Pareto front",
+             "\n".join(["| groups | order | mid act | residual | mean % | latency ms | params |",
+                        "|---|---|---|---|---|---|---|",
+                        *(f"| {r['groups']} | {r['order']} | {r['mid_act']} | {r['residual']} |"
+                          f" {_pct(r['mean'], r['std'])} | {r['latency_ms']:.2f} |"
+                          f" {r['params']:,} |" for _, r in front.iterrows())])]
+    return "\n\n".join(lines) + "\n"
+
+
+def figure(bench: Bench):
+    """Mean final accuracy against the spectrum position, a line per op order / mid act /
+    residual, the seeds' spread as error bars."""
+    import plotly.graph_objects as go
+
+    frame = point_frame(bench)
+    fig = go.Figure()
+    for (order, mid, res), part in frame.groupby(["order", "mid_act", "residual"], sort=True):
+        part = part.sort_values("position")
+        fig.add_trace(go.Scatter(
+            x=part["position"], y=100 * part["mean"], mode="lines+markers",
+            name=f"{order} / mid {mid} / {res}",
+            error_y=dict(type="data", array=(100 * part["std"]).fillna(0).tolist()),
+            text=[f"groups {g}" for g in part["groups"]], hoverinfo="text+y+name"))
+    fig.update_layout(title=f"{bench.run_dir.name}: accuracy along the spectrum",
+                      xaxis_title="spectrum position (0 = regular conv, 1 = depthwise)",
+                      yaxis_title="validation accuracy after the last epoch (%)",
+                      template="plotly_white", width=1000, height=600)
+    return fig
+
+
+def write_report(bench: Bench, expected: int | None = None) -> Path:
+    """bench.md and bench.html in the bench folder; returns the Markdown's path."""
+    text = markdown(bench, expected)
+    md = bench.run_dir / BENCH_MD
+    atomic_write(md, lambda tmp: tmp.write_text(text))
+    html = figure(bench).to_html(include_plotlyjs="cdn")
+    atomic_write(bench.run_dir / BENCH_HTML, lambda tmp: tmp.write_text(html))
+    return md
+

@@ -1,0 +1,44 @@
+"""What a bench report says, checked against the fixture's known curves."""
+
+import pandas as pd
+import pytest
+
+from nas.bench import report
+from nas.bench.table import load_bench
+from nas.results import BENCH_HTML, BENCH_MD, TABLE
+from tests.benchkit import final_of, write_bench
+from tests.searchkit import run_cli
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return write_bench(tmp_path / "bench", epochs=3)
+
+
+def test_tables_taus_and_front_of_the_fixture(folder):
+    bench = load_bench(folder)
+    frame = report.point_frame(bench)
+    assert sorted(frame["mean"]) == pytest.approx([sum(final_of(i)) / 2 for i in range(4)])
+    assert report.seed_tau(bench) == pytest.approx(1.0)  # both seeds rank the points alike
+    assert report.epoch_taus(bench) == pytest.approx([1.0, 1.0, 1.0])
+    assert len(report.pareto(frame)) == 4  # slower points are also more accurate here
+    table = pd.read_csv(folder / TABLE)
+    table.loc[3, "latency_ms"] = 0.5  # the most accurate point becomes the fastest too
+    table.to_csv(folder / TABLE, index=False)
+    front = report.pareto(report.point_frame(load_bench(folder)))
+    assert list(front["mean"]) == pytest.approx([sum(final_of(3)) / 2])
+
+
+def test_bench_of_a_folder_writes_its_report(folder):
+    done = run_cli("bench", str(folder))
+    assert done.returncode == 0, done.stderr
+    text = (folder / BENCH_MD).read_text()
+    assert "4 points x 2 seeds x 3 epochs" in text and "tau = 1.000" in text
+    assert "Partial: 4 of 4" not in text
+    assert "| pw_dw | relu | identity | 41.0 ± 1.4 | 46.0 ± 1.4 |" in text
+    assert (folder / BENCH_HTML).read_text().count("<div") >= 1
+
+
+def test_a_partial_bench_says_so(folder):
+    text = report.markdown(load_bench(folder), expected=72)
+    assert "**Partial: 4 of 72 points so far" in text
