@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     fig.write_html(args.out.with_suffix(".html"), include_plotlyjs="cdn")
     with tempfile.TemporaryDirectory() as tmp:
         offline = Path(tmp) / "plot.html"
-        fig.write_html(offline, include_plotlyjs=True)
+        fig.write_html(offline, include_plotlyjs=True, config={"displayModeBar": False})
         png = screenshot(offline, args.out.with_suffix(".png"))
     print(text)
     print(f"Wrote {args.out.with_suffix('.md')}, .csv, .html" + (", .png" if png else ""))
