@@ -67,6 +67,7 @@ class TrialReport(TypedDict, total=False):
     macs: int
     reference: str  # the reference point's name, '' for a sampled point
     device: str  # where it trained: cpu / cuda
+    precision: str  # what it trained, validated and measured latency in: fp32 / bf16
     latency_ms: float  # measured forward time of one image
     val_acc: float  # this epoch's validation accuracy, mean over the seeds
     val_acc_std: float  # ... its sample std over the seeds (0 for one seed)
@@ -190,13 +191,19 @@ def git_sha(repo: Path) -> str | None:
 
 
 def hardware() -> dict[str, Any]:
-    """What the run ran on."""
+    """What the run ran on: the CPU's model and the flags that bound its training speed too."""
     import torch
 
+    from nas.train.device import cpu_info, native_bf16_cpu, relevant_cpu_flags
+
+    model, flags = cpu_info()
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": model,
+        "cpu_flags": relevant_cpu_flags(flags),
+        "cpu_native_bf16": native_bf16_cpu(flags or None),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "cuda": torch.cuda.is_available(),
@@ -204,17 +211,6 @@ def hardware() -> dict[str, Any]:
     if torch.cuda.is_available():
         info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return info
-
-
-def _cpu_model() -> str | None:
-    """The CPU's marketing name where the OS tells it (Linux), else None."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 def versions() -> dict[str, str | None]:

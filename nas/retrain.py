@@ -48,11 +48,11 @@ from nas.results import (
     write_json,
 )
 from nas.search.space import Space, load_space
-from nas.train.device import cpu_threads, resolve_device
+from nas.train.device import PRECISIONS, cpu_threads, resolve_device, resolve_precision
 from nas.train.trainer import TrainConfig, evaluate, fit
 
 COLUMNS = ("trial_id", "seed", "epochs", "status", "test_acc", "train_loss", "train_s", "wall_s",
-           "train_images", "test_images", "arch_key", "finished")
+           "train_images", "test_images", "arch_key", "precision", "finished")
 
 
 class RetrainError(ValueError):
@@ -133,18 +133,19 @@ def train_once(candidate: Candidate, splits: Splits, cfg: TrainConfig) -> dict[s
     result = fit(model, splits, cfg)
     test_acc = math.nan
     if result.status != "diverged":
-        with cpu_threads(cfg.cpu_threads):
+        with cpu_threads(cfg.cpu_threads):  # tested at the precision it trained in
             test_acc = evaluate(model, splits.test, splits.mean, splits.std,
                                 batch_size=cfg.eval_batch_size, device=resolve_device(cfg.device),
                                 flip_tta=cfg.flip_tta, channels_last=cfg.channels_last,
-                                bf16=cfg.bf16)
+                                precision=result.precision)
     return {
         "trial_id": candidate.trial_id, "seed": cfg.seed, "epochs": cfg.epochs,
         "status": result.status, "test_acc": test_acc,
         "train_loss": result.history[-1].train_loss if result.history else math.nan,
         "train_s": round(result.train_seconds, 3), "wall_s": round(time.perf_counter() - start, 3),
         "train_images": len(splits.train), "test_images": len(splits.test),
-        "arch_key": candidate.genotype.key(), "finished": datetime.now(UTC).isoformat(),
+        "arch_key": candidate.genotype.key(), "precision": result.precision,
+        "finished": datetime.now(UTC).isoformat(),
     }
 
 
@@ -196,16 +197,35 @@ def table(summary: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def search_precision(run_dir: Path, space: Space) -> str:
+    """The precision the search asked for (its --precision, else the space's)."""
+    budget = read_meta(run_dir).get("budget", {})
+    return str(budget.get("precision", space.train.precision))
+
+
+def _check_precision(rows: list[dict[str, Any]], epochs: int, precision: str) -> None:
+    """Seeds of one epoch budget are averaged together: they must share one precision."""
+    recorded = {text(r.get("precision")) for r in rows if int(r["epochs"]) == epochs} - {""}
+    other = sorted(recorded - {precision})
+    if other:
+        raise RetrainError(f"--precision: {RETRAIN_CSV} holds {epochs}-epoch runs in {other[0]}"
+                           f" and this retrain would train in {precision}; their mean would mix"
+                           " the two (pass --precision to match, or use another --epochs)")
+
+
 def retrain(run_dir: Path, top: int, epochs: int | None, seeds: int, data_dir: Path | None,
-            cpus: int | None, log=print, best_reference: bool = False) -> list[dict[str, Any]]:
+            cpus: int | None, log=print, best_reference: bool = False,
+            precision: str | None = None) -> list[dict[str, Any]]:
     """Train what is missing, keep retrain.csv / retrain.json current; return the summary."""
     candidates = top_trials(read_trials(run_dir), top, best_reference)
     space = run_space(run_dir)
     epochs = epochs or space.train.epochs
     cfg = dataclasses.replace(space.train, epochs=epochs,
                               warmup_epochs=min(space.train.warmup_epochs, epochs),
-                              cpu_threads=cpus or space.train.cpu_threads or os.cpu_count())
+                              cpu_threads=cpus or space.train.cpu_threads or os.cpu_count(),
+                              precision=precision or search_precision(run_dir, space))
     rows = read_rows(run_dir)
+    _check_precision(rows, epochs, resolve_precision(cfg.precision, resolve_device(cfg.device)))
     done = {(str(r["trial_id"]), int(r["seed"]), int(r["epochs"])) for r in rows}
     todo = [(c, s) for c in candidates for s in range(seeds)
             if (c.trial_id, s, epochs) not in done]
@@ -258,6 +278,9 @@ def parser() -> argparse.ArgumentParser:
                    " yardstick the search's find is measured against")
     p.add_argument("--data-dir", type=Path, help="data location, as for the search")
     p.add_argument("--cpus", type=int, help="torch CPU threads (default: all cores)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="training and test precision (default: the search's; 'auto' is bf16"
+                   " where the device computes it natively, else fp32)")
     return p
 
 
@@ -270,7 +293,7 @@ def main(argv: list[str]) -> int:
             raise RetrainError(f"{flag} {value}: must be >= 1")
     try:
         summary = retrain(args.run, args.top, args.epochs, args.seeds, args.data_dir, args.cpus,
-                          best_reference=args.best_reference)
+                          best_reference=args.best_reference, precision=args.precision)
     except KeyboardInterrupt:
         kept = len(read_rows(args.run))
         print(f"Interrupted: {kept} finished runs are kept in {args.run / RETRAIN_CSV}; the same"

@@ -13,6 +13,7 @@ from nas import retrain as retrain_module
 from nas.data import ImageSet, Splits
 from nas.results import read_trials
 from nas.retrain import RetrainError, final_splits, retrain, run_space, top_trials
+from nas.train.device import resolve_precision
 from tests.searchkit import run_cli
 
 
@@ -64,6 +65,7 @@ def test_retrain_writes_results_and_a_second_call_trains_nothing(run_copy, cifar
     assert sorted(zip(table["trial_id"], table["seed"], strict=True)) == sorted(
         (c.trial_id, s) for c in top for s in (0, 1))
     assert (table["epochs"] == 1).all() and (table["status"] == "completed").all()
+    assert (table["precision"] == resolve_precision("auto", "cpu")).all()  # the search's
     assert table["test_acc"].between(0, 1).all() and (table["train_s"] > 0).all()
     # trained on the search's train + validation splits, tested on the official test batch
     assert (table["train_images"] == 600 + 300).all() and (table["test_images"] == 1000).all()
@@ -79,6 +81,17 @@ def test_retrain_writes_results_and_a_second_call_trains_nothing(run_copy, cifar
     retrain(run_copy, top=2, epochs=1, seeds=2, data_dir=cifar_dir, cpus=1, log=lines.append)
     assert "0 runs to train" in lines[0] and len(lines) == 1  # no data loaded, nothing trained
     assert (run_copy / "retrain.csv").read_text() == before
+
+
+def test_retrain_refuses_to_mix_precisions_in_one_epoch_budget(run_copy, cifar_dir):
+    done = run_cli("retrain", str(run_copy), "--top", "1", "--epochs", "1", "--seeds", "1",
+                   "--cpus", "1", "--data-dir", str(cifar_dir), "--precision", "bf16")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (pd.read_csv(run_copy / "retrain.csv")["precision"] == "bf16").all()
+    with pytest.raises(RetrainError, match="holds 1-epoch runs in bf16 and this retrain would"
+                       " train in fp32"):
+        retrain(run_copy, top=1, epochs=1, seeds=2, data_dir=cifar_dir, cpus=1,
+                precision="fp32")
 
 
 def test_an_interrupted_retrain_continues_with_the_missing_runs(run_copy, cifar_dir, monkeypatch):

@@ -24,6 +24,7 @@ from nas.arch.model import build
 from nas.results import RunFolderError, prepare_run_dir
 from nas.search.engine import Budget, SearchOptions, _sampler, grid_size, resolve_budget
 from nas.search.space import load_space, searched
+from nas.train.device import cpu_info, native_bf16_cpu, relevant_cpu_flags, resolve_precision
 from tests.searchkit import BROKEN, FOLDER, ROOT, TINY, image_folder, run_cli, write_space
 
 
@@ -59,10 +60,34 @@ def test_a_real_search_fills_the_table(tmp_path):
     assert "8/8 done" in done.stdout
     meta = json.loads((tmp_path / "t" / "meta.json").read_text())
     assert meta["budget"]["trials"] == 8 and meta["versions"]["torch"]
+    # "auto": what this machine's CPU does natively, recorded in meta.json and every row
+    assert meta["budget"]["precision"] == "auto"
+    assert meta["precision"] == resolve_precision("auto", "cpu")
+    assert (table["precision"] == meta["precision"]).all()
+    model, flags = cpu_info()
+    assert meta["hardware"]["cpu_model"] == model
+    assert meta["hardware"]["cpu_flags"] == relevant_cpu_flags(flags)
+    assert meta["hardware"]["cpu_native_bf16"] == native_bf16_cpu()
     assert (tmp_path / "t" / "space.toml").exists()
     study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 't' / 'optuna.db'}")
     assert len(study.trials) == 8
     assert pd.read_parquet(tmp_path / "t" / "trials.parquet").shape == table.shape
+
+
+def test_a_bf16_search_trains_in_bf16_end_to_end(tmp_path):
+    space = write_space(tmp_path, TINY.replace("trials = 8", "trials = 2"))
+    done = run_cli("--space", str(space), "--name", "bf", "--results-dir", str(tmp_path),
+                   "--precision", "bf16", "--max-epochs", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "bf" / "trials.csv")
+    assert len(table) == 2 and (table["precision"] == "bf16").all()
+    assert set(table["status"]) <= {"completed", "stopped"}
+    assert (table["best_val_acc"] > 0).all() and (table["latency_ms"] > 0).all()
+    meta = json.loads((tmp_path / "bf" / "meta.json").read_text())
+    assert meta["budget"]["precision"] == "bf16" and meta["precision"] == "bf16"
+    for _, row in table.iterrows():  # the kept weights are fp32, as autocast leaves them
+        weights = torch.load(Path(row["checkpoint"]) / "model.pt", weights_only=True)
+        assert all(w.dtype != torch.bfloat16 for w in weights.values())
 
 
 def test_failed_and_diverged_trials_are_recorded_and_the_search_goes_on(tmp_path):
@@ -95,7 +120,9 @@ def test_budget_comes_from_the_space_and_grows_with_a_gpu(tmp_path):
     assert (gpu.trials, gpu.epochs, gpu.gpus_per_trial, gpu.concurrency) == (96, 20, 0.25, 4)
     flags = resolve_budget(space, SearchOptions(space=space.path, trials=3, max_epochs=2,
                                                 concurrency=1, seed=7), gpus_available=0)
-    assert flags == Budget(3, 2, 1, 1.0, 0.0, 7)
+    assert flags == Budget(3, 2, 1, 1.0, 0.0, 7, "auto")
+    asked = resolve_budget(space, SearchOptions(space=space.path, precision="bf16"), 0)
+    assert asked.precision == "bf16"
     grid = load_space("search_spaces/xception_ablation.toml")
     assert resolve_budget(grid, SearchOptions(space=grid.path, trials=100), 0).trials == 12
 

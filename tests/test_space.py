@@ -121,6 +121,7 @@ def test_tpe_sampling_is_reproducible_under_a_seed():
         ("[search]\nsampler = 'nsga2'\n", "[search].sampler: 'nsga2' needs two objectives"),
         ("[objectives]\nmetrics = ['macs']\n", "[objectives].metrics: ['macs'] must be"),
         ("[train]\nepochs = 0\n", "[train] TrainConfig.epochs must be >= 1"),
+        ("[train]\nprecision = 'fp16'\n", "[train] TrainConfig.precision must be one of"),
         ("[data]\nval_size = -1\n", "[data] DataSpec.val_size"),
         ("[tuning]\n", "unknown section [tuning]"),
         ("[references]\nx = { order = 'dw_pw' }\n", "[references].x.order: not a dimension"),
@@ -145,6 +146,12 @@ def test_space_errors_name_the_file_and_the_key(tmp_path, text, expected):
     assert message.startswith(str(path)), message
     assert expected in message, message
     assert "\n" not in message
+
+
+def test_train_precision_is_read_from_the_space(tmp_path):
+    assert sp.load_space("search_spaces/cifar_spectrum.toml").train.precision == "auto"
+    path = _write(tmp_path, "[train]\nprecision = 'bf16'\n")
+    assert sp.load_space(path).train.precision == "bf16"
 
 
 def test_missing_file():

@@ -7,14 +7,27 @@ import io
 import itertools
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nas.data import DataSpec, ImageSet, Splits, load_splits
-from nas.train.device import cpu_threads
+from nas.search.flags import PRECISIONS as FLAG_PRECISIONS
+from nas.train import device as device_module
+from nas.train.augment import DeviceBatches
+from nas.train.device import (
+    PRECISIONS,
+    autocast,
+    cpu_info,
+    cpu_threads,
+    native_bf16_cpu,
+    relevant_cpu_flags,
+    resolve_precision,
+)
 from nas.train.latency import measure_latency
 from nas.train.trainer import (
     EpochReport,
@@ -275,6 +288,7 @@ def test_schedule_without_warmup_starts_at_peak():
         ("crop_pad", -1),
         ("cpu_threads", 0),
         ("device", "tpu"),
+        ("precision", "fp16"),
         ("eval_batch_size", 0),
     ],
 )
@@ -328,3 +342,148 @@ def test_measure_latency_is_positive_and_keeps_mode():
     assert ms > 0 and model.training
     with pytest.raises(ValueError, match="iters"):
         measure_latency(model, (3, 32, 32), "cpu", iters=0)
+
+
+X86_ZEN3 = "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx fma avx2\n"
+X86_BF16 = "model name\t: AMD EPYC 9B14\nflags\t\t: avx2 avx512f avx512_bf16 avx512_vnni\n"
+ARM = "processor\t: 0\nFeatures\t: fp asimd sve bf16\nCPU part\t: 0xd40\n"
+
+
+def test_cpu_info_reads_model_and_flags_of_x86_and_arm_text():
+    assert cpu_info(X86_ZEN3) == ("AMD EPYC 7B13", frozenset({"fpu", "sse2", "avx", "fma", "avx2"}))
+    assert cpu_info(ARM) == (None, frozenset({"fp", "asimd", "sve", "bf16"}))
+    assert cpu_info("") == (None, frozenset())
+    assert relevant_cpu_flags(cpu_info(X86_BF16)[1]) == [
+        "avx2", "avx512f", "avx512_vnni", "avx512_bf16"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "auto"),
+    [
+        ({"avx2", "fma"}, "fp32"),  # this project's Zen 3 EPYC: bf16 would be emulated
+        ({"avx2", "avx512f", "avx512_vnni"}, "fp32"),  # AVX-512 without bf16 (Skylake-X)
+        ({"avx512f", "avx512_bf16"}, "bf16"),  # Zen 4, Cooper Lake
+        ({"amx_tile", "amx_bf16"}, "bf16"),  # Sapphire Rapids
+        (set(), "fp32"),
+    ],
+)
+def test_auto_precision_on_cpu_follows_the_bf16_flags(flags, auto):
+    assert native_bf16_cpu(flags) == (auto == "bf16")
+    assert resolve_precision("auto", "cpu", flags) == auto
+    assert resolve_precision("fp32", "cpu", flags) == "fp32"  # asked for: never overridden
+    assert resolve_precision("bf16", "cpu", flags) == "bf16"
+
+
+def test_auto_precision_reads_this_machines_cpuinfo(tmp_path, monkeypatch):
+    fake = tmp_path / "cpuinfo"
+    monkeypatch.setattr(device_module, "CPUINFO", fake)
+    fake.write_text(X86_BF16)
+    assert resolve_precision("auto", "cpu") == "bf16"
+    fake.write_text(X86_ZEN3)
+    assert resolve_precision("auto", "cpu") == "fp32"
+
+
+def test_auto_precision_without_cuda_and_bad_names(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_precision("auto", "cuda", {"avx512_bf16"}) == "fp32"
+    with pytest.raises(ValueError, match="precision 'fp16' is not one of"):
+        resolve_precision("fp16", "cpu")
+    with pytest.raises(ValueError, match="resolved precision"):
+        autocast(torch.device("cpu"), "auto")
+
+
+def test_search_flags_offer_the_trainers_precisions():
+    assert FLAG_PRECISIONS == PRECISIONS
+
+
+def conv_output_dtypes(model: nn.Module) -> tuple[list[torch.dtype], Callable[[], None]]:
+    """Record the dtype of every Conv2d output; returns the list and a remover of the hooks."""
+    seen: list[torch.dtype] = []
+    handles = [
+        m.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d)
+    ]
+    return seen, lambda: [h.remove() for h in handles]
+
+
+@pytest.mark.parametrize(
+    ("precision", "dtype"), [("bf16", torch.bfloat16), ("fp32", torch.float32)]
+)
+def test_training_runs_convs_at_the_precision_and_keeps_fp32_state(precision, dtype):
+    trainer = Trainer(tiny_net(), synthetic(), dataclasses.replace(FAST, precision=precision))
+    seen, remove = conv_output_dtypes(trainer.model)
+    x, y = next(iter(trainer.train_batches))
+    loss = trainer.train_step(x, y)
+    assert seen and set(seen) == {dtype}
+    # autocast semantics: the loss, the weights, their gradients and BN statistics stay fp32
+    assert loss.dtype == torch.float32
+    for name, tensor in itertools.chain(trainer.model.named_parameters(),
+                                        trainer.model.named_buffers()):
+        if tensor.is_floating_point():
+            assert tensor.dtype == torch.float32, name
+    assert all(p.grad.dtype == torch.float32 for p in trainer.model.parameters())
+    seen.clear()
+    report = trainer.epoch()  # validation runs at the training's precision too
+    remove()
+    assert set(seen) == {dtype} and math.isfinite(report.train_loss)
+
+
+def test_auto_resolves_to_bf16_on_a_bf16_cpu(monkeypatch):
+    monkeypatch.setattr(device_module, "cpu_info", lambda: ("fake", frozenset({"amx_bf16"})))
+    trainer = Trainer(tiny_net(), synthetic(), FAST)
+    assert trainer.precision == "bf16"
+    seen, remove = conv_output_dtypes(trainer.model)
+    trainer.train_step(*next(iter(trainer.train_batches)))
+    remove()
+    assert set(seen) == {torch.bfloat16}
+
+
+def test_evaluate_and_latency_use_the_precision_asked_for():
+    model, data = tiny_net(), synthetic(64)
+    for precision, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+        seen, remove = conv_output_dtypes(model)
+        acc = evaluate(model, data.val, data.mean, data.std, batch_size=32, device="cpu",
+                       precision=precision)
+        assert 0 <= acc <= 1 and set(seen) == {dtype}
+        seen.clear()
+        assert measure_latency(model, (3, 32, 32), "cpu", warmup=0, iters=1,
+                               precision=precision) > 0
+        remove()
+        assert set(seen) == {dtype}
+
+
+def reference_fit(model: nn.Module, data: Splits, cfg: TrainConfig) -> None:
+    """The training loop as it was before precision was a setting (fp32, no autocast on CPU)."""
+    device = torch.device("cpu")
+    model.to(memory_format=torch.channels_last)
+    batches = DeviceBatches(data.train, data.mean, data.std, batch_size=cfg.batch_size,
+                            device=device, train=True, pad=cfg.crop_pad, hflip=cfg.hflip,
+                            channels_last=True, seed=cfg.seed)
+    optimizer = make_optimizer(model, cfg, device)
+    total, warmup = cfg.epochs * len(batches), round(cfg.warmup_epochs * len(batches))
+    step = 0
+    with cpu_threads(cfg.cpu_threads):
+        for _ in range(cfg.epochs):
+            model.train()
+            for x, y in batches:
+                for group in optimizer.param_groups:
+                    group["lr"] = cfg.lr * lr_factor(step, total, warmup, cfg.schedule)
+                logits = model(x)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+
+
+def test_fp32_training_is_bit_identical_to_the_loop_without_precision(monkeypatch):
+    monkeypatch.setattr(device_module, "cpu_info", lambda: ("fake", frozenset({"avx2"})))
+    data, cfg = synthetic(256), dataclasses.replace(FAST, epochs=2, seed=5)
+    expected = tiny_net(1)
+    reference_fit(expected, data, cfg)
+    for precision in ("fp32", "auto"):  # auto is fp32 on a CPU without bf16
+        model = tiny_net(1)
+        assert fit(model, data, dataclasses.replace(cfg, precision=precision)).precision == "fp32"
+        for key, value in expected.state_dict().items():
+            assert torch.equal(value, model.state_dict()[key]), (precision, key)

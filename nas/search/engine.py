@@ -28,6 +28,7 @@ from nas.results import (
 )
 from nas.search.space import Space, genotype, load_space, searched
 from nas.search.trial import TrialSettings, run_trial
+from nas.train.device import resolve_precision
 
 # Ray reads these at import. Always: quiet, no usage reporting.
 QUIET_ENV = {
@@ -57,6 +58,7 @@ class SearchOptions:
     concurrency: int | None = None
     cpus_per_trial: float = 1.0
     gpus_per_trial: float | None = None  # None: 0.25 when CUDA is present, else 0
+    precision: str | None = None  # "auto" | "fp32" | "bf16"; None: the space's [train]
     data_dir: Path | None = None
     name: str | None = None
     seed: int | None = None
@@ -79,6 +81,7 @@ class Budget:
     cpus_per_trial: float
     gpus_per_trial: float
     seed: int
+    precision: str = "auto"  # as asked; each trial resolves it on its own device
 
 
 def resolve_budget(space: Space, opts: SearchOptions, gpus_available: int) -> Budget:
@@ -99,7 +102,8 @@ def resolve_budget(space: Space, opts: SearchOptions, gpus_available: int) -> Bu
     if opts.cpus_per_trial <= 0 or gpus < 0:
         raise SearchError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
     return Budget(trials, epochs, concurrency, opts.cpus_per_trial, gpus,
-                  search.seed if opts.seed is None else opts.seed)
+                  search.seed if opts.seed is None else opts.seed,
+                  opts.precision or space.train.precision)
 
 
 def grid_size(space: Space) -> int:
@@ -145,15 +149,25 @@ def _reference_points(space: Space) -> list[dict[str, Any]]:
     return [{k: v for k, v in params if k in names} for _, params in space.references]
 
 
+def _trial_device(budget: Budget) -> str:
+    """Where the trials train: a GPU share means CUDA."""
+    return "cuda" if budget.gpus_per_trial > 0 else "cpu"
+
+
 def _settings(space: Space, budget: Budget) -> TrialSettings:
     """What every trial shares: the space, the training budget, reference keys."""
-    device = "cuda" if budget.gpus_per_trial > 0 else "cpu"
     threads = max(1, int(budget.cpus_per_trial))
     train = dataclasses.replace(space.train, epochs=budget.epochs, seed=budget.seed,
-                                device=device, cpu_threads=threads,
+                                device=_trial_device(budget), cpu_threads=threads,
+                                precision=budget.precision,
                                 warmup_epochs=min(space.train.warmup_epochs, budget.epochs))
     refs = tuple((genotype(space, dict(params)).key(), name) for name, params in space.references)
     return TrialSettings(space=space, train=train, repeats=space.search.repeats, references=refs)
+
+
+def _precision(budget: Budget) -> str:
+    """The precision the trials resolve to on this machine (each trial's row says its own)."""
+    return resolve_precision(budget.precision, _trial_device(budget))
 
 
 def start_ray(opts: SearchOptions) -> dict[str, float]:
@@ -291,6 +305,7 @@ def run_search(opts: SearchOptions, out: TextIO = sys.stdout,
         if not opts.resume:
             budget = resolve_budget(space, opts, int(resources.get("GPU", 0)))
             write_meta(run_dir, space.path, {"budget": dataclasses.asdict(budget),
+                                             "precision": _precision(budget),
                                              "space": space.name, "argv": sys.argv,
                                              "started": datetime.now(UTC).isoformat()})
         _check_resources(budget, resources)

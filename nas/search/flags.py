@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+# nas.train.device.PRECISIONS, spelled out: importing it would load torch for `--help`.
+PRECISIONS = ("auto", "fp32", "bf16")
+
 
 def add_search_flags(p: argparse.ArgumentParser) -> None:
     """The flags shared by the search and study actions: budget, resources, run folder."""
@@ -19,6 +22,10 @@ def add_search_flags(p: argparse.ArgumentParser) -> None:
                    help="GPU share per trial, e.g. 0.25 packs 4 trials on a GPU (default: 0.25"
                    " when CUDA is present, which also grows the budget to the space's gpu_trials"
                    " / gpu_epochs; else 0)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="training, validation and latency precision (default: the space's"
+                   " [train].precision, itself 'auto': bf16 where the device computes it"
+                   " natively, else fp32)")
     p.add_argument("--data-dir", type=Path,
                    help="data location (CIFAR-10 batches, or an ImageFolder root); default"
                    " $NAS_DATA_DIR, then the per-user cache")
@@ -39,6 +46,6 @@ def options_from(args: argparse.Namespace, space: Path):
     return SearchOptions(
         space=space, trials=args.trials, max_epochs=args.max_epochs,
         concurrency=args.concurrency, cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial, data_dir=args.data_dir, name=args.name,
-        seed=args.seed, resume=args.resume, address=args.address, storage=args.storage,
-        results_dir=args.results_dir)
+        gpus_per_trial=args.gpus_per_trial, precision=args.precision, data_dir=args.data_dir,
+        name=args.name, seed=args.seed, resume=args.resume, address=args.address,
+        storage=args.storage, results_dir=args.results_dir)

@@ -21,7 +21,8 @@ from nas.results import (
     write_table,
 )
 
-CARRIED = ("arch_key", "reference", "params", "macs", "latency_ms", "device", "reason")
+CARRIED = ("arch_key", "reference", "params", "macs", "latency_ms", "device", "precision",
+           "reason")
 CURVES = ("seed_curves", "seed_loss_curves", "epoch_s_curve")  # kept as JSON text
 REPLAYED = ("simulated_s", "replay_seed", "clock_s")  # only a bench replay's trials report these
 

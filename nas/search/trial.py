@@ -54,8 +54,10 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, splits: Splits) -
     device = resolve_device(settings.train.device)
     trainers = [_trainer(arch, splits, settings.train, seed) for seed in _seeds(settings)]
     facts["device"] = device.type
+    facts["precision"] = trainers[0].precision  # training, validation and latency alike
     facts["latency_ms"] = measure_latency(trainers[0].model, _input_shape(arch), device,
-                                          warmup=3, iters=settings.latency_iters)
+                                          warmup=3, iters=settings.latency_iters,
+                                          precision=trainers[0].precision)
     start = _restore(trainers)
     for epoch in range(start + 1, settings.train.epochs + 1):
         reports = [trainer.epoch() for trainer in trainers]

@@ -1,11 +1,22 @@
-"""Where and how a model runs: the device, torch's CPU threads, waiting for queued work."""
+"""Where and how a model runs: the device, its precision, torch's CPU threads, waiting for
+queued work."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import torch
+
+PRECISIONS = ("auto", "fp32", "bf16")
+# x86 flags of native bf16 arithmetic: oneDNN runs bf16 convolutions and matmuls on these
+# instructions; without them it emulates bf16 (up-converting to fp32), which is slower.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+# What the records and benchmarks name: the vector ISAs that bound CPU training speed.
+RELEVANT_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+                      "amx_tile", "amx_bf16", "amx_int8")
+CPUINFO = Path("/proc/cpuinfo")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -15,6 +26,83 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("TrainConfig.device is 'cuda' but CUDA is not available")
     return torch.device(name)
+
+
+def cpu_info(text: str | None = None) -> tuple[str | None, frozenset[str]]:
+    """The CPU's model name and feature flags from /proc/cpuinfo's first processor (`text`
+    overrides the file); (None, empty) where the OS does not tell (not Linux, no access)."""
+    if text is None:
+        try:
+            text = CPUINFO.read_text()
+        except OSError:
+            return None, frozenset()
+    model, flags = None, frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key == "model name" and model is None:
+            model = value.strip() or None
+        elif key in ("flags", "features") and not flags:  # x86 says flags, ARM says Features
+            flags = frozenset(value.split())
+    return model, flags
+
+
+def native_bf16_cpu(flags: Iterable[str] | None = None) -> bool:
+    """Whether the CPU with these feature flags (None: this machine's) computes bf16 natively."""
+    if flags is None:
+        _, flags = cpu_info()
+        if not flags:  # no /proc/cpuinfo: ask torch's own CPU probe instead
+            return _torch_says_bf16()
+    return any(flag in BF16_CPU_FLAGS for flag in flags)
+
+
+def _torch_says_bf16() -> bool:
+    """torch's cpuinfo-based probe (private, hence looked up defensively)."""
+    probes = [getattr(torch.cpu, name, None)
+              for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(probe() for probe in probes if callable(probe))
+
+
+def relevant_cpu_flags(flags: Iterable[str]) -> list[str]:
+    """The flags of RELEVANT_CPU_FLAGS this CPU has, in that order."""
+    present = set(flags)
+    return [flag for flag in RELEVANT_CPU_FLAGS if flag in present]
+
+
+def resolve_precision(precision: str, device: torch.device | str,
+                      cpu_flags: Iterable[str] | None = None) -> str:
+    """Map "auto" | "fp32" | "bf16" to "fp32" or "bf16" for `device`.
+
+    "auto" is bf16 where the device computes it natively (CUDA with bf16 support, a CPU with
+    avx512_bf16 or amx_bf16; `cpu_flags` None reads this machine's) and fp32 elsewhere: an
+    emulated bf16 would be slower and less accurate at once.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
+    if precision != "auto":
+        return precision
+    device = torch.device(device)
+    if device.type == "cuda":
+        native = torch.cuda.is_available() and torch.cuda.is_bf16_supported(
+            including_emulation=False)  # pre-Ampere GPUs emulate it
+        return "bf16" if native else "fp32"
+    if device.type == "cpu":
+        return "bf16" if native_bf16_cpu(cpu_flags) else "fp32"
+    return "fp32"
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on the device for a resolved "bf16"; a no-op for "fp32".
+
+    Autocast casts only the ops on its lower-precision list (convolutions, linear layers,
+    matmuls) to bf16; weights, BatchNorm statistics, the loss and the optimizer step stay fp32.
+    """
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision != "fp32":
+        raise ValueError(f"autocast needs a resolved precision ('fp32' or 'bf16'), got"
+                         f" {precision!r}")
+    return contextlib.nullcontext()
 
 
 @contextlib.contextmanager

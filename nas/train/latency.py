@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from nas.train.device import synchronize
+from nas.train.device import autocast, resolve_precision, synchronize
 
 
 def measure_latency(
@@ -21,20 +21,23 @@ def measure_latency(
     warmup: int = 10,
     iters: int = 50,
     channels_last: bool = True,
+    precision: str = "fp32",
 ) -> float:
-    """Median ms of one inference-mode forward pass on a [batch_size, *input_shape] input."""
+    """Median ms of one inference-mode forward pass on a [batch_size, *input_shape] input, at
+    `precision` ("auto" resolves for `device`; a search measures at its training's)."""
     if batch_size < 1 or warmup < 0 or iters < 1:
         raise ValueError(
             f"need batch_size >= 1, warmup >= 0, iters >= 1; got {batch_size}, {warmup}, {iters}"
         )
     device = torch.device(device)
+    precision = resolve_precision(precision, device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(batch_size, *input_shape, device=device).contiguous(memory_format=memory_format)
     model = model.to(device)
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(device, precision):
             for _ in range(warmup):
                 model(x)
             times = [_time_once(model, x, device) for _ in range(iters)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import time
@@ -15,7 +14,14 @@ from torch import nn
 
 from nas.data import ImageSet, Splits
 from nas.train.augment import DeviceBatches
-from nas.train.device import cpu_threads, resolve_device, synchronize
+from nas.train.device import (
+    PRECISIONS,
+    autocast,
+    cpu_threads,
+    resolve_device,
+    resolve_precision,
+    synchronize,
+)
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine", "linear")
@@ -47,7 +53,9 @@ class TrainConfig:
     label_smoothing: float = 0.1
     crop_pad: int = 4  # random-crop padding in pixels; 0 disables cropping
     hflip: bool = True
-    bf16: bool = True  # bf16 autocast, used on CUDA only
+    # "auto": bf16 autocast where the device computes bf16 natively (CUDA with bf16, a CPU
+    # with avx512_bf16 / amx_bf16), else fp32; evaluation and latency use the same.
+    precision: str = "auto"  # "auto" | "fp32" | "bf16"
     channels_last: bool = True
     compile: bool = False
     seed: int = 0
@@ -75,6 +83,7 @@ class TrainConfig:
             ("crop_pad", 0 <= self.crop_pad <= 16, "must be in [0, 16]"),
             ("cpu_threads", self.cpu_threads is None or self.cpu_threads >= 1, "must be >= 1"),
             ("device", self.device in DEVICES, f"must be one of {DEVICES}"),
+            ("precision", self.precision in PRECISIONS, f"must be one of {PRECISIONS}"),
             ("eval_batch_size", self.eval_batch_size >= 1, "must be >= 1"),
         )
         for name, ok, rule in checks:
@@ -105,6 +114,7 @@ class FitResult:
     final_val_acc: float
     train_seconds: float  # sum of the epochs' training time
     wall_seconds: float  # the whole call: setup, compilation, training and validation
+    precision: str  # what training and validation computed in: "fp32" or "bf16"
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -160,13 +170,6 @@ def _cosine_between(a: float, b: float, t: float) -> float:
     return b + (a - b) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
-def _autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA when asked; a no-op elsewhere (CPU bf16 changes numerics)."""
-    if bf16 and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def _nan_max(values: Sequence[float]) -> float:
     """Largest non-NaN value, or NaN when there is none."""
     finite = [v for v in values if not math.isnan(v)]
@@ -183,9 +186,10 @@ def evaluate(
     device: torch.device | str,
     flip_tta: bool = False,
     channels_last: bool = True,
-    bf16: bool = False,
+    precision: str = "fp32",
 ) -> float:
-    """Top-1 accuracy in [0, 1] of `model` on `images` (NaN when empty), in inference mode."""
+    """Top-1 accuracy in [0, 1] of `model` on `images` (NaN when empty), in inference mode, at
+    `precision` ("auto" resolves for `device`; pass the training's to test as it trained)."""
     device = torch.device(device)
     batches = DeviceBatches(
         images,
@@ -196,11 +200,12 @@ def evaluate(
         train=False,
         channels_last=channels_last,
     )
-    return _evaluate_batches(model.to(device), batches, flip_tta, bf16)
+    precision = resolve_precision(precision, device)
+    return _evaluate_batches(model.to(device), batches, flip_tta, precision)
 
 
 def _evaluate_batches(
-    model: nn.Module, batches: DeviceBatches, flip_tta: bool, bf16: bool
+    model: nn.Module, batches: DeviceBatches, flip_tta: bool, precision: str
 ) -> float:
     """Accuracy over prepared evaluation batches; restores the model's train/eval mode."""
     total = batches.images_per_epoch
@@ -210,7 +215,7 @@ def _evaluate_batches(
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=batches.device)
     try:
-        with torch.inference_mode(), _autocast(batches.device, bf16):
+        with torch.inference_mode(), autocast(batches.device, precision):
             for x, y in batches:
                 logits = model(x)
                 if flip_tta:
@@ -256,6 +261,7 @@ def fit(
         final_val_acc=history[-1].val_acc if history else math.nan,
         train_seconds=sum(r.epoch_seconds for r in history),
         wall_seconds=time.perf_counter() - wall_start,
+        precision=trainer.precision,
     )
 
 
@@ -306,6 +312,7 @@ class Trainer:
         self.step_model = torch.compile(self.model) if cfg.compile else self.model
         self.cfg = cfg
         self.device = device
+        self.precision = resolve_precision(cfg.precision, device)  # "fp32" or "bf16"
         self.train_batches = DeviceBatches(
             data.train,
             data.mean,
@@ -355,7 +362,7 @@ class Trainer:
             if not math.isfinite(mean_loss):
                 return None
             val_acc = _evaluate_batches(
-                self.model, self.val_batches, self.cfg.flip_tta, self.cfg.bf16
+                self.model, self.val_batches, self.cfg.flip_tta, self.precision
             )
         report = EpochReport(
             epoch=len(self.history) + 1,
@@ -413,7 +420,7 @@ class Trainer:
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One forward, backward and optimizer step; return the detached float32 loss."""
-        with _autocast(self.device, self.cfg.bf16):
+        with autocast(self.device, self.precision):
             logits = self.step_model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
