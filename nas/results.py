@@ -305,6 +305,12 @@ def text(value: Any) -> str:
     return str(value)
 
 
+def measured_on(row: dict[str, Any] | pd.Series) -> str:
+    """'cpu, fp32': where a trial trained and timed its latency, and in what precision."""
+    parts = (text(row.get("device")), text(row.get("precision")))
+    return ", ".join(part for part in parts if part) or "?"
+
+
 def scored_rows(table: pd.DataFrame) -> pd.DataFrame:
     """Trials with a finite accuracy from a real measurement (not failed, not diverged)."""
     if table.empty or "best_val_acc" not in table:

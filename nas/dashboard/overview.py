@@ -12,7 +12,7 @@ import pandas as pd
 from nas.arch.describe import describe_arch
 from nas.arch.genotype import Genotype
 from nas.dashboard.data import Run, describe_test, final_tests
-from nas.results import RETRAIN_CSV, STATUSES, TABLE, text
+from nas.results import RETRAIN_CSV, STATUSES, TABLE, measured_on, text
 
 
 def section(key: str, title: str, question: str, body: str) -> str:
@@ -89,7 +89,7 @@ def _best(run: Run, best: pd.Series | None) -> str:
     rows = [("validation accuracy", f"{best['best_val_acc']:.4f} (best of"
              f" {int(best['epochs'])} epochs, {best['status']})"),
             ("parameters", f"{best['params']:,.0f}"), ("MACs", f"{best['macs']:,.0f}"),
-            ("latency", f"{best['latency_ms']:.3f} ms ({text(best.get('device')) or '?'})"),
+            ("latency", f"{best['latency_ms']:.3f} ms ({measured_on(best)})"),
             ("spectrum position", f"{best['spectrum_position']:.2f} (0 regular … 1 depthwise)")]
     test = _test_of(run, tid)
     if test:

@@ -7,7 +7,16 @@ import statistics
 from nas.arch.cost import cost
 from nas.arch.describe import describe_arch, millions
 from nas.arch.genotype import Genotype, GenotypeError
-from nas.results import EXPERIMENT, META, OPTUNA_DB, PARQUET, TABLE, best_trial, text
+from nas.results import (
+    EXPERIMENT,
+    META,
+    OPTUNA_DB,
+    PARQUET,
+    TABLE,
+    best_trial,
+    measured_on,
+    text,
+)
 from nas.search.space import (
     Space,
     count_architectures,
@@ -73,7 +82,7 @@ def summarize(outcome) -> str:
         ref = f", reference point '{best['reference']}'" if text(best.get("reference")) else ""
         lines += [f"Best: trial {best['trial_id']}{ref}: val_acc {best['best_val_acc']:.4f}, "
                   f"{int(best['params']):,} params, {millions(best['macs'])} MACs, "
-                  f"latency {best['latency_ms']:.2f} ms ({best['device']})",
+                  f"latency {best['latency_ms']:.2f} ms ({measured_on(best)})",
                   describe_arch(arch)]
         refs = table[table["reference"].map(text).astype(bool)] if "reference" in table else None
         if refs is not None and not refs.dropna(subset=["best_val_acc"]).empty:
