@@ -1,6 +1,10 @@
 """Train a zoo preset on the CIFAR-10 training images; report test accuracy, wall time, params.
 
 Run from the repository root:  python -m benchmarks.cifar_quality --preset regular
+
+`--seeds N` trains N seeds and prints each accuracy's mean ± sample std; `--precision fp32
+bf16` trains them in both precisions and prints the difference with its standard error (the
+accuracy-parity study of issue 12).
 """
 
 from __future__ import annotations
@@ -9,20 +13,21 @@ import argparse
 import dataclasses
 import json
 import math
-import os
+import statistics
 import time
 from pathlib import Path
 
 import torch
 
-from benchmarks.common import default_data_dir
+from benchmarks.common import default_data_dir, load_note, machine
 from nas.arch.model import build
 from nas.arch.zoo import PRESETS, preset
-from nas.data import DataSpec, load_splits
-from nas.train.device import resolve_device
+from nas.data import DataSpec, Splits, load_splits
+from nas.train.device import PRECISIONS, resolve_device
 from nas.train.trainer import SCHEDULES, EpochReport, TrainConfig, evaluate, fit
 
 DEFAULTS = TrainConfig()
+ACCURACIES = (("test_acc", "no TTA"), ("test_acc_tta", "flip TTA"))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,15 +51,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay)
     p.add_argument("--label-smoothing", type=float, default=DEFAULTS.label_smoothing)
     p.add_argument("--crop-pad", type=int, default=DEFAULTS.crop_pad)
-    p.add_argument("--no-tta", action="store_true", help="skip flip test-time augmentation")
+    p.add_argument(
+        "--no-tta",
+        action="store_true",
+        help="validate (--val-size) without flip test-time augmentation; the test accuracy is"
+        " printed with and without it either way",
+    )
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument(
+        "--precision",
+        nargs="+",
+        default=[DEFAULTS.precision],
+        choices=PRECISIONS,
+        help="training and test precision; two (e.g. fp32 bf16) compare them seed by seed",
+    )
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the first seed")
+    p.add_argument("--seeds", type=int, default=1, help="seeds --seed .. --seed + N - 1")
     p.add_argument("--val-size", type=int, default=0, help="training images held out")
     p.add_argument("--data-dir", type=Path, default=default_data_dir())
     p.add_argument("--json", action="store_true", help="also print the summary as JSON")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.seeds < 1:
+        p.error(f"--seeds {args.seeds}: must be >= 1")
+    return args
 
 
 def warmup_epochs(args: argparse.Namespace) -> float:
@@ -64,8 +85,8 @@ def warmup_epochs(args: argparse.Namespace) -> float:
     return min(DEFAULTS.warmup_epochs, float(args.epochs))
 
 
-def train_config(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig the options describe."""
+def train_config(args: argparse.Namespace, seed: int, precision: str) -> TrainConfig:
+    """The TrainConfig the options describe, for one seed and precision."""
     return TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -77,9 +98,10 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         label_smoothing=args.label_smoothing,
         crop_pad=args.crop_pad,
         compile=args.compile,
-        seed=args.seed,
+        seed=seed,
         cpu_threads=args.threads,
         device=args.device,
+        precision=precision,
         flip_tta=not args.no_tta,
     )
 
@@ -94,55 +116,100 @@ def print_epoch(report: EpochReport, epochs: int) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Train, evaluate on the official test images, print and return the summary."""
-    args = parse_args(argv)
-    cfg = train_config(args)
+def train_one(args: argparse.Namespace, splits: Splits, seed: int, precision: str) -> dict:
+    """Train one seed at one precision; test it with and without flip TTA; its summary."""
+    cfg = train_config(args, seed, precision)
     start = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    model = build(preset(args.preset, width=args.width, depth=args.depth, units=args.units))
+    result = fit(model, splits, cfg, report=lambda r: print_epoch(r, cfg.epochs))
+    device = resolve_device(cfg.device)
+    accs = {  # tested at the precision it trained in
+        key: evaluate(model, splits.test, splits.mean, splits.std, batch_size=cfg.eval_batch_size,
+                      device=device, flip_tta=key == "test_acc_tta",
+                      channels_last=cfg.channels_last, precision=result.precision)
+        for key, _ in ACCURACIES
+    }
+    run = {"seed": seed, "precision": result.precision, "status": result.status,
+           "epochs_run": result.epochs_run, **accs, "train_seconds": result.train_seconds,
+           "wall_seconds": time.perf_counter() - start, "config": dataclasses.asdict(cfg)}
+    print(
+        f"seed {seed}, {result.precision}: {result.status}, test accuracy"
+        f" {accs['test_acc']:.4f} (no TTA) / {accs['test_acc_tta']:.4f} (flip TTA);"
+        f" train {result.train_seconds:.0f} s, wall {run['wall_seconds']:.0f} s; {load_note()}",
+        flush=True,
+    )
+    return run
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample std (0 for one value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def aggregate(runs: list[dict]) -> dict:
+    """Per accuracy: mean, sample std, standard error of the mean, over the seeds."""
+    out = {}
+    for key, _ in ACCURACIES:
+        values = [r[key] for r in runs]
+        mean, std = mean_std(values)
+        out[key] = {"mean": mean, "std": std, "se": std / math.sqrt(len(values)), "n": len(values)}
+    out["train_seconds"] = statistics.fmean(r["train_seconds"] for r in runs)
+    return out
+
+
+def print_comparison(by_precision: dict[str, dict]) -> dict:
+    """Second precision minus the first, per accuracy, with the SE of the difference."""
+    (first, a), (second, b) = list(by_precision.items())[:2]
+    diffs = {}
+    for key, label in ACCURACIES:
+        diff = b[key]["mean"] - a[key]["mean"]
+        se = math.hypot(a[key]["se"], b[key]["se"])
+        within = abs(diff) <= 2 * se
+        diffs[key] = {"difference": diff, "se": se, "within_2_se": within}
+        verdict = "within 2 SE" if within else "NOT within 2 SE"
+        print(f"{second} - {first} ({label}): {100 * diff:+.2f} points, SE {100 * se:.2f}"
+              f" -> {verdict}")
+    print(f"training time per seed: {first} {a['train_seconds']:.0f} s, {second}"
+          f" {b['train_seconds']:.0f} s ({a['train_seconds'] / b['train_seconds']:.2f}x)")
+    return diffs
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Train every seed at every precision, test on the official test images, summarize."""
+    args = parse_args(argv)
+    start = time.perf_counter()
+    print(machine())
     splits = load_splits(DataSpec(val_size=args.val_size), args.data_dir)
     if splits.test is None:
         raise SystemExit("the data set has no official test split")
-    torch.manual_seed(cfg.seed)
-    model = build(preset(args.preset, width=args.width, depth=args.depth, units=args.units))
-    params = sum(p.numel() for p in model.parameters())
+    params = sum(p.numel() for p in build(preset(args.preset, width=args.width, depth=args.depth,
+                                                  units=args.units)).parameters())
     print(
         f"{args.preset} width={args.width} depth={args.depth} units={args.units}: "
         f"{params:,} params; {len(splits.train)} train / {len(splits.test)} test images"
     )
-    print(cfg)
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
-    result = fit(model, splits, cfg, report=lambda r: print_epoch(r, cfg.epochs))
-    test_acc = evaluate(
-        model,
-        splits.test,
-        splits.mean,
-        splits.std,
-        batch_size=cfg.eval_batch_size,
-        device=resolve_device(cfg.device),
-        flip_tta=cfg.flip_tta,
-        channels_last=cfg.channels_last,
-    )
-    summary = {
-        "preset": args.preset,
-        "width": args.width,
-        "depth": args.depth,
-        "units": args.units,
-        "params": params,
-        "status": result.status,
-        "epochs_run": result.epochs_run,
-        "test_acc": test_acc,
-        "flip_tta": cfg.flip_tta,
-        "train_seconds": result.train_seconds,
-        "wall_seconds": time.perf_counter() - start,
-        "threads": args.threads,
-        "config": dataclasses.asdict(cfg),
-    }
-    print(
-        f"status {result.status}: test accuracy {test_acc:.4f} "
-        f"({'flip TTA' if cfg.flip_tta else 'no TTA'}); train {result.train_seconds:.0f} s, "
-        f"wall {summary['wall_seconds']:.0f} s (data, model, training, evaluation)"
-    )
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(train_config(args, args.seed, args.precision[0]))
+    print(load_note(), flush=True)
+    runs: dict[str, list[dict]] = {}
+    for seed in range(args.seed, args.seed + args.seeds):
+        for precision in args.precision:  # interleaved: machine load hits both alike
+            runs.setdefault(precision, []).append(train_one(args, splits, seed, precision))
+    print()
+    by_precision = {}
+    for asked, mine in runs.items():
+        stats = by_precision[asked] = aggregate(mine)
+        parts = [f"{label} {100 * stats[key]['mean']:.2f} ± {100 * stats[key]['std']:.2f}"
+                 for key, label in ACCURACIES]
+        print(f"{asked} (ran as {mine[0]['precision']}), {len(mine)} seeds, test accuracy % mean"
+              f" ± std: {'; '.join(parts)}; {stats['train_seconds']:.0f} s training per seed")
+    summary = {"preset": args.preset, "width": args.width, "depth": args.depth,
+               "units": args.units, "params": params, "runs": runs, "stats": by_precision,
+               "wall_seconds": time.perf_counter() - start, "threads": args.threads}
+    if len(by_precision) > 1:
+        summary["comparison"] = print_comparison(by_precision)
+    print(f"wall {summary['wall_seconds']:.0f} s (data, models, training, evaluation);"
+          f" {load_note()}")
     if args.json:
         print(json.dumps(summary))
     return summary

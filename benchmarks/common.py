@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
+
+from nas.train.device import RELEVANT_CPU_FLAGS, cpu_info, native_bf16_cpu, relevant_cpu_flags
+
 SHARED_SUBSET = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-subset"
 
 
@@ -15,23 +19,18 @@ def default_data_dir() -> Path | None:
     return SHARED_SUBSET if SHARED_SUBSET.is_dir() else None
 
 
-# The CPU flags that decide which kernels oneDNN runs (AVX-512, bf16, AMX).
-FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-
-
 def machine() -> str:
-    """'CPU: <model>, <n> cores; flags: avx2 fma (no avx512f, ...)' for a benchmark's header."""
-    model, flags = "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
-    have = [f for f in FLAGS if f in flags]
-    lacks = [f for f in FLAGS if f not in flags]
-    return (f"CPU: {model}, {os.cpu_count()} cores; flags: {' '.join(have) or 'none'}"
-            + (f" (no {', '.join(lacks)})" if lacks else ""))
+    """'CPU: <model>, <n> cores; flags: avx2 fma (no avx512f, ...); no native bf16 ...' for a
+    benchmark's header: the flags decide which kernels oneDNN runs (AVX-512, bf16, AMX)."""
+    model, flags = cpu_info()
+    have = relevant_cpu_flags(flags)
+    lacks = [f for f in RELEVANT_CPU_FLAGS if f not in have]
+    bf16 = "native bf16" if native_bf16_cpu(flags or None) else "no native bf16 (emulated)"
+    return (f"CPU: {model or 'unknown'}, {os.cpu_count()} cores; flags: {' '.join(have) or 'none'}"
+            + (f" (no {', '.join(lacks)})" if lacks else "")
+            + f"; {bf16}; torch CPU capability {torch.backends.cpu.get_cpu_capability()}")
+
+
+def load_note() -> str:
+    """The 1-minute load average against the core count: other work skews every timing."""
+    return f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"

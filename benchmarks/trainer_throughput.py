@@ -4,7 +4,10 @@ The conventional loop is the one PyTorch's CIFAR-10 tutorial writes: a Dataset t
 one image at a time with per-sample random crop (zero padding 4), flip and normalization, a
 DataLoader (best of the --workers counts), NCHW tensors and a plain step loop. Both sides
 train the same network from the same weights with the same batch size, optimizer settings,
-thread count and number of images; a breakdown swaps one factor at a time.
+thread count and number of images; a breakdown swaps one factor at a time (precision, memory
+format, data path). Every row also shows its achieved training GFLOP/s: the analytic MACs
+of one forward pass x 6 (forward, and a backward pass of twice its cost, at 2 FLOPs per MAC)
+x images/s.
 
 Run from the repository root:  python -m benchmarks.trainer_throughput --preset regular
 """
@@ -12,8 +15,8 @@ Run from the repository root:  python -m benchmarks.trainer_throughput --preset 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from benchmarks.common import default_data_dir
+from benchmarks.common import default_data_dir, load_note, machine
+from nas.arch.cost import cost
 from nas.arch.model import build
 from nas.arch.zoo import PRESETS, preset
 from nas.data import DataSpec, ImageSet, Splits, load_splits
@@ -32,6 +36,7 @@ from nas.train.trainer import TrainConfig, fit
 LR = 0.05  # small and constant-ish: throughput must not depend on training going anywhere
 MOMENTUM = 0.9
 WEIGHT_DECAY = 5e-4
+TUTORIAL = "tutorial, fp32, NCHW"  # the baseline's label prefix
 
 
 class TutorialCifar(Dataset):
@@ -61,8 +66,20 @@ class TutorialCifar(Dataset):
         return (img - self.mean) / self.std, int(self.labels[i])
 
 
+def user_autocast(precision: str) -> contextlib.AbstractContextManager:
+    """What a user writes for bf16 on CPU (PyTorch's AMP recipe): autocast forward and loss."""
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def tutorial_epoch(
-    model: nn.Module, splits: Splits, batch_size: int, workers: int, channels_last: bool
+    model: nn.Module,
+    splits: Splits,
+    batch_size: int,
+    workers: int,
+    channels_last: bool,
+    precision: str = "fp32",
 ) -> float:
     """Train one epoch the conventional way; return seconds (DataLoader start-up included)."""
     loader = DataLoader(
@@ -79,7 +96,8 @@ def tutorial_epoch(
     )
     start = time.perf_counter()
     for images, labels in loader:
-        loss = F.cross_entropy(model(images.contiguous(memory_format=memory_format)), labels)
+        with user_autocast(precision):
+            loss = F.cross_entropy(model(images.contiguous(memory_format=memory_format)), labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -87,7 +105,12 @@ def tutorial_epoch(
 
 
 def fit_epoch(
-    model: nn.Module, splits: Splits, batch_size: int, channels_last: bool, compile_: bool
+    model: nn.Module,
+    splits: Splits,
+    batch_size: int,
+    channels_last: bool,
+    compile_: bool,
+    precision: str = "fp32",
 ) -> float:
     """Train one epoch with `nas.train.fit`; return its training seconds."""
     cfg = TrainConfig(
@@ -102,14 +125,45 @@ def fit_epoch(
         channels_last=channels_last,
         compile=compile_,
         device="cpu",
+        precision=precision,
     )
     return fit(model, splits, cfg).history[0].epoch_seconds
 
 
+class NCHWConv(nn.Module):
+    """A depthwise conv computed in NCHW inside a channels_last network (the layout probe)."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        """Wrap the conv."""
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """NCHW in, the conv, channels_last out."""
+        return self.conv(x.contiguous()).contiguous(memory_format=torch.channels_last)
+
+
+def depthwise_in_nchw(model: nn.Module) -> nn.Module:
+    """Wrap every depthwise conv in NCHWConv: channels_last for the dense ops only."""
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            depthwise = isinstance(child, nn.Conv2d) and child.groups == child.in_channels > 1
+            if depthwise:
+                setattr(module, name, NCHWConv(child))
+    return model
+
+
 def compute_only_epoch(
-    model: nn.Module, splits: Splits, batch_size: int, channels_last: bool
+    model: nn.Module,
+    splits: Splits,
+    batch_size: int,
+    channels_last: bool,
+    precision: str = "fp32",
+    mixed_layout: bool = False,
 ) -> float:
     """Train on one fixed pre-normalized batch as many steps as an epoch: the compute ceiling."""
+    if mixed_layout:
+        model = depthwise_in_nchw(model)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(memory_format=memory_format).train()
     images = splits.train.images[:batch_size].float().div(255)
@@ -120,7 +174,9 @@ def compute_only_epoch(
     )
     start = time.perf_counter()
     for _ in range(len(splits.train) // batch_size):
-        loss = F.cross_entropy(model(images), labels)
+        with user_autocast(precision):
+            logits = model(images)
+        loss = F.cross_entropy(logits.float(), labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -148,14 +204,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1,
         help="rounds over all variants; the fastest round of each is kept",
     )
+    p.add_argument(
+        "--precision",
+        default="all",
+        choices=("all", "fp32", "bf16"),
+        help="precisions fit and the compute-only loop are timed in (the tutorial baseline is"
+        " always fp32 NCHW; 'all' also times the tutorial loop in bf16)",
+    )
     p.add_argument("--compile", action="store_true", help="also time fit with torch.compile")
+    p.add_argument(
+        "--mixed-layout",
+        action="store_true",
+        help="also time the compute-only loop with depthwise convs in NCHW, the rest"
+        " channels_last",
+    )
     p.add_argument("--data-dir", type=Path, default=default_data_dir())
     return p.parse_args(argv)
 
 
-def load_note() -> str:
-    """The 1-minute load average against the core count: other work skews every timing."""
-    return f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+def precisions(args: argparse.Namespace) -> list[str]:
+    """The precisions `--precision` asks for."""
+    return ["fp32", "bf16"] if args.precision == "all" else [args.precision]
 
 
 def benchmark_splits(args: argparse.Namespace) -> Splits:
@@ -163,55 +232,75 @@ def benchmark_splits(args: argparse.Namespace) -> Splits:
     return load_splits(DataSpec(val_size=0, train_size=args.images), args.data_dir)
 
 
-def timed_runs(args: argparse.Namespace) -> dict[str, Callable[[nn.Module, Splits], float]]:
+Run = Callable[[nn.Module, Splits], float]
+
+
+def timed_runs(args: argparse.Namespace) -> dict[str, Run]:
     """Label -> function training one epoch and returning its seconds, in measuring order."""
     bs = args.batch_size
-    runs: dict[str, Callable[[nn.Module, Splits], float]] = {
-        f"tutorial, NCHW, workers={w}": (
+    runs: dict[str, Run] = {
+        f"{TUTORIAL}, workers={w}": (
             lambda m, s, w=w: tutorial_epoch(m, s, bs, w, channels_last=False)
         )
         for w in args.workers
     }
-    runs |= {
-        "fit, NCHW": lambda m, s: fit_epoch(m, s, bs, channels_last=False, compile_=False),
-        "fit, channels_last": lambda m, s: fit_epoch(m, s, bs, channels_last=True, compile_=False),
-        "compute only, NCHW": lambda m, s: compute_only_epoch(m, s, bs, channels_last=False),
-        "compute only, channels_last": (
-            lambda m, s: compute_only_epoch(m, s, bs, channels_last=True)
-        ),
-    }
-    if args.compile:
-        runs["fit, channels_last, compile"] = lambda m, s: fit_epoch(
-            m, s, bs, channels_last=True, compile_=True
-        )
+    for p in precisions(args):
+        runs |= {
+            f"fit, {p}, NCHW": lambda m, s, p=p: fit_epoch(m, s, bs, False, False, p),
+            f"fit, {p}, channels_last": lambda m, s, p=p: fit_epoch(m, s, bs, True, False, p),
+            f"compute only, {p}, NCHW": lambda m, s, p=p: compute_only_epoch(m, s, bs, False, p),
+            f"compute only, {p}, channels_last": (
+                lambda m, s, p=p: compute_only_epoch(m, s, bs, True, p)
+            ),
+        }
+        if args.mixed_layout:
+            runs[f"compute only, {p}, channels_last, depthwise NCHW"] = (
+                lambda m, s, p=p: compute_only_epoch(m, s, bs, True, p, mixed_layout=True)
+            )
+        if args.compile:
+            runs[f"fit, {p}, channels_last, compile"] = (
+                lambda m, s, p=p: fit_epoch(m, s, bs, True, True, p)
+            )
     return runs
 
 
 def best_tutorial(seconds: dict[str, list[float]]) -> str:
-    """Label of the fastest tutorial-loop run."""
-    labels = [k for k in seconds if k.startswith("tutorial, NCHW")]
+    """Label of the fastest tutorial-loop run (fp32, NCHW)."""
+    labels = [k for k in seconds if k.startswith(f"{TUTORIAL}, workers=")]
     return min(labels, key=lambda k: min(seconds[k]))
+
+
+def tutorial_variants(args: argparse.Namespace, workers: int) -> dict[str, Run]:
+    """The tutorial loop at the best worker count in channels_last, and in bf16 when asked."""
+    bs = args.batch_size
+    runs: dict[str, Run] = {
+        "tutorial, fp32, channels_last, best workers": (
+            lambda m, s: tutorial_epoch(m, s, bs, workers, channels_last=True)
+        )
+    }
+    if args.precision == "all":
+        runs["tutorial, bf16, NCHW, best workers"] = lambda m, s: tutorial_epoch(
+            m, s, bs, workers, channels_last=False, precision="bf16"
+        )
+    return runs
 
 
 def measure(args: argparse.Namespace, initial: nn.Module, splits: Splits) -> dict[str, list[float]]:
     """Seconds of every run in every one of `--repeats` rounds, each run from the same weights."""
-    runs = timed_runs(args)
     seconds: dict[str, list[float]] = {}
 
-    def record(label: str, run: Callable[[nn.Module, Splits], float]) -> None:
+    def record(label: str, run: Run) -> None:
         took = run(copy.deepcopy(initial), splits)
         seconds.setdefault(label, []).append(took)
-        print(f"  {label:40s} {took:7.2f} s", flush=True)
+        print(f"  {label:52s} {took:7.2f} s", flush=True)
 
     for round_ in range(1, args.repeats + 1):
         print(f"round {round_}/{args.repeats}", flush=True)
-        for label, run in runs.items():
+        for label, run in timed_runs(args).items():
             record(label, run)
         workers = int(best_tutorial(seconds).rsplit("=", 1)[1])
-        record(
-            "tutorial, channels_last, best workers",
-            lambda m, s, w=workers: tutorial_epoch(m, s, args.batch_size, w, channels_last=True),
-        )
+        for label, run in tutorial_variants(args, workers).items():
+            record(label, run)
     return seconds
 
 
@@ -223,68 +312,85 @@ def warm_up(args: argparse.Namespace, initial: nn.Module, splits: Splits) -> Non
         splits.train.classes,
     )
     small = Splits(train=two, val=splits.val, test=None, mean=splits.mean, std=splits.std)
-    for run in timed_runs(args).values():
+    for run in (timed_runs(args) | tutorial_variants(args, 0)).values():
         run(copy.deepcopy(initial), small)
-    tutorial_epoch(copy.deepcopy(initial), small, args.batch_size, 0, channels_last=True)
 
 
-def report(seconds: dict[str, list[float]], images: int) -> float:
-    """Print images/s per run (fastest round) and the attributed ratios; return the headline."""
+def ratio_table(rate: dict[str, float], base: str) -> dict[str, float]:
+    """The attributed ratios whose rows were measured."""
+    fits = [k for k in rate if k.startswith("fit, ") and k.endswith(", channels_last")]
+    best_fit = max(fits, key=rate.__getitem__)
+    pairs = {
+        f"headline: fit (best precision: {best_fit.split(', ')[1]}) / tutorial (fp32 NCHW)": (
+            best_fit, base),
+        "precision, fit (channels_last): bf16 / fp32": (
+            "fit, bf16, channels_last", "fit, fp32, channels_last"),
+        "precision, tutorial loop (NCHW): bf16 / fp32": (
+            "tutorial, bf16, NCHW, best workers", base),
+        "precision, compute only (channels_last): bf16 / fp32": (
+            "compute only, bf16, channels_last", "compute only, fp32, channels_last"),
+        "memory format, tutorial loop: channels_last / NCHW": (
+            "tutorial, fp32, channels_last, best workers", base),
+    }
+    for p in ("fp32", "bf16"):
+        pairs |= {
+            f"memory format, fit, {p}: channels_last / NCHW": (
+                f"fit, {p}, channels_last", f"fit, {p}, NCHW"),
+            f"memory format, compute only, {p}: channels_last / NCHW": (
+                f"compute only, {p}, channels_last", f"compute only, {p}, NCHW"),
+            f"layout, compute only, {p}: depthwise NCHW / all channels_last": (
+                f"compute only, {p}, channels_last, depthwise NCHW",
+                f"compute only, {p}, channels_last"),
+            f"fit ({p}, channels_last) share of its compute ceiling": (
+                f"fit, {p}, channels_last", f"compute only, {p}, channels_last"),
+            f"torch.compile, fit, {p}: compiled / eager": (
+                f"fit, {p}, channels_last, compile", f"fit, {p}, channels_last"),
+        }
+    pairs |= {
+        "data path + loop, fp32 NCHW: fit / tutorial": ("fit, fp32, NCHW", base),
+        "data path + loop, fp32 channels_last: fit / tutorial": (
+            "fit, fp32, channels_last", "tutorial, fp32, channels_last, best workers"),
+        "tutorial (fp32 NCHW) share of its compute ceiling": (base, "compute only, fp32, NCHW"),
+    }
+    return {label: rate[a] / rate[b] for label, (a, b) in pairs.items() if a in rate and b in rate}
+
+
+def report(seconds: dict[str, list[float]], images: int, macs: int) -> float:
+    """Print images/s and GFLOP/s per run (fastest round) and the ratios; return the headline."""
     rate = {label: images / min(s) for label, s in seconds.items()}
     base = best_tutorial(seconds)
     # The spread between rounds shows how much other load on the machine disturbed a run.
-    print(f"\n{'run':42s} {'images/s':>9s} {'spread':>7s}")
+    print(f"\n{'run':54s} {'images/s':>9s} {'GFLOP/s':>8s} {'spread':>7s}")
     for label, s in seconds.items():
-        print(f"{label:42s} {rate[label]:9.1f} {max(s) / min(s) - 1:6.0%}")
-    ratios = {
-        "headline: fit (channels_last) / best tutorial (NCHW)": (
-            rate["fit, channels_last"] / rate[base]
-        ),
-        "memory format, tutorial loop: channels_last / NCHW": (
-            rate["tutorial, channels_last, best workers"] / rate[base]
-        ),
-        "memory format, fit: channels_last / NCHW": (
-            rate["fit, channels_last"] / rate["fit, NCHW"]
-        ),
-        "memory format, compute only: channels_last / NCHW": (
-            rate["compute only, channels_last"] / rate["compute only, NCHW"]
-        ),
-        "data path + loop, NCHW: fit / tutorial": rate["fit, NCHW"] / rate[base],
-        "data path + loop, channels_last: fit / tutorial": (
-            rate["fit, channels_last"] / rate["tutorial, channels_last, best workers"]
-        ),
-        "tutorial (NCHW) share of its compute ceiling": rate[base] / rate["compute only, NCHW"],
-        "fit (channels_last) share of its compute ceiling": (
-            rate["fit, channels_last"] / rate["compute only, channels_last"]
-        ),
-    }
-    if "fit, channels_last, compile" in rate:
-        ratios["torch.compile, fit: compiled / eager"] = (
-            rate["fit, channels_last, compile"] / rate["fit, channels_last"]
-        )
+        gflops = 6 * macs * rate[label] / 1e9
+        print(f"{label:54s} {rate[label]:9.1f} {gflops:8.1f} {max(s) / min(s) - 1:6.0%}")
+    ratios = ratio_table(rate, base)
     print()
     for label, value in ratios.items():
-        print(f"{label:58s} {value:5.2f}x")
-    return ratios["headline: fit (channels_last) / best tutorial (NCHW)"]
+        print(f"{label:64s} {value:5.2f}x")
+    return next(iter(ratios.values()))
 
 
 def main(argv: list[str] | None = None) -> float:
     """Measure and print; return the headline ratio."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    print(machine())
     splits = benchmark_splits(args)
     torch.manual_seed(0)
-    initial = build(preset(args.preset, width=args.width))
+    genotype = preset(args.preset, width=args.width)
+    initial = build(genotype)
     images = len(splits.train) // args.batch_size * args.batch_size
-    params = sum(p.numel() for p in initial.parameters())
+    params, macs = cost(genotype).params, cost(genotype).macs
     print(
-        f"{args.preset} width={args.width} ({params:,} params), batch {args.batch_size}, "
-        f"{images} images per run, {args.threads} threads, torch {torch.__version__}"
+        f"{args.preset} width={args.width} ({params:,} params, {macs / 1e6:.1f}M MACs per image),"
+        f" batch {args.batch_size}, {images} images per run, {args.threads} threads,"
+        f" torch {torch.__version__}"
     )
     print(f"before: {load_note()}", flush=True)
     warm_up(args, initial, splits)
     seconds = measure(args, initial, splits)
-    ratio = report(seconds, images)
+    ratio = report(seconds, images, macs)
     print(f"after: {load_note()} (a load above --threads means the figures are disturbed)")
     return ratio
 

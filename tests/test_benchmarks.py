@@ -1,0 +1,75 @@
+"""Benchmark helpers that decide what a measurement means: the handwritten search stands
+alone, the layout probe computes the same network, the parity study's statistics."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from benchmarks import cifar_quality, trainer_throughput
+from benchmarks.common import machine
+from nas.arch.model import build
+from nas.arch.zoo import preset
+from tests.searchkit import ROOT
+
+STANDALONE = textwrap.dedent("""
+    import sys
+    sys.modules["nas"] = None  # importing anything of this project now fails
+    sys.path.insert(0, "benchmarks")
+    import torch
+    import handwritten_search as h
+    for position in (0.0, 0.4, 1.0):
+        for order in ("dw_pw", "pw_dw"):
+            cfg = {f"s{s}_{k}": v for s in (1, 2, 3) for k, v in (
+                ("spectrum", position), ("order", order), ("mid_act", "elu"),
+                ("residual", "identity"), ("kernel", 5))}
+            assert h.network(cfg)(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    assert sorted(h.param_space()) == sorted(
+        f"s{s}_{k}" for s in (1, 2, 3)
+        for k in ("spectrum", "order", "mid_act", "residual", "kernel"))
+    print("ok")
+""")
+
+
+def test_handwritten_search_needs_nothing_of_this_project():
+    done = subprocess.run([sys.executable, "-c", STANDALONE], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok"
+
+
+def test_depthwise_nchw_probe_computes_the_same_network():
+    torch.manual_seed(0)
+    model = build(preset("separable", width=8, depth=1, units=1)).eval()
+    x = torch.randn(2, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    expected = model.to(memory_format=torch.channels_last)(x)
+    probed = trainer_throughput.depthwise_in_nchw(model)
+    wrapped = [m for m in probed.modules() if isinstance(m, trainer_throughput.NCHWConv)]
+    assert wrapped and all(m.conv.groups == m.conv.in_channels for m in wrapped)
+    torch.testing.assert_close(probed(x), expected)
+
+
+def test_parity_statistics_are_mean_std_and_the_se_of_the_difference(capsys):
+    def runs(accs):
+        return [{"test_acc": a, "test_acc_tta": a + 0.01, "train_seconds": 10.0} for a in accs]
+
+    fp32 = cifar_quality.aggregate(runs([0.60, 0.62, 0.64]))
+    bf16 = cifar_quality.aggregate(runs([0.61, 0.63, 0.65]))
+    assert fp32["test_acc"]["mean"] == pytest.approx(0.62)
+    assert fp32["test_acc"]["std"] == pytest.approx(0.02)
+    assert fp32["test_acc"]["se"] == pytest.approx(0.02 / math.sqrt(3))
+    diff = cifar_quality.print_comparison({"fp32": fp32, "bf16": bf16})["test_acc"]
+    assert diff["difference"] == pytest.approx(0.01)
+    assert diff["se"] == pytest.approx(math.sqrt(2) * 0.02 / math.sqrt(3))
+    assert diff["within_2_se"]
+    assert "bf16 - fp32 (no TTA): +1.00 points" in capsys.readouterr().out
+
+
+def test_machine_line_names_model_flags_and_bf16():
+    line = machine()
+    assert line.startswith("CPU: ") and "bf16" in line and "torch CPU capability" in line
