@@ -171,7 +171,8 @@ def print_comparison(by_precision: dict[str, dict]) -> dict:
         print(f"{second} - {first} ({label}): {100 * diff:+.2f} points, SE {100 * se:.2f}"
               f" -> {verdict}")
     print(f"training time per seed: {first} {a['train_seconds']:.0f} s, {second}"
-          f" {b['train_seconds']:.0f} s ({a['train_seconds'] / b['train_seconds']:.2f}x)")
+          f" {b['train_seconds']:.0f} s ({second} trains at"
+          f" {a['train_seconds'] / b['train_seconds']:.2f}x the speed of {first})")
     return diffs
 
 
