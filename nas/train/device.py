@@ -1,5 +1,4 @@
-"""Where and how a model runs: the device, its precision, torch's CPU threads, waiting for
-queued work."""
+"""Where and how a model runs: the device, its precision, CPU threads, waiting for queued work."""
 
 from __future__ import annotations
 
