@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from nas.train.device import RELEVANT_CPU_FLAGS, cpu_info, native_bf16_cpu, relevant_cpu_flags
+from nas.machine import RELEVANT_CPU_FLAGS, cpu_info, native_bf16_cpu, relevant_cpu_flags
 
 SHARED_SUBSET = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-subset"
 

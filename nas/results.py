@@ -194,7 +194,7 @@ def hardware() -> dict[str, Any]:
     """What the run ran on: the CPU's model and the flags that bound its training speed too."""
     import torch
 
-    from nas.train.device import cpu_info, native_bf16_cpu, relevant_cpu_flags
+    from nas.machine import cpu_info, native_bf16_cpu, relevant_cpu_flags
 
     model, flags = cpu_info()
     info: dict[str, Any] = {

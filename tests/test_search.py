@@ -21,10 +21,11 @@ import torch
 
 from nas.arch.genotype import Genotype
 from nas.arch.model import build
+from nas.machine import cpu_info, native_bf16_cpu, relevant_cpu_flags
 from nas.results import RunFolderError, prepare_run_dir
 from nas.search.engine import Budget, SearchOptions, _sampler, grid_size, resolve_budget
 from nas.search.space import load_space, searched
-from nas.train.device import cpu_info, native_bf16_cpu, relevant_cpu_flags, resolve_precision
+from nas.train.device import resolve_precision
 from tests.searchkit import BROKEN, FOLDER, ROOT, TINY, image_folder, run_cli, write_space
 
 

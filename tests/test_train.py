@@ -15,19 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas import machine as machine_module
 from nas.data import DataSpec, ImageSet, Splits, load_splits
+from nas.machine import cpu_info, native_bf16_cpu, relevant_cpu_flags
 from nas.search.flags import PRECISIONS as FLAG_PRECISIONS
-from nas.train import device as device_module
 from nas.train.augment import DeviceBatches
-from nas.train.device import (
-    PRECISIONS,
-    autocast,
-    cpu_info,
-    cpu_threads,
-    native_bf16_cpu,
-    relevant_cpu_flags,
-    resolve_precision,
-)
+from nas.train.device import PRECISIONS, autocast, cpu_threads, resolve_precision
 from nas.train.latency import measure_latency
 from nas.train.trainer import (
     EpochReport,
@@ -376,7 +369,7 @@ def test_auto_precision_on_cpu_follows_the_bf16_flags(flags, auto):
 
 def test_auto_precision_reads_this_machines_cpuinfo(tmp_path, monkeypatch):
     fake = tmp_path / "cpuinfo"
-    monkeypatch.setattr(device_module, "CPUINFO", fake)
+    monkeypatch.setattr(machine_module, "CPUINFO", fake)
     fake.write_text(X86_BF16)
     assert resolve_precision("auto", "cpu") == "bf16"
     fake.write_text(X86_ZEN3)
@@ -430,7 +423,7 @@ def test_training_runs_convs_at_the_precision_and_keeps_fp32_state(precision, dt
 
 
 def test_auto_resolves_to_bf16_on_a_bf16_cpu(monkeypatch):
-    monkeypatch.setattr(device_module, "cpu_info", lambda: ("fake", frozenset({"amx_bf16"})))
+    monkeypatch.setattr(machine_module, "cpu_info", lambda: ("fake", frozenset({"amx_bf16"})))
     trainer = Trainer(tiny_net(), synthetic(), FAST)
     assert trainer.precision == "bf16"
     seen, remove = conv_output_dtypes(trainer.model)
@@ -478,7 +471,7 @@ def reference_fit(model: nn.Module, data: Splits, cfg: TrainConfig) -> None:
 
 
 def test_fp32_training_is_bit_identical_to_the_loop_without_precision(monkeypatch):
-    monkeypatch.setattr(device_module, "cpu_info", lambda: ("fake", frozenset({"avx2"})))
+    monkeypatch.setattr(machine_module, "cpu_info", lambda: ("fake", frozenset({"avx2"})))
     data, cfg = synthetic(256), dataclasses.replace(FAST, epochs=2, seed=5)
     expected = tiny_net(1)
     reference_fit(expected, data, cfg)

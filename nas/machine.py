@@ -1,0 +1,57 @@
+"""What machine this is: the CPU's model and feature flags, whether it computes bf16 natively."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+# x86 flags of native bf16 arithmetic: oneDNN runs bf16 convolutions and matmuls on these
+# instructions; without them it emulates bf16 (up-converting to fp32), which is slower.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+# What the records and benchmarks name: the vector ISAs that bound CPU training speed.
+RELEVANT_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+                      "amx_tile", "amx_bf16", "amx_int8")
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def cpu_info(text: str | None = None) -> tuple[str | None, frozenset[str]]:
+    """The CPU's model name and feature flags from /proc/cpuinfo's first processor (`text`
+    overrides the file); (None, empty) where the OS does not tell (not Linux, no access)."""
+    if text is None:
+        try:
+            text = CPUINFO.read_text()
+        except OSError:
+            return None, frozenset()
+    model, flags = None, frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key == "model name" and model is None:
+            model = value.strip() or None
+        elif key in ("flags", "features") and not flags:  # x86 says flags, ARM says Features
+            flags = frozenset(value.split())
+    return model, flags
+
+
+def native_bf16_cpu(flags: Iterable[str] | None = None) -> bool:
+    """Whether the CPU with these feature flags (None: this machine's) computes bf16 natively."""
+    if flags is None:
+        _, flags = cpu_info()
+        if not flags:  # no /proc/cpuinfo: ask torch's own CPU probe instead
+            return _torch_says_bf16()
+    return any(flag in BF16_CPU_FLAGS for flag in flags)
+
+
+def _torch_says_bf16() -> bool:
+    """torch's cpuinfo-based probe (private, hence looked up defensively)."""
+    import torch  # deferred: reading /proc/cpuinfo needs no torch
+
+    probes = [getattr(torch.cpu, name, None)
+              for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(probe() for probe in probes if callable(probe))
+
+
+def relevant_cpu_flags(flags: Iterable[str]) -> list[str]:
+    """The flags of RELEVANT_CPU_FLAGS this CPU has, in that order."""
+    present = set(flags)
+    return [flag for flag in RELEVANT_CPU_FLAGS if flag in present]
