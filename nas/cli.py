@@ -59,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     except (SchemaError, ValueError, FileNotFoundError) as err:
         print(f"run_search.py {action}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk, a read-only or vanished folder: the user's to fix
+        from nas.results import describe_os_error
+
+        print(f"run_search.py {action}: error: {describe_os_error(err)}", file=sys.stderr)
+        return 1
 
 
 def search_main(argv: list[str]) -> int:
