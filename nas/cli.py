@@ -60,9 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run_search.py {action}: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # a full disk, a read-only or vanished folder: the user's to fix
-        from nas.results import describe_os_error
-
-        print(f"run_search.py {action}: error: {describe_os_error(err)}", file=sys.stderr)
+        where = f": {err.filename}" if err.filename else ""
+        print(f"run_search.py {action}: error: {err.strerror or err}{where}", file=sys.stderr)
         return 1
 
 
