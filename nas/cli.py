@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     except (SchemaError, ValueError, FileNotFoundError) as err:
         print(f"run_search.py {action}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk, a read-only or vanished folder: the user's to fix
+        where = f": {err.filename}" if err.filename else ""
+        print(f"run_search.py {action}: error: {err.strerror or err}{where}", file=sys.stderr)
+        return 1
 
 
 def search_main(argv: list[str]) -> int:

@@ -41,6 +41,7 @@ from nas.results import (
     read_trials,
     text,
     trial_checkpoint,
+    warn_study_db,
 )
 from nas.train.device import cpu_threads
 
@@ -344,6 +345,7 @@ def main(argv: list[str]) -> int:
         raise ExportError("--objective chooses among trials; it does not go with --trial")
     if not 0 <= args.tolerance <= 1:
         raise ExportError(f"--tolerance {args.tolerance}: must be in [0, 1]")
+    warn_study_db(args.run, "export")
     done = export(args.run, args.out, trial=args.trial, objective=args.objective or "val_acc",
                   tolerance=args.tolerance, force=args.force, onnx=args.onnx)
     print(summary(done, args.run))

@@ -6,17 +6,24 @@ Every other module spells a run folder's names through this one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import math
 import os
 import platform
 import re
 import shutil
+import sqlite3
 import subprocess
+import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TypedDict
@@ -32,6 +39,7 @@ PARQUET = "trials.parquet"  # the same table, typed
 META = "meta.json"  # versions, git SHA, hardware, settings, budget, search wall time
 OPTUNA_DB = "optuna.db"  # the Optuna study (SQLite) unless --storage names another
 EXPERIMENT = "ray"  # the Ray experiment folder, one trial_<id>/ folder per trial
+LOCK = ".search.lock"  # flock'ed by the one search using the folder; records its PID and start
 RETRAIN_CSV = "retrain.csv"  # one row per retrained (trial, seed, epochs)
 RETRAIN_JSON = "retrain.json"  # retrain settings and per-trial mean/std
 STUDY_CSV = "study.csv"  # one row per level of a study, seeds pooled
@@ -43,7 +51,7 @@ BENCH_HTML = "bench.html"  # its figure: accuracy along the spectrum
 MODEL_FILE = "model.pt"  # the state dict alone: loadable with torch.load(weights_only=True)
 STATE_FILE = "trainer.pt"  # optimizer, schedule and RNG state, to resume an interrupted trial
 GENOTYPE_FILE = "genotype.json"
-CHECKPOINT_METRICS = "metrics.json"  # epoch and val_acc of a checkpoint folder
+CHECKPOINT_METRICS = "metrics.json"  # epoch, val_acc and the other files' sizes (a manifest)
 _TRIAL_ID = re.compile(r"[A-Za-z0-9_-]+")  # Ray's ids; anything else never becomes a path
 _CHECKPOINT = re.compile(r"checkpoint_[0-9]+")
 STAGE_COLUMN = re.compile(r"^s(\d+)_(\w+)$")
@@ -167,14 +175,145 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str) + "\n"))
 
 
-def prepare_run_dir(run_dir: Path, resume: bool) -> None:
-    """A new run needs a new folder; a resumed one needs the old folder."""
-    if resume and not (run_dir / META).exists():
-        raise RunFolderError(f"{run_dir}: nothing to resume (no {META}); start it without --resume")
-    if not resume and run_dir.exists() and any(run_dir.iterdir()):
+def open_run_dir(run_dir: Path, resume: bool) -> RunLock:
+    """Lock the run folder before anything is written to it: a new run needs a new (or empty)
+    folder, a resumed one the old folder; a folder another search holds is refused."""
+    parent = run_dir.parent
+    if parent.exists() and not parent.is_dir():
+        raise RunFolderError(f"--results-dir {parent}: exists and is not a folder")
+    nothing = f"{run_dir}: nothing to resume (no {META}); start it without --resume"
+    if resume and not run_dir.is_dir():
+        raise RunFolderError(nothing)
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunFolderError(f"{run_dir}: cannot create the run folder ({describe_os_error(err)})"
+                             ) from None
+    lock = RunLock.acquire(run_dir, created)  # a folder in use is refused before all else
+    if resume and not (run_dir / META).is_file():
+        lock.release()
+        raise RunFolderError(nothing)
+    if not resume and any(p.name != LOCK for p in run_dir.iterdir()):
+        lock.release()
         raise RunFolderError(f"{run_dir}: already holds a run; pass --resume to continue it,"
                              " or --name for a new one (results are never overwritten)")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    lock.fresh = not resume  # empty until now: a failed start may empty it again
+    return lock
+
+
+def describe_os_error(err: OSError) -> str:
+    """'No space left on device: results/x/meta.json' rather than a traceback."""
+    where = f": {err.filename}" if err.filename else ""
+    return f"{err.strerror or err}{where}"
+
+
+_HELD: dict[str, Path] = {}  # the run folder this process holds the lock of (at most one)
+_HEARTBEAT_S = 2.0  # how often a holder stamps the lock file: a killed search's last sign of life
+
+
+class RunLock:
+    """An exclusive flock on a run folder's lock file, held for a whole search. The kernel
+    drops it when the process ends, however it ends (SIGKILL included); the file records the
+    holder's PID and start time, and a heartbeat (its mtime) so a killed search's time counts."""
+
+    def __init__(self, run_dir: Path, fd: int, created: bool, carried_s: float):
+        self.run_dir, self._fd, self.created, self.carried_s = run_dir, fd, created, carried_s
+        self.fresh = False  # a new run's folder (absent or empty when locked)
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, daemon=True)
+        self._beat.start()
+        _HELD["run_dir"] = run_dir
+
+    @classmethod
+    def acquire(cls, run_dir: Path, created: bool = False) -> RunLock:
+        """Take the lock or raise RunFolderError naming the search that holds it."""
+        path = run_dir / LOCK
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise RunFolderError(f"{path}: cannot open the run folder's lock"
+                                 f" ({describe_os_error(err)})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_record(fd)
+            os.close(fd)
+            raise RunFolderError(
+                f"{run_dir}: in use by another search (PID {holder.get('pid', '?')}, started"
+                f" {holder.get('started', '?')}); wait for it to end, or choose another --name"
+            ) from None
+        previous, last_beat = _lock_record(fd), os.fstat(fd).st_mtime
+        carried = float(previous.get("carried_s", 0.0))
+        if "started_unix" in previous:  # its holder died without recording its time
+            carried += max(0.0, last_beat - float(previous["started_unix"]))
+        lock = cls(run_dir, fd, created, carried)
+        started = datetime.now(UTC).isoformat(timespec="seconds")
+        lock._record({"pid": os.getpid(), "started": started, "started_unix": time.time(),
+                      "carried_s": round(carried, 1)})
+        return lock
+
+    def _record(self, data: dict[str, Any]) -> None:
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        os.ftruncate(self._fd, 0)
+        if data:
+            os.write(self._fd, json.dumps(data).encode())
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(_HEARTBEAT_S):
+            try:
+                os.utime(self._fd)
+            except OSError:
+                return  # closed meanwhile
+
+    def time_recorded(self) -> None:
+        """This search's time (and any carried from a killed one) is now in meta.json."""
+        self.carried_s = 0.0
+
+    def discard(self) -> None:
+        """A new run whose start failed before any trial ran: remove the folder it created, or
+        empty the empty folder it was given, so the same command can simply be run again."""
+        if not self.fresh:
+            return
+        if self.created:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        else:
+            for child in self.run_dir.iterdir():
+                if child.name != LOCK:
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        self.fresh = False
+
+    def release(self) -> None:
+        """Hand the folder back; time not yet in meta.json stays recorded for the next search."""
+        if self._fd < 0:
+            return
+        self._stop.set()
+        try:
+            if self.run_dir.is_dir():
+                self._record({"carried_s": round(self.carried_s, 1)} if self.carried_s else {})
+        except OSError:
+            pass  # e.g. the disk is full: the next start counts from the stale record instead
+        os.close(self._fd)
+        self._fd = -1
+        _HELD.pop("run_dir", None)
+
+
+def _lock_record(fd: int) -> dict[str, Any]:
+    """What a lock file says about its (last) holder; {} when empty or unreadable."""
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        data = json.loads(os.read(fd, 4096) or b"{}")
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def held_run_dir() -> Path:
+    """The run folder this process holds the lock of: where a restored Ray experiment's
+    driver-side objects (the monitor, the Optuna storage) write, wherever it was first run."""
+    if "run_dir" not in _HELD:
+        raise RunFolderError("no run folder is locked by this process")
+    return _HELD["run_dir"]
 
 
 def git_sha(repo: Path) -> str | None:
@@ -226,7 +365,7 @@ def versions() -> dict[str, str | None]:
 
 def write_meta(run_dir: Path, space_file: Path, extra: dict[str, Any]) -> None:
     """meta.json (versions, git SHA, hardware, settings) and a copy of the space file."""
-    shutil.copyfile(space_file, run_dir / space_file.name)
+    atomic_write(run_dir / space_file.name, lambda tmp: shutil.copyfile(space_file, tmp))
     repo = Path(__file__).resolve().parents[1]
     write_json(run_dir / META, {"versions": versions(), "git_sha": git_sha(repo),
                                 "hardware": hardware(), "space_file": space_file.name, **extra})
@@ -244,8 +383,52 @@ def add_search_time(run_dir: Path, seconds: float) -> None:
 
 
 def read_meta(run_dir: Path) -> dict[str, Any]:
-    """The run's meta.json."""
-    return json.loads((run_dir / META).read_text())
+    """The run's meta.json; a missing or damaged one is a one-line RunFolderError."""
+    path = run_dir / META
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunFolderError(f"{run_dir}: not a search run folder (no {META})") from None
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise RunFolderError(f"{path}: unreadable or not valid JSON ({_first_line(err)})"
+                             ) from None
+    if not isinstance(data, dict):
+        raise RunFolderError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _first_line(err: BaseException) -> str:
+    """An exception's message on one line (pandas and sqlite messages can span several)."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def warn_study_db(run_dir: Path, action: str) -> None:
+    """One line on stderr when optuna.db is damaged, for the actions that do not need it
+    (export, retrain, dashboard read trials.csv and the checkpoints): say so, go on."""
+    problem = check_study_db(run_dir)
+    if problem:
+        print(f"run_search.py {action}: warning: {problem}; only --resume and the parameter"
+              f" importances need it (trials.csv and the checkpoints are used)", file=sys.stderr)
+
+
+def check_study_db(run_dir: Path) -> str | None:
+    """Why the run folder's optuna.db cannot be read (truncated, not SQLite, damaged), or None
+    when it reads or is absent (a study kept elsewhere with --storage)."""
+    path = run_dir / OPTUNA_DB
+    if not path.is_file():
+        return None
+    try:
+        # read-only: a running search may be writing it
+        with contextlib.closing(sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)) as db:
+            verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.Error as err:
+        return f"{path}: not a readable SQLite database ({_first_line(err)})"
+    if verdict != "ok":
+        return f"{path}: damaged SQLite database ({verdict})"
+    if "studies" not in tables:
+        return f"{path}: holds no Optuna study (no 'studies' table)"
+    return None
 
 
 def genotype_columns(arch: Genotype) -> dict[str, Any]:
@@ -277,15 +460,39 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(dict.fromkeys(mixed, "string")) if mixed else frame
 
 
+def checkpoint_metrics(folder: Path) -> dict[str, Any] | None:
+    """A checkpoint folder's metrics.json when every file it lists has the listed size; None
+    for a folder still being copied, or one a full disk or a crash left incomplete."""
+    try:
+        metrics = json.loads((folder / CHECKPOINT_METRICS).read_text())
+        float(metrics["val_acc"])
+        # checkpoints from before the manifest: a non-empty model.pt is the best evidence
+        sizes = metrics.get("files") or {MODEL_FILE: max(1, (folder / MODEL_FILE).stat().st_size)}
+        if not all((folder / name).stat().st_size == size for name, size in sizes.items()):
+            return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return metrics
+
+
+def prune_incomplete_checkpoints(trial_dir: Path) -> list[Path]:
+    """Remove a trial's incomplete checkpoint folders (Ray copies checkpoints file by file, so
+    a full disk leaves empty files); return what was removed."""
+    removed = []
+    for folder in trial_dir.glob("checkpoint_*"):
+        if folder.is_dir() and checkpoint_metrics(folder) is None:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 def best_checkpoint(trial_dir: Path) -> Path | None:
-    """The trial's kept checkpoint folder with the highest validation accuracy."""
+    """The trial's kept, complete checkpoint folder with the highest validation accuracy."""
     scored = []
     for folder in trial_dir.glob("checkpoint_*"):
-        try:
-            scored.append((json.loads((folder / CHECKPOINT_METRICS).read_text())["val_acc"],
-                           folder.name, folder))
-        except (OSError, ValueError, KeyError):
-            continue  # a checkpoint being written or removed right now
+        metrics = checkpoint_metrics(folder)
+        if metrics is not None:
+            scored.append((float(metrics["val_acc"]), folder.name, folder))
     return max(scored)[2] if scored else None
 
 
@@ -348,7 +555,8 @@ def read_table(run_dir: Path) -> pd.DataFrame:
 
 
 def read_csv(path: Path) -> pd.DataFrame:
-    """A results CSV that may be missing or still empty; trial ids stay text."""
+    """A results CSV that may be missing or still empty; trial ids stay text; a damaged one
+    (truncated, not CSV) is a one-line RunFolderError naming it."""
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame()
     try:
@@ -356,6 +564,8 @@ def read_csv(path: Path) -> pd.DataFrame:
         return pd.read_csv(path, dtype={"trial_id": str})
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as err:
+        raise RunFolderError(f"{path}: not a readable CSV table ({_first_line(err)})") from None
 
 
 def read_trials(run_dir: Path) -> list[dict[str, Any]]:
@@ -380,15 +590,22 @@ def parse_genotype(raw: Any, where: str) -> Genotype:
 
 
 def trial_checkpoint(run_dir: Path, row: dict[str, Any]) -> Path | None:
-    """The trial's recorded best checkpoint folder, found inside this run folder first.
+    """The trial's recorded best checkpoint folder, resolved inside this run folder.
 
-    The table stores absolute paths; looking under run_dir/ray/trial_<id>/ first keeps a
-    moved or copied run folder pointing at its own checkpoints.
+    The table records it relative to the run folder (ray/trial_<id>/checkpoint_<n>; runs from
+    before that recorded an absolute path): looking under run_dir first keeps a moved or
+    copied run folder pointing at its own checkpoints.
     """
     recorded, trial_id = text(row.get("checkpoint")), str(row["trial_id"])
     if not recorded:
         return None
-    candidates = [Path(recorded)]
-    if _TRIAL_ID.fullmatch(trial_id) and _CHECKPOINT.fullmatch(Path(recorded).name):
-        candidates.insert(0, run_dir / EXPERIMENT / trial_dirname(trial_id) / Path(recorded).name)
+    path = Path(recorded)
+    candidates = [path] if path.is_absolute() else []
+    if _TRIAL_ID.fullmatch(trial_id) and _CHECKPOINT.fullmatch(path.name):
+        candidates.insert(0, run_dir / checkpoint_path(trial_id, path.name))
     return next((c for c in candidates if (c / MODEL_FILE).is_file()), None)
+
+
+def checkpoint_path(trial_id: str, checkpoint: str) -> Path:
+    """Where a trial's checkpoint folder is, relative to the run folder (what the table says)."""
+    return Path(EXPERIMENT) / trial_dirname(trial_id) / checkpoint

@@ -45,6 +45,7 @@ from nas.results import (
     read_meta,
     read_trials,
     text,
+    warn_study_db,
     write_json,
 )
 from nas.search.space import Space, load_space
@@ -291,6 +292,7 @@ def main(argv: list[str]) -> int:
                         ("--cpus", args.cpus)):
         if value is not None and value < 1:
             raise RetrainError(f"{flag} {value}: must be >= 1")
+    warn_study_db(args.run, "retrain")
     try:
         summary = retrain(args.run, args.top, args.epochs, args.seeds, args.data_dir, args.cpus,
                           best_reference=args.best_reference, precision=args.precision)

@@ -41,8 +41,9 @@ regular = { spectrum = 0.0, order = "dw_pw" }
 separable = { spectrum = 1.0, order = "dw_pw" }
 """
 
-# Width 18 cannot hold four equal inception branches (a bad genotype that fails in its trial);
-# an absurd learning rate makes the others diverge.
+# Width 18 cannot hold four equal inception branches: the inception/18 point is a bad genotype
+# that fails in its trial (the space check passes it, since width 18 suits a spectrum block);
+# an absurd learning rate makes the other three diverge.
 BROKEN = """
 name = "broken"
 [data]
@@ -56,14 +57,14 @@ depths = [1]
 stem_widths = [8]
 stem_strides = [2]
 [blocks]
-kind = ["inception"]
+kind = ["inception", "spectrum"]
 [train]
 epochs = 2
 batch_size = 100
 lr = 1e12
 [search]
 sampler = "grid"
-trials = 2
+trials = 4
 concurrency = 2
 """
 

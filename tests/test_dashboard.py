@@ -108,8 +108,8 @@ def test_broken_run_shows_failed_and_diverged(broken_run, tmp_path):
     table = pd.read_csv(broken_run / "trials.csv")
     _, data = build(broken_run, tmp_path)
     overview = data["html"]
-    assert "failed 1</span>" in overview and "diverged 1</span>" in overview
-    assert rows(overview) == len(table) == 2
+    assert "failed 1</span>" in overview and "diverged 3</span>" in overview
+    assert rows(overview) == len(table) == 4
     assert "must be a multiple of 4" in overview  # the failed trial's error, in the table too
     assert overview.count("must be a multiple of 4") >= 2
     assert "non-finite training loss" in overview  # the diverged trial's reason

@@ -22,7 +22,7 @@ import torch
 from nas.arch.genotype import Genotype
 from nas.arch.model import build
 from nas.machine import cpu_info, native_bf16_cpu, relevant_cpu_flags
-from nas.results import RunFolderError, prepare_run_dir
+from nas.results import RunFolderError, open_run_dir, trial_checkpoint
 from nas.search.engine import Budget, SearchOptions, _sampler, grid_size, resolve_budget
 from nas.search.space import load_space, searched
 from nas.train.device import resolve_precision
@@ -52,7 +52,8 @@ def test_a_real_search_fills_the_table(tmp_path):
         assert row["params"] > 0 and row["macs"] > 0 and row["latency_ms"] > 0
     assert {"s1_groups", "s2_order", "s1_position", "param_s1_spectrum"} <= set(table.columns)
     for _, row in table.iterrows():  # the kept checkpoint is the trial's best epoch
-        folder = Path(row["checkpoint"])
+        folder = trial_checkpoint(tmp_path / "t", row)
+        assert not Path(row["checkpoint"]).is_absolute()  # relative: the folder can move
         saved = json.loads((folder / "metrics.json").read_text())
         assert saved["val_acc"] == pytest.approx(row["best_val_acc"])
         weights = torch.load(folder / "model.pt", weights_only=True)
@@ -95,11 +96,14 @@ def test_failed_and_diverged_trials_are_recorded_and_the_search_goes_on(tmp_path
     space = write_space(tmp_path, BROKEN)
     done = run_cli("--space", str(space), "--name", "b", "--results-dir", str(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
-    table = pd.read_csv(tmp_path / "b" / "trials.csv").set_index("param_s1_width")
-    assert table.loc[18, "status"] == "failed"
-    assert "s1.width: 18 must be a multiple of 4" in table.loc[18, "error"]
-    assert table.loc[16, "status"] == "diverged"
-    assert "non-finite" in table.loc[16, "reason"]
+    table = pd.read_csv(tmp_path / "b" / "trials.csv").set_index(["param_s1_kind",
+                                                                   "param_s1_width"])
+    assert len(table) == 4
+    assert table.loc[("inception", 18), "status"] == "failed"
+    assert "s1.width: 18 must be a multiple of 4" in table.loc[("inception", 18), "error"]
+    others = table.drop(("inception", 18))
+    assert (others["status"] == "diverged").all()
+    assert others["reason"].str.contains("non-finite").all()
 
 
 def test_an_existing_run_is_never_overwritten(tmp_path):
@@ -107,10 +111,11 @@ def test_an_existing_run_is_never_overwritten(tmp_path):
     run.mkdir()
     (run / "trials.csv").write_text("trial_id\n1\n")
     with pytest.raises(RunFolderError, match="already holds a run"):
-        prepare_run_dir(run, resume=False)
+        open_run_dir(run, resume=False)
     with pytest.raises(RunFolderError, match="nothing to resume"):
-        prepare_run_dir(tmp_path / "other", resume=True)
+        open_run_dir(tmp_path / "other", resume=True)
     assert (run / "trials.csv").read_text() == "trial_id\n1\n"
+    assert not (tmp_path / "other").exists()
 
 
 def test_budget_comes_from_the_space_and_grows_with_a_gpu(tmp_path):
@@ -160,7 +165,7 @@ def test_cli_errors_are_one_line(tmp_path):
     assert "[search].trials: expected int" in done.stderr
 
 
-def test_interrupt_then_resume_keeps_every_finished_row(tmp_path):
+def test_interrupt_copy_and_resume_the_copy_into_itself(tmp_path):
     space = write_space(tmp_path, TINY.replace("trials = 8", "trials = 10"))
     args = ["--space", str(space), "--name", "r", "--results-dir", str(tmp_path)]
     proc = subprocess.Popen([sys.executable, str(ROOT / "run_search.py"), *args], cwd=ROOT,
@@ -179,14 +184,26 @@ def test_interrupt_then_resume_keeps_every_finished_row(tmp_path):
     before = pd.read_csv(table)
     assert 2 <= len(before) < 10
 
-    done = run_cli(*args, "--resume")
+    # A copy of the interrupted folder resumes into itself: Ray pickled absolute paths
+    original = tmp_path / "r"
+    shutil.copytree(original, tmp_path / "copy", symlinks=True)
+    untouched = {p: p.read_bytes() for p in original.rglob("*") if p.is_file()}
+    done = run_cli("--space", str(space), "--name", "copy", "--results-dir", str(tmp_path),
+                   "--resume")
     assert done.returncode == 0, done.stderr[-3000:]
-    after = pd.read_csv(table)
+    assert {p: p.read_bytes() for p in original.rglob("*") if p.is_file()} == untouched
+    after = pd.read_csv(tmp_path / "copy" / "trials.csv", dtype={"trial_id": str})
     assert len(after) == 10 and after["trial_id"].is_unique
-    kept = after.set_index("trial_id").loc[before["trial_id"]]
+    kept = after.set_index("trial_id").loc[before["trial_id"].astype(str)]
     cols = ["status", "best_val_acc", "curve", "arch_key"]
     pd.testing.assert_frame_equal(kept[cols].reset_index(drop=True), before[cols])
-    study = optuna.load_study(study_name="r", storage=f"sqlite:///{tmp_path / 'r' / 'optuna.db'}")
+    for _, row in after.iterrows():  # every trial's checkpoint lies in the copy
+        folder = trial_checkpoint(tmp_path / "copy", row.to_dict())
+        assert folder is None or folder.is_relative_to(tmp_path / "copy")
+    assert {f.name for f in (tmp_path / "copy" / "ray").glob("trial_*")} >= set(
+        "trial_" + after["trial_id"])
+    study = optuna.load_study(study_name="r",
+                              storage=f"sqlite:///{tmp_path / 'copy' / 'optuna.db'}")
     finished = [t for t in study.trials if t.state.is_finished()]
     assert len(finished) == 10
 

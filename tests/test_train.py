@@ -480,3 +480,33 @@ def test_fp32_training_is_bit_identical_to_the_loop_without_precision(monkeypatc
         assert fit(model, data, dataclasses.replace(cfg, precision=precision)).precision == "fp32"
         for key, value in expected.state_dict().items():
             assert torch.equal(value, model.state_dict()[key]), (precision, key)
+
+
+def test_lr_50_explodes_finitely_and_is_diverged(cifar):
+    # The case: with lr = 50 the loss stays finite (57 -> 5.8e7) yet training is lost.
+    result = fit(tiny_net(), cifar, dataclasses.replace(FAST, lr=50.0))
+    assert result.status == "diverged" and result.epochs_run == 1
+    assert "is over 10x" in result.reason, result.reason
+    assert math.isfinite(result.history[0].train_loss)
+
+
+def test_divergence_rules_loss_growth_and_chance(cifar):
+    trainer = Trainer(tiny_net(), cifar, dataclasses.replace(FAST, epochs=5, chance_epochs=3))
+    counts = torch.bincount(cifar.val.labels)
+    assert trainer.chance_acc == pytest.approx(float(counts.max()) / len(cifar.val))
+
+    def epochs(*pairs):
+        trainer.history = [EpochReport(i + 1, loss, acc, 1.0, 1.0, 0.1)
+                           for i, (loss, acc) in enumerate(pairs)]
+        return trainer.divergence()
+
+    chance = trainer.chance_acc
+    assert epochs((2.3, 0.3)) is None
+    assert epochs((2.3, 0.3), (22.0, 0.3)) is None  # 9.6x: not yet
+    assert "over 10x the first epoch's 2.3" in epochs((2.3, 0.3), (24.0, 0.3))
+    assert epochs((2.3, chance), (2.3, chance)) is None  # chance is allowed early on
+    assert "at chance" in epochs((2.3, chance), (2.3, chance), (2.3, chance))
+    assert "over 10x ln(10) = 2.30" in epochs((57.5, 0.1))  # exploded from the first epoch on
+    assert epochs((2.3, chance), (2.2, chance + 0.01), (2.1, chance)) is None
+    trainer.cfg = dataclasses.replace(trainer.cfg, chance_epochs=0)
+    assert epochs((2.3, chance), (2.3, chance), (2.3, chance)) is None  # rule turned off

@@ -35,8 +35,10 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     from nas.dashboard.data import load_run
+    from nas.results import warn_study_db
 
     run = load_run(args.run_dir)  # FileNotFoundError: the CLI prints it as one line
+    warn_study_db(args.run_dir, "dashboard")
     if args.out:
         from nas.dashboard.page import write_html
 

@@ -50,6 +50,9 @@ class Handler(BaseHTTPRequestHandler):
     """GET/HEAD of four exact paths; every other path is 404 (nothing maps to files)."""
 
     server: DashServer
+    # An idle or trickling connection is closed after this long instead of holding its
+    # thread for ever (the page itself polls every few seconds, each poll a fresh request).
+    timeout = 30
     ROUTES: ClassVar[dict[str, str]] = {"/": "page", "/index.html": "page", "/data.json": "data",
               "/version.json": "version", "/plotly.min.js": "plotly"}
 

@@ -59,6 +59,7 @@ def _list_split(
 ) -> list[tuple[int, Path]]:
     """(label, path) pairs of the first `per_class` files of each class (all when None)."""
     pairs: list[tuple[int, Path]] = []
+    root = split_dir.parent
     for label, name in enumerate(names):
         folder = split_dir / name
         if not folder.is_dir():
@@ -66,8 +67,19 @@ def _list_split(
         files = _image_files(folder)
         if not files:
             raise DataError(f"{folder}: empty class folder (no .jpeg/.jpg/.png files)")
+        for path in (folder, *files):
+            _check_inside(path, root)
         pairs.extend((label, path) for path in files[:per_class])
     return pairs
+
+
+def _check_inside(path: Path, root: Path) -> None:
+    """Refuse a symbolic link (or a link above it) that leads out of the ImageFolder root:
+    a tree handed to the search must not make it read files from elsewhere."""
+    target = path.resolve()
+    if not target.is_relative_to(root):
+        raise DataError(f"{path}: a symbolic link to {target}, outside the ImageFolder root"
+                        f" {root}; copy the file into the tree or remove the link")
 
 
 def _decode_tree(

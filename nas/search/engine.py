@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
+import json
+import logging
 import math
 import os
 import sys
@@ -14,12 +18,16 @@ from typing import Any, Protocol, TextIO
 
 import pandas as pd
 
-from nas.data import DataSpec, load_splits
+from nas.data import DataSpec, Splits, load_splits
 from nas.results import (
     EXPERIMENT,
+    META,
+    RunFolderError,
+    RunLock,
     add_search_time,
-    optuna_url,
-    prepare_run_dir,
+    check_study_db,
+    open_run_dir,
+    prune_incomplete_checkpoints,
     read_meta,
     read_table,
     trial_dirname,
@@ -90,20 +98,40 @@ def resolve_budget(space: Space, opts: SearchOptions, gpus_available: int) -> Bu
     if gpus is None:
         gpus = 0.25 if gpus_available else 0.0
     search = space.search
-    trials = opts.trials or (search.gpu_trials if gpus and search.gpu_trials else search.trials)
-    epochs = opts.max_epochs or (search.gpu_epochs if gpus and search.gpu_epochs
-                                 else space.train.epochs)
+    check_options(opts)
+    # `is None`, not `or`: an explicit 0 is refused above, never read as "the default"
+    trials = opts.trials if opts.trials is not None else (
+        search.gpu_trials if gpus and search.gpu_trials else search.trials)
+    epochs = opts.max_epochs if opts.max_epochs is not None else (
+        search.gpu_epochs if gpus and search.gpu_epochs else space.train.epochs)
     if search.sampler == "grid":
         trials = min(trials, grid_size(space))
-    concurrency = opts.concurrency or (int(gpus_available / gpus) if gpus else search.concurrency)
-    for key, value in (("trials", trials), ("max-epochs", epochs), ("concurrency", concurrency)):
-        if value < 1:
-            raise SearchError(f"--{key}: {value} must be >= 1")
+    concurrency = opts.concurrency if opts.concurrency is not None else (
+        max(1, int(gpus_available / gpus)) if gpus else search.concurrency)
     if opts.cpus_per_trial <= 0 or gpus < 0:
         raise SearchError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
     return Budget(trials, epochs, concurrency, opts.cpus_per_trial, gpus,
                   search.seed if opts.seed is None else opts.seed,
                   opts.precision or space.train.precision)
+
+
+def check_options(opts: SearchOptions) -> None:
+    """The flags on their own: budgets >= 1, a plain --name, --resume with a --name."""
+    for key, value in (("trials", opts.trials), ("max-epochs", opts.max_epochs),
+                       ("concurrency", opts.concurrency)):
+        if value is not None and value < 1:
+            raise SearchError(f"--{key}: {value} must be >= 1")
+    if opts.name is not None and not plain_name(opts.name):
+        raise SearchError(f"--name {opts.name!r}: must be a plain folder name (no '/', not '.'"
+                          " or '..'); the run folder is --results-dir/NAME")
+    if opts.resume and not opts.name:
+        raise SearchError("--resume needs --name: the run folder to continue")
+
+
+def plain_name(name: str) -> bool:
+    """A single path component that stays inside its parent folder."""
+    separators = {os.sep, os.altsep or os.sep, "\0"}
+    return name not in ("", ".", "..") and not any(c in name for c in separators)
 
 
 def grid_size(space: Space) -> int:
@@ -170,18 +198,52 @@ def _precision(budget: Budget) -> str:
     return resolve_precision(budget.precision, _trial_device(budget))
 
 
+_LOCAL: list = []  # the local cluster start_ray started (nas.search.cluster.LocalCluster)
+
+
 def start_ray(opts: SearchOptions) -> dict[str, float]:
-    """Join a cluster (--address) or start a local one bound to 127.0.0.1."""
+    """Join a cluster (--address) or start a local one bound to 127.0.0.1 in its own process
+    group (nas.search.cluster), which ends with this process however it ends (a caller that
+    runs many searches keeps it until stop_ray or its exit); return the cluster's resources."""
     for key, value in (QUIET_ENV | ({} if opts.address else LOCAL_ENV)).items():
         os.environ.setdefault(key, value)
     import ray
 
-    if opts.address:
-        ray.init(address=opts.address, log_to_driver=False, logging_level="WARNING")
-    else:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+    from nas.search.cluster import LocalCluster
+
+    cluster = None if opts.address else LocalCluster(dict(os.environ))
+    try:
+        ray.init(address=opts.address or cluster.address, log_to_driver=False,
                  logging_level="WARNING")
+    except BaseException:
+        if cluster is not None:
+            cluster.stop()
+        raise
+    if cluster is not None:
+        _LOCAL.append(cluster)
+    for handler in logging.getLogger("ray").handlers:
+        handler.addFilter(_one_line)
     return ray.cluster_resources()
+
+
+def stop_ray() -> None:
+    """Leave Ray and end the local cluster start_ray started, if any."""
+    import ray
+
+    ray.shutdown()
+    while _LOCAL:
+        _LOCAL.pop().stop()
+
+
+def _one_line(record: logging.LogRecord) -> bool:
+    """Ray's driver-side log records on one line, without tracebacks: a failed trial's error is
+    in its progress line, trials.csv and its error file; a traceback per trial buries them."""
+    message = record.getMessage().strip().splitlines()
+    if message and message[0].startswith("Trial task failed"):
+        return False  # the progress line says so, with the error
+    record.exc_info, record.exc_text, record.stack_info = None, None, None
+    record.msg, record.args = (message[0] if message else ""), ()
+    return True
 
 
 def _check_resources(budget: Budget, resources: dict[str, float]) -> None:
@@ -201,25 +263,29 @@ def _tuner(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, tra
     import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
+    from nas.search.relocate import RunSearchGenerator, RunStudyStorage
     from nas.search.space import DefineByRun
 
     metric, mode = _objectives(space)
-    storage = optuna.storages.RDBStorage(opts.storage or optuna_url(run_dir))
+    storage = (optuna.storages.RDBStorage(opts.storage) if opts.storage
+               else RunStudyStorage(run_dir))
     searcher = OptunaSearch(
         space=DefineByRun(space), metric=metric, mode=mode,
         points_to_evaluate=list(opts.points) or _reference_points(space) or None,
         sampler=_sampler(space, budget.seed), storage=storage, study_name=run_dir.name)
+    # wrapped here rather than by Ray (max_concurrent_trials) so the generator is ours
+    search_alg = RunSearchGenerator(ConcurrencyLimiter(searcher, budget.concurrency))
     scheduler = ASHAScheduler(metric="val_acc", mode="max", time_attr="training_iteration",
                               max_t=budget.epochs,
                               grace_period=min(space.search.grace_period, budget.epochs),
                               reduction_factor=space.search.reduction_factor)
     return tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+        tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=scheduler,
                                     num_samples=len(opts.points) or budget.trials,
-                                    max_concurrent_trials=budget.concurrency,
                                     reuse_actors=True, trial_dirname_creator=_trial_folder),
         run_config=_run_config(run_dir, callbacks, opts.compute_budget_s),
     )
@@ -274,45 +340,101 @@ class Training:
         from ray import tune
 
         splits = load_splits(data_spec(space, opts.data_dir), opts.data_dir)
-        # what an exported model needs to be fed like the search fed it
-        update_meta(run_dir, {"data": {"mean": list(splits.mean), "std": list(splits.std),
-                                       "train_images": len(splits.train),
-                                       "val_images": len(splits.val),
-                                       "classes": splits.train.classes}})
+        data = _data_meta(splits)  # what an exported model needs to be fed like the search
+        if read_meta(run_dir).get("data") != data:  # only a real change rewrites meta.json
+            update_meta(run_dir, {"data": data})
         return tune.with_parameters(run_trial, settings=settings, splits=splits)
 
 
 def run_search(opts: SearchOptions, out: TextIO = sys.stdout,
                source: TrialSource = Training()) -> Outcome:
     """Run (or resume) a search; the results folder is complete at every trial's end."""
+    check_options(opts)
     space = load_space(opts.space)
     run_dir = opts.results_dir / (opts.name or default_name(space))
-    if opts.resume and not opts.name:
-        raise SearchError("--resume needs --name: the run folder to continue")
-    prepare_run_dir(run_dir, opts.resume)
-    if opts.resume:
-        meta = read_meta(run_dir)
-        space = load_space(run_dir / meta["space_file"])
-        budget = Budget(**meta["budget"])
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    lock = open_run_dir(run_dir, opts.resume)  # before anything is written to it
     # A caller that runs many searches (benchmarks/search_strategies.py) starts Ray once;
     # Ray is not imported before start_ray has set the variables it reads at import.
     own_ray = "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
-    resources = start_ray(opts) if own_ray else sys.modules["ray"].cluster_resources()
+    training = False
     try:
+        if opts.resume:
+            _, space, budget = _resumed(run_dir, opts)
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        resources = start_ray(opts) if own_ray else sys.modules["ray"].cluster_resources()
         if not opts.resume:
             budget = resolve_budget(space, opts, int(resources.get("GPU", 0)))
+        _check_resources(budget, resources)
+        if not opts.resume:
             write_meta(run_dir, space.path, {"budget": dataclasses.asdict(budget),
                                              "precision": _precision(budget),
                                              "space": space.name, "argv": sys.argv,
                                              "started": datetime.now(UTC).isoformat()})
-        _check_resources(budget, resources)
-        return _fit(space, budget, opts, run_dir, out, source)
+        settings = _settings(space, budget)
+        trainable = source.trainable(space, settings, opts, run_dir)  # bad data fails here
+        training = True
+        return _fit(space, budget, opts, run_dir, trainable, lock)
+    except BaseException:
+        if not training:
+            lock.discard()  # a failed start leaves no folder behind (only one it created)
+        raise
     finally:
-        if own_ray:
-            sys.modules["ray"].shutdown()
+        if own_ray and "ray" in sys.modules:
+            stop_ray()
+        lock.release()
+
+
+def _resumed(run_dir: Path, opts: SearchOptions) -> tuple[dict[str, Any], Space, Budget]:
+    """meta.json, the space copy and the budget of a run to resume, all checked first."""
+    meta = read_meta(run_dir)
+    if opts.storage is None:
+        problem = check_study_db(run_dir)
+        if problem:
+            raise RunFolderError(f"{problem}; cannot resume without the run's Optuna study")
+    name = meta.get("space_file")
+    if not isinstance(name, str) or Path(name).name != name or not (run_dir / name).is_file():
+        raise RunFolderError(f"{run_dir / META}: space_file {name!r} does not name the space copy"
+                             " in the run folder")
+    space = load_space(run_dir / name)
+    try:
+        budget = Budget(**meta["budget"])
+    except (KeyError, TypeError) as err:
+        raise RunFolderError(f"{run_dir / META}: budget is missing or malformed ({err})") from None
+    return meta, space, budget
+
+
+def _data_meta(splits: Splits) -> dict[str, Any]:
+    """What an exported model needs to be fed like the search fed it (as JSON reads it back)."""
+    return json.loads(json.dumps({"mean": list(splits.mean), "std": list(splits.std),
+                                  "train_images": len(splits.train),
+                                  "val_images": len(splits.val),
+                                  "classes": list(splits.train.classes)}))
+
+
+# How a full disk reads in a trial's error text or in Optuna's (SQLite's) errors.
+DISK_FULL = ("No space left on device", "[Errno 28]", "database or disk is full")
+
+
+def disk_full(err: BaseException) -> bool:
+    """Whether an error, or one it was raised from (a trial's, Optuna's), is a full disk."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno == errno.ENOSPC:
+            return True
+        if any(mark in str(current) for mark in DISK_FULL):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _record_time(run_dir: Path, seconds: float, lock: RunLock) -> None:
+    """Add this search's wall time, and any a killed earlier one left uncounted, to search_s."""
+    add_search_time(run_dir, seconds + lock.carried_s)
+    lock.time_recorded()
 
 
 def data_spec(space: Space, data_dir: Path | None) -> DataSpec:
@@ -322,27 +444,41 @@ def data_spec(space: Space, data_dir: Path | None) -> DataSpec:
     return space.data
 
 
-def _fit(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, out: TextIO,
-         source: TrialSource) -> Outcome:
-    """Prepare the trials' source, run the Tuner, report how it ended."""
+def _fit(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, trainable: Any,
+         lock: RunLock) -> Outcome:
+    """Run the Tuner (new, or restored from the run folder); its time, interrupted or not,
+    and any a killed earlier search left uncounted, goes into meta.json's search_s."""
     from ray import tune
 
     from nas.search.monitor import SearchMonitor
 
-    settings = _settings(space, budget)
-    trainable = tune.with_resources(source.trainable(space, settings, opts, run_dir),
-                                    {"cpu": budget.cpus_per_trial, "gpu": budget.gpus_per_trial})
-    monitor = SearchMonitor(run_dir, budget.trials, budget.epochs)
+    trainable = tune.with_resources(trainable, {"cpu": budget.cpus_per_trial,
+                                                "gpu": budget.gpus_per_trial})
     start = time.monotonic()
     experiment = run_dir / EXPERIMENT
-    if opts.resume and opts.restore and tune.Tuner.can_restore(str(experiment.resolve())):
-        tuner = tune.Tuner.restore(str(experiment.resolve()), trainable=trainable,
-                                   resume_unfinished=True, resume_errored=False,
-                                   restart_errored=False)  # the monitor comes back with it
-    else:
-        tuner = _tuner(space, budget, opts, run_dir, trainable, [monitor])
-    tuner.fit()
+    try:
+        if opts.resume and opts.restore and tune.Tuner.can_restore(str(experiment.resolve())):
+            # Ray re-roots the trials at the path given here; the monitor and the study's
+            # storage find this folder through the lock (nas.results.held_run_dir).
+            tuner = tune.Tuner.restore(str(experiment.resolve()), trainable=trainable,
+                                       resume_unfinished=True, resume_errored=False,
+                                       restart_errored=False)  # the monitor comes back with it
+        else:
+            monitor = SearchMonitor(budget.trials, budget.epochs)
+            tuner = _tuner(space, budget, opts, run_dir, trainable, [monitor])
+        tuner.fit()
+    except BaseException as err:
+        with contextlib.suppress(OSError):  # the error on its way (a full disk?) says more
+            _record_time(run_dir, time.monotonic() - start, lock)
+        if isinstance(err, Exception) and disk_full(err):
+            raise RunFolderError(f"{run_dir}: no space left on the device; the finished trials"
+                                 " are kept: free some space, then continue with --resume"
+                                 ) from None
+        raise
+    finally:
+        for trial_dir in experiment.glob("trial_*"):  # what a full disk cut short
+            prune_incomplete_checkpoints(trial_dir)
     seconds = time.monotonic() - start
-    add_search_time(run_dir, seconds)
+    _record_time(run_dir, seconds, lock)
     table = read_table(run_dir)
     return Outcome(run_dir, table, len(table) < budget.trials, seconds)

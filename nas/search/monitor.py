@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import time
 from pathlib import Path
@@ -15,11 +16,16 @@ from nas.results import (
     TrialReport,
     best_checkpoint,
     best_trial,
+    checkpoint_path,
     genotype_columns,
+    held_run_dir,
     number,
+    prune_incomplete_checkpoints,
     read_table,
+    text,
     write_table,
 )
+from nas.search.engine import DISK_FULL
 
 CARRIED = ("arch_key", "reference", "params", "macs", "latency_ms", "device", "precision",
            "reason")
@@ -39,6 +45,9 @@ def trial_status(result: TrialReport, max_epochs: int, error: str | None) -> str
 def trial_row(trial, max_epochs: int, error: str | None) -> dict[str, Any]:
     """One tidy row: ids, status, every genotype field, cost, latency, curve, timing."""
     result: TrialReport = trial.last_result or {}
+    trial_dir = Path(trial.path)  # Ray re-roots it where a moved run folder now is
+    prune_incomplete_checkpoints(trial_dir)
+    best = best_checkpoint(trial_dir)
     curve = [float(v) for v in result.get("curve") or []]
     row: dict[str, Any] = {"trial_id": trial.trial_id,
                            "status": trial_status(result, max_epochs, error),
@@ -57,7 +66,7 @@ def trial_row(trial, max_epochs: int, error: str | None) -> dict[str, Any]:
         if "timestamp" in result else None,
         "ended_at": result.get("timestamp"),
         "train_s": round(result.get("train_s", 0.0), 3),
-        "checkpoint": str(best_checkpoint(Path(trial.path)) or ""),
+        "checkpoint": str(checkpoint_path(trial.trial_id, best.name)) if best else "",
     }
     row |= {key: result[key] for key in REPLAYED if key in result}
     row |= {f"param_{k}": v for k, v in sorted(trial.config.items())}
@@ -70,16 +79,17 @@ def trial_row(trial, max_epochs: int, error: str | None) -> dict[str, Any]:
 class SearchMonitor(Callback):
     """Writes a table row and a progress line as each trial ends."""
 
-    def __init__(self, run_dir: Path, total: int, max_epochs: int):
-        # Ray pickles its callbacks with the experiment state: hold plain data only.
-        self.run_dir, self.total, self.max_epochs = run_dir, total, max_epochs
+    def __init__(self, total: int, max_epochs: int):
+        # Ray pickles its callbacks with the experiment state: plain data only, and no path,
+        # since a resumed copy of the run folder must write into itself (held_run_dir).
+        self.total, self.max_epochs = total, max_epochs
         self.start = time.monotonic()
         self.rows: dict[str, dict[str, Any]] = {}
 
     def setup(self, **info):
         """At the start of every fit, a resumed one too: earlier rows survive untouched."""
         self.start = time.monotonic()
-        previous = read_table(self.run_dir)
+        previous = read_table(held_run_dir())
         self.rows = {str(r["trial_id"]): r for r in previous.to_dict("records")}
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -93,8 +103,11 @@ class SearchMonitor(Callback):
         running = sum(t.status == "RUNNING" and t is not trial for t in trials)
         row = trial_row(trial, self.max_epochs, error)
         self.rows[trial.trial_id] = row
-        write_table(self.run_dir, self.rows.values())
+        write_table(held_run_dir(), self.rows.values())
         print(self.progress_line(row, running), flush=True)
+        if error and any(mark in error for mark in DISK_FULL):
+            # every further trial would fail the same way: end the search (the engine says so)
+            raise OSError(errno.ENOSPC, "No space left on device", str(trial.path))
 
     def best(self) -> dict[str, Any] | None:
         """The finished trial with the highest best validation accuracy."""
@@ -105,11 +118,14 @@ class SearchMonitor(Callback):
         """'[ 2:31] 7/24 done, 2 running | best 0.512 (...) | 5f3a stopped after 1 epoch'."""
         elapsed = int(time.monotonic() - self.start)
         best = self.best()
+        # int(): a table with a failed row (no params) reads params back as floats
         best_text = (f"best val_acc {best['best_val_acc']:.3f} (pos {best['spectrum_position']:.2f}"
-                     f", {best['params']:,} params)" if best else "no accuracy yet")
+                     f", {int(best['params']):,} params)" if best else "no accuracy yet")
         acc = number(row.get("best_val_acc"))
         last = f"{row['trial_id']} {row['status']} after {row['epochs']} epochs"
         last += f", val_acc {acc:.3f}" if acc is not None else ""
+        why = text(row.get("error")) or text(row.get("reason"))
+        last += f": {why[:160]}" if why and row["status"] != "infeasible" else ""
         return (f"[{elapsed // 60:3d}:{elapsed % 60:02d}] {len(self.rows)}/{self.total} done,"
                 f" {running} running | {best_text} | {last}")
 

@@ -12,9 +12,11 @@ from nas.results import (
     META,
     OPTUNA_DB,
     PARQUET,
+    SCORED,
     TABLE,
     best_trial,
     measured_on,
+    number,
     text,
 )
 from nas.search.space import (
@@ -84,14 +86,28 @@ def summarize(outcome) -> str:
                   f"{int(best['params']):,} params, {millions(best['macs'])} MACs, "
                   f"latency {best['latency_ms']:.2f} ms ({measured_on(best)})",
                   describe_arch(arch)]
-        refs = table[table["reference"].map(text).astype(bool)] if "reference" in table else None
-        if refs is not None and not refs.dropna(subset=["best_val_acc"]).empty:
-            parts = [f"{r['reference']} {r['best_val_acc']:.4f}"
-                     for _, r in refs.dropna(subset=["best_val_acc"]).iterrows()]
-            lines.append("Reference points: " + ", ".join(parts))
+    refs = reference_results(table)
+    if refs:
+        lines.append("Reference points: " + ", ".join(refs))
     lines.append(f"Results: {run_dir / TABLE} (+ {PARQUET}, {META}, {OPTUNA_DB},"
                  f" Ray experiment in {run_dir / EXPERIMENT})")
     if outcome.interrupted:
         lines.append(f"Resume with: python run_search.py --name {run_dir.name} "
                      f"--results-dir {run_dir.parent} --resume")
     return "\n".join(lines)
+
+
+def reference_results(table) -> list[str]:
+    """'regular 0.3400' per reference point (its best run, when a sampled point repeated it);
+    one without a real accuracy shows how it ended ('separable failed'), so no reference
+    point silently drops out."""
+    if "reference" not in table:
+        return []
+    results: dict[str, tuple[float, str]] = {}
+    for _, row in table[table["reference"].map(text).astype(bool)].iterrows():
+        acc = number(row.get("best_val_acc"))
+        scored = row.get("status") in SCORED and acc is not None
+        shown = (acc, f"{acc:.4f}") if scored else (-1.0, str(row.get("status")))
+        name = str(row["reference"])
+        results[name] = max(results.get(name, shown), shown)
+    return [f"{name} {shown}" for name, (_, shown) in results.items()]

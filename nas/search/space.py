@@ -224,6 +224,87 @@ def _check_macro(space: Space) -> None:
         value = getattr(macro, key)
         if value is not None and value < 1:
             _fail(space, f"[macro].{key}", f"{value} must be >= 1")
+    for key, low in (("widths", 1), ("depths", 1), ("stem_widths", 1), ("fc", 1)):
+        for entry in getattr(macro, key):
+            for value in entry if isinstance(entry, tuple) else (entry,):
+                if value < low:
+                    _fail(space, f"[macro].{key}", f"{value} must be >= {low}")
+    for key in ("strides", "stem_strides"):
+        for value in getattr(macro, key):
+            if value not in (1, 2):
+                _fail(space, f"[macro].{key}", f"{value} is not 1 or 2")
+    if len(macro.stem_strides) != len(macro.stem_widths):
+        _fail(space, "[macro].stem_strides", f"has {len(macro.stem_strides)} entries for"
+              f" {len(macro.stem_widths)} stem_widths (one stride per stem conv)")
+    if not 0.0 <= macro.dropout <= 0.99:
+        _fail(space, "[macro].dropout", f"{macro.dropout} must be in [0, 0.99]")
+    try:  # what is left (the stem kernel, a resolution the stem shrinks to nothing)
+        _skeleton(space).validate()
+    except GenotypeError as err:
+        _fail(space, "[macro]", str(err))
+
+
+def _skeleton(space: Space) -> Genotype:
+    """The network's stem and head around default stages (checked before the blocks)."""
+    return Genotype(stages=tuple(Stage(width=8, stride=s) for s in space.macro.strides),
+                    **_frame(space))
+
+
+# Above this many combinations of one stage's choices, a sample of them is tried instead.
+_EXHAUSTIVE_LIMIT = 4096
+
+
+def _check_choices(space: Space) -> None:
+    """Every choice of every dimension makes a valid stage with some choice of the others;
+    one that never does (kernel 4, an inception width not a multiple of 4) is refused here,
+    naming the file, the section and the value, rather than failing trial after trial."""
+    for stage in range(len(space.macro.strides)):
+        dims = list(_stage_dims(space, stage))
+        valid: set[tuple[str, Any]] = set()
+        errors: dict[tuple[str, Any], str] = {}
+        for params in _stage_combinations(dims):
+            try:
+                validate_stage(_stage_to_check(space, params, stage), f"stage s{stage + 1}")
+            except GenotypeError as err:
+                for key in params.items():
+                    errors.setdefault(key, str(err))
+                continue
+            valid.update(params.items())
+        for dim in dims:
+            for value in dim.choices:
+                if (dim.name, value) not in valid:
+                    field = base_name(dim.name)
+                    section = "macro" if field in ("width", "depth") else "blocks"
+                    key = f"{field}s" if section == "macro" else field
+                    _fail(space, f"[{section}].{key}", f"{value!r} makes no valid architecture"
+                          f" with any choice of the others ({errors.get((dim.name, value))})")
+
+
+def _stage_combinations(dims: list[Dimension]) -> Iterator[dict[str, Value]]:
+    """Every combination of the dimensions' choices, or (when too many) each choice with the
+    others at their first choices plus a seeded random sample."""
+    names = [d.name for d in dims]
+    if math.prod(len(d.choices) for d in dims) <= _EXHAUSTIVE_LIMIT:
+        for values in itertools.product(*(d.choices for d in dims)):
+            yield dict(zip(names, values, strict=True))
+        return
+    first = {d.name: d.choices[0] for d in dims}
+    for dim in dims:
+        for value in dim.choices:
+            yield first | {dim.name: value}
+    rng = random.Random(0)
+    for _ in range(_EXHAUSTIVE_LIMIT):
+        yield {d.name: rng.choice(d.choices) for d in dims}
+
+
+def _stage_to_check(space: Space, params: dict[str, Value], stage: int) -> Stage:
+    """The stage these params make; with matched widths, at the width's first multiple of the
+    quantum matching rounds to (matching changes widths, never the other choices)."""
+    if space.macro.match_params is None and space.macro.match_macs is None:
+        return _stage(space, params, stage)
+    quantum = _width_quantum(space, params, stage)
+    width = max(quantum, round(base_width(space, params, stage) / quantum) * quantum)
+    return _stage(space, params, stage, width)
 
 
 def check_space(space: Space) -> None:
@@ -263,6 +344,7 @@ def check_space(space: Space) -> None:
             _fail(space, f"[search].{key}", f"{getattr(space.search, key)} must be >= 1")
     if space.search.reduction_factor < 2:
         _fail(space, "[search].reduction_factor", "must be >= 2")
+    _check_choices(space)
     _check_study(space)
     _check_constraints_possible(space)
 
@@ -495,21 +577,22 @@ def _width_quantum(space: Space, params: dict[str, Value], stage: int) -> int:
 def _assemble(space: Space, params: dict[str, Value],
               widths: tuple[int, ...] | None = None) -> Genotype:
     """The genotype at the chosen (or the given) stage widths."""
-    macro = space.macro
     stages = tuple(_stage(space, params, s, widths[s] if widths else None)
-                   for s in range(len(macro.strides)))
-    resolution = space.data.resolution or 32
+                   for s in range(len(space.macro.strides)))
+    return Genotype(stages=stages, **_frame(space)).validate()
+
+
+def _frame(space: Space) -> dict[str, Any]:
+    """What the macro section fixes around the stages: stem, head, resolution, activation."""
+    macro = space.macro
     classes = space.data.classes
     num_classes = classes if isinstance(classes, int) else len(classes) if classes else 10
-    return Genotype(
-        stages=stages,
-        stem=Stem(widths=macro.stem_widths, strides=macro.stem_strides, kernel=macro.stem_kernel,
-                  padding=macro.stem_padding, pool=macro.stem_pool),
-        head=Head(pooling=macro.pooling, fc=macro.fc, dropout=macro.dropout,
-                  num_classes=num_classes),
-        resolution=resolution,
-        act=macro.act,
-    ).validate()
+    return {"stem": Stem(widths=macro.stem_widths, strides=macro.stem_strides,
+                         kernel=macro.stem_kernel, padding=macro.stem_padding,
+                         pool=macro.stem_pool),
+            "head": Head(pooling=macro.pooling, fc=macro.fc, dropout=macro.dropout,
+                         num_classes=num_classes),
+            "resolution": space.data.resolution or 32, "act": macro.act}
 
 
 def violation(space: Space, arch: Genotype) -> str | None:

@@ -61,11 +61,12 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, splits: Splits) -
     start = _restore(trainers)
     for epoch in range(start + 1, settings.train.epochs + 1):
         reports = [trainer.epoch() for trainer in trainers]
-        if any(r is None for r in reports):
+        reason = (f"non-finite training loss in epoch {epoch}" if any(r is None for r in reports)
+                  else next((why for t in trainers if (why := t.divergence())), None))
+        if reason:  # recorded as diverged: never scored, never "best"
             curve = _curve(trainers)
             tune.report({**facts, "val_acc": max(curve, default=0.0), "curve": curve,
-                         "status": "diverged",
-                         "reason": f"non-finite training loss in epoch {epoch}"})
+                         "status": "diverged", "reason": reason})
             return
         metrics: TrialReport = {
             **facts, **_summary(reports), **_curves(trainers), "status": "running",
@@ -121,12 +122,16 @@ def _summary(reports: list[EpochReport]) -> dict[str, float]:
 
 def _save(folder: Path, trainers: list[Trainer], arch: Genotype, epoch: int,
           val_acc: float) -> None:
-    """Weights of the first seed's model (for export) and every trainer's state (for resume)."""
+    """Weights of the first seed's model (for export) and every trainer's state (for resume);
+    metrics.json lists every file's size, so a copy a full disk cut short is recognised."""
     torch.save(trainers[0].model.state_dict(), folder / MODEL_FILE)
     torch.save({"epoch": epoch, "trainers": [t.state_dict() for t in trainers]},
                folder / STATE_FILE)
     (folder / GENOTYPE_FILE).write_text(arch.to_json())
-    (folder / CHECKPOINT_METRICS).write_text(json.dumps({"epoch": epoch, "val_acc": val_acc}))
+    sizes = {name: (folder / name).stat().st_size for name in (MODEL_FILE, STATE_FILE,
+                                                                GENOTYPE_FILE)}
+    (folder / CHECKPOINT_METRICS).write_text(json.dumps({"epoch": epoch, "val_acc": val_acc,
+                                                         "files": sizes}))
 
 
 def _restore(trainers: list[Trainer]) -> int:

@@ -63,6 +63,12 @@ class TrainConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda"
     eval_batch_size: int = 500
     flip_tta: bool = False
+    # Divergence with a finite loss (see Trainer.divergence): a training loss above
+    # diverge_factor x its start (the first epoch's, or ln(classes) if lower), or, after
+    # chance_epochs epochs (0: never), a validation accuracy no better than always answering
+    # the commonest class.
+    diverge_factor: float = 10.0
+    chance_epochs: int = 3
 
     def __post_init__(self) -> None:
         """Reject invalid settings at construction."""
@@ -85,6 +91,8 @@ class TrainConfig:
             ("device", self.device in DEVICES, f"must be one of {DEVICES}"),
             ("precision", self.precision in PRECISIONS, f"must be one of {PRECISIONS}"),
             ("eval_batch_size", self.eval_batch_size >= 1, "must be >= 1"),
+            ("diverge_factor", self.diverge_factor > 1, "must be > 1"),
+            ("chance_epochs", self.chance_epochs >= 0, "must be >= 0 (0 turns the rule off)"),
         )
         for name, ok, rule in checks:
             if not ok:
@@ -108,6 +116,7 @@ class FitResult:
     """Outcome of `fit`."""
 
     status: str  # "completed" | "stopped" | "diverged"
+    reason: str  # why it diverged ('' otherwise)
     epochs_run: int  # epochs finished and reported (a diverged epoch is not)
     history: tuple[EpochReport, ...]
     best_val_acc: float  # NaN when no epoch finished or there is no validation data
@@ -238,15 +247,19 @@ def fit(
     The batch order, augmentation and any randomness inside the model (dropout) are drawn
     from streams seeded with `cfg.seed`, so the same initial weights and seed give
     bitwise-identical results on CPU. `report` is called after each epoch; returning True
-    stops the fit ("stopped"). A non-finite training loss ends it with status "diverged"
-    instead of raising.
+    stops the fit ("stopped"). A non-finite training loss, or one of `Trainer.divergence`'s
+    rules, ends it with status "diverged" instead of raising.
     """
     wall_start = time.perf_counter()
     trainer = Trainer(model, data, cfg)
-    status = "completed"
-    for _ in range(cfg.epochs):
+    status, reason = "completed", ""
+    for epoch in range(1, cfg.epochs + 1):
         epoch_report = trainer.epoch()
         if epoch_report is None:
+            status, reason = "diverged", f"non-finite training loss in epoch {epoch}"
+            break
+        reason = trainer.divergence() or ""
+        if reason:
             status = "diverged"
             break
         if report is not None and report(epoch_report):
@@ -255,6 +268,7 @@ def fit(
     history = tuple(trainer.history)
     return FitResult(
         status=status,
+        reason=reason,
         epochs_run=len(history),
         history=history,
         best_val_acc=_nan_max([r.val_acc for r in history]),
@@ -345,6 +359,32 @@ class Trainer:
         self.step = 0
         self.history: list[EpochReport] = []
         self.rng_state = _seeded_rng_state(cfg.seed, device)
+        # what always answering the commonest validation class scores: the chance level
+        counts = torch.bincount(data.val.labels) if len(data.val) else torch.zeros(1)
+        self.chance_acc = float(counts.max()) / max(1, len(data.val))
+        self.classes = len(data.train.classes)
+
+    def divergence(self) -> str | None:
+        """Why training diverged although its loss stayed finite, or None: an epoch's mean loss
+        above diverge_factor x where it started (the first epoch's, or ln(classes), what a
+        uniform guess scores, if lower: lr = 50 starts exploded), or, after chance_epochs
+        epochs, a best validation accuracy no better than always answering one class."""
+        cfg, history = self.cfg, self.history
+        if not history:
+            return None
+        first, last = history[0].train_loss, history[-1].train_loss
+        start, named = first, f"the first epoch's {first:.3g}"
+        uniform = math.log(self.classes) if self.classes > 1 else math.inf
+        if uniform < first:
+            start, named = uniform, f"ln({self.classes}) = {uniform:.2f}, a uniform guess's"
+        if last > cfg.diverge_factor * start:
+            return (f"training loss {last:.3g} in epoch {len(history)} is over"
+                    f" {cfg.diverge_factor:g}x {named}")
+        best = _nan_max([r.val_acc for r in history])
+        if cfg.chance_epochs and len(history) >= cfg.chance_epochs and best <= self.chance_acc:
+            return (f"validation accuracy {best:.3f} after {len(history)} epochs is at chance"
+                    f" (always answering the commonest class scores {self.chance_acc:.3f})")
+        return None
 
     def epoch(self) -> EpochReport | None:
         """Train and validate one epoch; None when the training loss stopped being finite."""

@@ -1,0 +1,41 @@
+"""Driver-side objects Ray pickles into the experiment that find the run folder again when
+restored: a resumed copy (or moved) run folder writes only into itself, never the original."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import optuna
+from ray.tune.search import SearchGenerator
+
+from nas.results import RunFolderError, held_run_dir, optuna_url
+
+
+class RunStudyStorage(optuna.storages.RDBStorage):
+    """optuna.db in the run folder. Ray pickles the searcher, and with it this storage's URL;
+    unpickled by a search resuming a moved or copied folder, the URL is taken again from the
+    folder that search holds the lock of."""
+
+    def __init__(self, run_dir: Path):
+        super().__init__(optuna_url(run_dir))
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        # read outside a search (no folder held), the recorded location is all there is
+        with contextlib.suppress(RunFolderError):
+            state = {**state, "url": optuna_url(held_run_dir())}
+        super().__setstate__(state)
+
+
+class RunSearchGenerator(SearchGenerator):
+    """Ray's SearchGenerator, whose saved experiment spec carries the storage location new
+    trials are created in: restored, it points at the folder this search holds (Ray 2.60
+    re-roots the restored trials, but not this spec, so new trials went to the original)."""
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        if self._experiment is None:
+            return
+        with contextlib.suppress(RunFolderError):
+            self._experiment.spec["storage"].storage_fs_path = held_run_dir().resolve().as_posix()
