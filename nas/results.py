@@ -39,6 +39,9 @@ STUDY_MD = "study.md"  # the same table in Markdown, with the compute used
 STUDY_JSON = "study.json"  # study.csv's own metadata: which columns label its rows
 BENCH_MD = "bench.md"  # what a bench says: tables by choice, rank agreement, the front
 BENCH_HTML = "bench.html"  # its figure: accuracy along the spectrum
+SUPERNET_CSV = "supernet.csv"  # one row per point scored by the supernet (or a proxy), best first
+SUPERNET_JSON = "supernet.json"  # the supernet's settings, training curve and compute
+SUPERNET_DIR = "supernet"  # the supernet's checkpoint (MODEL_FILE, STATE_FILE)
 # A checkpoint folder (Ray's checkpoint_<n>/ inside trial_<id>/).
 MODEL_FILE = "model.pt"  # the state dict alone: loadable with torch.load(weights_only=True)
 STATE_FILE = "trainer.pt"  # optimizer, schedule and RNG state, to resume an interrupted trial

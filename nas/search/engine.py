@@ -67,6 +67,8 @@ class SearchOptions:
     points: tuple[dict[str, Any], ...] = ()  # evaluate exactly these points (a bench), in order
     restore: bool = True  # on resume, continue Ray's experiment when it can be restored
     compute_budget_s: float | None = None  # end the search once its trials trained this long
+    prepared: bool = False  # the caller made the run folder and keeps its own files there
+    full_schedule: bool = False  # no early stopping: every trial trains max_epochs (verifying)
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,8 @@ def _tuner(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, tra
         sampler=_sampler(space, budget.seed), storage=storage, study_name=run_dir.name)
     scheduler = ASHAScheduler(metric="val_acc", mode="max", time_attr="training_iteration",
                               max_t=budget.epochs,
-                              grace_period=min(space.search.grace_period, budget.epochs),
+                              grace_period=budget.epochs if opts.full_schedule
+                              else min(space.search.grace_period, budget.epochs),
                               reduction_factor=space.search.reduction_factor)
     return tune.Tuner(
         trainable,
@@ -275,7 +278,8 @@ def run_search(opts: SearchOptions, out: TextIO = sys.stdout,
     run_dir = opts.results_dir / (opts.name or default_name(space))
     if opts.resume and not opts.name:
         raise SearchError("--resume needs --name: the run folder to continue")
-    prepare_run_dir(run_dir, opts.resume)
+    if not opts.prepared:
+        prepare_run_dir(run_dir, opts.resume)
     if opts.resume:
         meta = read_meta(run_dir)
         space = load_space(run_dir / meta["space_file"])
