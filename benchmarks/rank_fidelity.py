@@ -5,15 +5,18 @@
 On the bench's points: Kendall's tau and Spearman's rho (bootstrap 95 % intervals) against the
 bench's mean final accuracy, precision of the top 10 %, regret of the top-1 and of the best of
 the top 5, for each supernet epoch count, each proxy, #params, MACs and the bench's own
-epoch-1 accuracy, next to the seed-to-seed tau ceiling; then the end-to-end pipeline (score,
-verify the top 5 by their bench results) by regret at the compute it used. Writes Markdown
-(--out). A partial bench is measured as what it is: every output names the point count.
+epoch-1 accuracy, next to the seed-to-seed tau ceiling (supernets trained here, or read from
+`run_search.py supernet SPACE --top-k 0` run folders with --supernet-runs); then the
+end-to-end pipeline (score, verify the top 5 by their bench results) by regret at the compute
+it used. Writes Markdown (--out). A partial bench is measured as what it is: every output
+names the point count.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import tempfile
 import time
@@ -27,6 +30,7 @@ from nas.arch.genotype import Genotype
 from nas.bench.ranking import bootstrap_ci, kendall, precision_at, regret, spearman, top
 from nas.bench.table import Bench, load_bench
 from nas.data import load_splits
+from nas.results import SUPERNET_CSV, SUPERNET_JSON, read_csv
 from nas.search.space import Space, load_space
 from nas.supernet.model import SuperNet
 from nas.supernet.paths import enumerate_points
@@ -71,6 +75,26 @@ def supernet_predictors(space: Space, bench: Bench, archs: list[Genotype], epoch
         found.append(Predictor(f"supernet, {count} epoch{'s' * (count > 1)}", scores,
                                time.monotonic() - start))
         print(f"{found[-1].name}: {found[-1].seconds:.0f}s", file=sys.stderr, flush=True)
+    return found
+
+
+def run_predictors(runs: list[Path], keys: list[str]) -> list[Predictor]:
+    """Scores from `run_search.py supernet ... --top-k 0` run folders: their supernet.csv, and
+    their supernet.json's training and scoring seconds (for every point of the space)."""
+    found = []
+    for run in runs:
+        record = json.loads((run / SUPERNET_JSON).read_text())
+        table = read_csv(run / SUPERNET_CSV)
+        scores = dict(zip(table["arch_key"].astype(str), table["score"], strict=True))
+        missing = [k for k in keys if k not in scores]
+        if missing:
+            raise SystemExit(f"rank_fidelity: error: {run / SUPERNET_CSV} has no score for"
+                             f" {len(missing)} bench point(s), e.g. {missing[0]}")
+        settings = record["settings"]
+        name = (f"{settings['rank']}, {settings['epochs']} epoch{'s' * (settings['epochs'] > 1)}"
+                if settings["rank"] == "supernet" else settings["rank"])
+        found.append(Predictor(f"{name} ({run.name})", [scores[k] for k in keys],
+                               record.get("train_s", 0.0) + record["score_s"]))
     return found
 
 
@@ -128,12 +152,12 @@ def pipeline_rows(predictors: list[Predictor], bench: Bench, keys: list[str],
         used = p.seconds + verify
         rows.append(f"| {p.name} + verify top-{VERIFY} | {used:,.0f} | {used / total:.1%} |"
                     f" {100 * regret(p.scores, truth, VERIFY):.2f} |")
-    rng = np.random.default_rng(0)
-    draws = [max(truth[i] for i in rng.choice(len(truth), min(VERIFY, len(truth)), replace=False))
-             for _ in range(5000)]
-    mean_cost = VERIFY * float(np.mean(per_point))
+    rng, k = np.random.default_rng(0), min(VERIFY, len(truth))
+    draws = [max(truth[i] for i in rng.choice(len(truth), k, replace=False)) for _ in range(5000)]
+    mean_cost = k * float(np.mean(per_point))
+    expected = max(0.0, max(truth) - float(np.mean(draws)))  # no -0.00 from rounding
     rows.append(f"| random {VERIFY} points (mean of 5000 draws) | {mean_cost:,.0f} |"
-                f" {mean_cost / total:.1%} | {100 * (max(truth) - float(np.mean(draws))):.2f} |")
+                f" {mean_cost / total:.1%} | {100 * expected:.2f} |")
     return rows
 
 
@@ -151,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bench", type=Path, default=Path("results/bench/spectrum_bench"))
     p.add_argument("--supernet-epochs", type=int, nargs="*", default=[1, 3, 10],
                    help="one supernet per epoch count (none: skip the supernet)")
+    p.add_argument("--supernet-runs", type=Path, nargs="*", default=[],
+                   help="also (or instead, with --supernet-epochs and nothing after it) read the"
+                   " scores of `run_search.py supernet SPACE --top-k 0` run folders")
     p.add_argument("--calibration-images", type=int, default=1024)
     p.add_argument("--no-sandwich", action="store_true")
     p.add_argument("--bootstrap", type=int, default=1000)
@@ -175,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     archs = [Genotype.from_json(bench.points[k].genotype) for k in keys]
     truth = [bench.points[k].final for k in keys]
     predictors = supernet_predictors(space, bench, archs, args.supernet_epochs, args)
+    predictors += run_predictors(args.supernet_runs, keys)
     predictors += proxy_predictors(space, archs, args) + bench_predictors(bench, keys)
     text = [f"# Rank fidelity on {bench.run_dir.name}", "", f"**{status}.**", "",
             f"Truth: mean over {bench.seeds} seed(s) of the validation accuracy after"

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import rank_fidelity
-from nas.results import TABLE
+from nas.results import SUPERNET_CSV, SUPERNET_JSON, TABLE, write_json
 from tests.benchkit import write_bench
 
 
@@ -40,3 +40,27 @@ def test_a_partial_bench_says_so_and_too_few_points_are_refused(tmp_path, cifar_
     out.unlink()
     assert rank_fidelity.main(args) == 2  # 3 < the default minimum
     assert "at least 8" in capsys.readouterr().err and not out.exists()
+
+
+def test_scores_of_supernet_run_folders_are_read(tmp_path, cifar_dir):
+    bench = write_bench(tmp_path / "bench")
+    table = pd.read_csv(bench / TABLE)
+    run = tmp_path / "sn3"
+    run.mkdir()
+    # scores that rank the points as the fixture's finals do (they rise with the row index)
+    pd.DataFrame({"arch_key": table["arch_key"], "score": range(len(table))}).to_csv(
+        run / SUPERNET_CSV, index=False)
+    write_json(run / SUPERNET_JSON, {"settings": {"rank": "supernet", "epochs": 3},
+                                     "train_s": 10.0, "score_s": 2.0})
+    out = tmp_path / "rf.md"
+    assert rank_fidelity.main(["--bench", str(bench), "--supernet-epochs", "--supernet-runs",
+                               str(run), "--min-points", "4", "--bootstrap", "20",
+                               "--data-dir", str(cifar_dir), "--out", str(out)]) == 0
+    row = next(line for line in out.read_text().splitlines()
+               if line.startswith("| supernet, 3 epochs (sn3) |"))
+    assert row.split("|")[2].strip().startswith("+1.000")
+    pipeline = next(line for line in out.read_text().splitlines()
+                    if line.startswith("| supernet, 3 epochs (sn3) + verify"))
+    # 12 s of scoring plus the bench compute of all 4 points (the top 5 of 4): point i trains
+    # 2 epochs of (i + 1) s per seed, 2 seeds: 4 * (1 + 2 + 3 + 4) = 40 s
+    assert pipeline.split("|")[2:4] == [" 52 ", " 130.0% "]
