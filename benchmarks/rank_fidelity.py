@@ -27,7 +27,9 @@ import torch
 
 from benchmarks.common import default_data_dir
 from nas.arch.genotype import Genotype
-from nas.bench.ranking import bootstrap_ci, kendall, precision_at, regret, spearman, top
+from nas.bench.rank import bootstrap_ci, precision_at, regret, top
+from nas.bench.rank import kendall_tau as kendall
+from nas.bench.rank import spearman_rho as spearman
 from nas.bench.table import Bench, load_bench
 from nas.data import load_splits
 from nas.results import SUPERNET_CSV, SUPERNET_JSON, read_csv
@@ -161,6 +163,21 @@ def pipeline_rows(predictors: list[Predictor], bench: Bench, keys: list[str],
     return rows
 
 
+def strategy_rows(path: Path, largest: float) -> list[str]:
+    """benchmarks/search_strategies.py's measured strategies at budgets up to `largest` (a share
+    of the bench's compute), as rows of the end-to-end table; none when it has not run."""
+    if not path.is_file():
+        return [f"| search strategies: not measured yet ({path} is missing) | | | |"]
+    frame = read_csv(path)
+    rows = []
+    for r in frame[frame["budget"] <= largest].to_dict("records"):
+        regret_pp = ("-" if not r["returned"] else f"{r['regret_pp_median']:.2f}"
+                     f" [{r['regret_pp_q1']:.2f}–{r['regret_pp_q3']:.2f}]")
+        rows.append(f"| {r['strategy']} (median [IQR] of {r['runs']} runs) | |"
+                    f" {r['budget']:.0%} | {regret_pp} |")
+    return rows
+
+
 def ceiling(bench: Bench, keys: list[str], samples: int) -> str:
     """Kendall tau between two seeds' final accuracies: how well one run ranks another."""
     if bench.seeds < 2:
@@ -183,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", type=Path, default=default_data_dir())
+    p.add_argument("--strategies", type=Path, default=Path("results/bench/strategies.csv"),
+                   help="benchmarks/search_strategies.py's table, compared end to end")
     p.add_argument("--min-points", type=int, default=MIN_POINTS)
     p.add_argument("--out", type=Path, default=Path("results/rank_fidelity.md"))
     args = p.parse_args(argv)
@@ -213,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
             f"## End to end: score, then verify the top {VERIFY}", "",
             f"Verification is charged the bench's own compute for those points ({bench.seeds}"
             " seed(s), the whole schedule); the score's compute is its wall time here.", "",
-            *pipeline_rows(predictors, bench, keys, truth), "",
+            *pipeline_rows(predictors, bench, keys, truth),
+            *strategy_rows(args.strategies, 0.2), "",
             f"Command: `python -m benchmarks.rank_fidelity {' '.join(argv or sys.argv[1:])}`"]
     out = "\n".join(text) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)

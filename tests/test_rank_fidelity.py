@@ -52,10 +52,18 @@ def test_scores_of_supernet_run_folders_are_read(tmp_path, cifar_dir):
         run / SUPERNET_CSV, index=False)
     write_json(run / SUPERNET_JSON, {"settings": {"rank": "supernet", "epochs": 3},
                                      "train_s": 10.0, "score_s": 2.0})
+    strategies = tmp_path / "strategies.csv"
+    pd.DataFrame([{"strategy": s, "budget": b, "runs": 30, "returned": 30, "regret_pp_median": m,
+                   "regret_pp_q1": m - 1, "regret_pp_q3": m + 1, "rank_median": 2}
+                  for s, b, m in (("tpe", 0.05, 1.5), ("tpe", 0.5, 0.25))]).to_csv(
+        strategies, index=False)
     out = tmp_path / "rf.md"
     assert rank_fidelity.main(["--bench", str(bench), "--supernet-epochs", "--supernet-runs",
                                str(run), "--min-points", "4", "--bootstrap", "20",
-                               "--data-dir", str(cifar_dir), "--out", str(out)]) == 0
+                               "--strategies", str(strategies), "--data-dir", str(cifar_dir),
+                               "--out", str(out)]) == 0
+    assert "| tpe (median [IQR] of 30 runs) | | 5% | 1.50 [0.50–2.50] |" in out.read_text()
+    assert "| 50% |" not in out.read_text()  # only budgets near the pipeline's
     row = next(line for line in out.read_text().splitlines()
                if line.startswith("| supernet, 3 epochs (sn3) |"))
     assert row.split("|")[2].strip().startswith("+1.000")
