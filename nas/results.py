@@ -47,6 +47,9 @@ STUDY_MD = "study.md"  # the same table in Markdown, with the compute used
 STUDY_JSON = "study.json"  # study.csv's own metadata: which columns label its rows
 BENCH_MD = "bench.md"  # what a bench says: tables by choice, rank agreement, the front
 BENCH_HTML = "bench.html"  # its figure: accuracy along the spectrum
+SUPERNET_CSV = "supernet.csv"  # one row per point scored by the supernet (or a proxy), best first
+SUPERNET_JSON = "supernet.json"  # the supernet's settings, training curve and compute
+SUPERNET_DIR = "supernet"  # the supernet's checkpoint (MODEL_FILE, STATE_FILE)
 # A checkpoint folder (Ray's checkpoint_<n>/ inside trial_<id>/).
 MODEL_FILE = "model.pt"  # the state dict alone: loadable with torch.load(weights_only=True)
 STATE_FILE = "trainer.pt"  # optimizer, schedule and RNG state, to resume an interrupted trial
@@ -175,9 +178,10 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str) + "\n"))
 
 
-def open_run_dir(run_dir: Path, resume: bool) -> RunLock:
+def open_run_dir(run_dir: Path, resume: bool, prepared: bool = False) -> RunLock:
     """Lock the run folder before anything is written to it: a new run needs a new (or empty)
-    folder, a resumed one the old folder; a folder another search holds is refused."""
+    folder, a resumed one the old folder; a folder another search holds is refused. A prepared
+    folder (a caller's, e.g. a supernet's, whose files it keeps) is used as it is."""
     parent = run_dir.parent
     if parent.exists() and not parent.is_dir():
         raise RunFolderError(f"--results-dir {parent}: exists and is not a folder")
@@ -194,11 +198,11 @@ def open_run_dir(run_dir: Path, resume: bool) -> RunLock:
     if resume and not (run_dir / META).is_file():
         lock.release()
         raise RunFolderError(nothing)
-    if not resume and any(p.name != LOCK for p in run_dir.iterdir()):
+    if not resume and not prepared and any(p.name != LOCK for p in run_dir.iterdir()):
         lock.release()
         raise RunFolderError(f"{run_dir}: already holds a run; pass --resume to continue it,"
                              " or --name for a new one (results are never overwritten)")
-    lock.fresh = not resume  # empty until now: a failed start may empty it again
+    lock.fresh = not resume and not prepared  # empty until now: a failed start may empty it
     return lock
 
 

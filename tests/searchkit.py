@@ -202,3 +202,36 @@ repeats = 2
 concurrency = 2
 grace_period = 2
 """
+
+
+# A supernet space: per stage 2 spectrum positions, shared op order, mid act, residual and
+# kernel: 64 points, every one a path of one supernet.
+SUPERNET = """
+name = "tiny_supernet"
+[data]
+dataset = "cifar10"
+val_size = 200
+train_size = 400
+[macro]
+strides = [1, 2]
+widths = [8, 16]
+depths = [1, 1]
+stem_widths = [8]
+stem_strides = [2]
+[blocks]
+kind = ["spectrum"]
+spectrum = [0.0, 1.0]
+order = ["dw_pw", "pw_dw"]
+mid_act = ["none", "relu"]
+residual = ["identity", "none"]
+kernel = [3, 5]
+units = [2]
+shared = ["order", "mid_act", "residual", "kernel"]
+[train]
+epochs = 1
+batch_size = 100
+lr = 0.1
+warmup_epochs = 0.5
+[search]
+concurrency = 2
+"""

@@ -21,6 +21,7 @@ ALLOWED = {
     "dashboard": {"arch", "results"},
     "bench": {"arch", "results", "search"},
     "study": {"arch", "results", "search"},
+    "supernet": {"arch", "data", "results", "search", "train"},
     "onnx_export": {"results"},
     "export": {"arch", "onnx_export", "results", "train"},
     "retrain": {"arch", "data", "results", "search", "train"},

@@ -1,5 +1,5 @@
-"""Rank agreement of two scorings of the same points: Kendall's tau-b, Spearman's rho, and a
-bootstrap confidence interval for either."""
+"""Rank agreement of two scorings of the same points: Kendall's tau-b, Spearman's rho, a
+bootstrap confidence interval for either, and what picking a score's top k would find."""
 
 from __future__ import annotations
 
@@ -57,6 +57,24 @@ def bootstrap_ci(x: Sequence[float], y: Sequence[float],
     low = values[int((1 - level) / 2 * (len(values) - 1))]
     high = values[int((1 + level) / 2 * (len(values) - 1))]
     return low, high
+
+
+def top(values: Sequence[float], k: int) -> list[int]:
+    """Indices of the k highest values (ties to the lower index)."""
+    return sorted(range(len(values)), key=lambda i: (-values[i], i))[:k]
+
+
+def precision_at(score: Sequence[float], truth: Sequence[float], fraction: float = 0.1) -> float:
+    """Share of the score's top `fraction` of points that are in the truth's top `fraction`."""
+    _check(score, truth)
+    k = max(1, round(fraction * len(truth)))
+    return len(set(top(score, k)) & set(top(truth, k))) / k
+
+
+def regret(score: Sequence[float], truth: Sequence[float], k: int = 1) -> float:
+    """The truth's best minus the best truth among the score's top k (0 = found the best)."""
+    _check(score, truth)
+    return max(truth) - max(truth[i] for i in top(score, k))
 
 
 def _ranks(values: Sequence[float]) -> list[float]:

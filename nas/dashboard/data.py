@@ -18,6 +18,7 @@ from nas.results import (
     RETRAIN_CSV,
     STUDY_CSV,
     STUDY_JSON,
+    SUPERNET_CSV,
     TABLE,
     best_trial,
     read_csv,
@@ -39,6 +40,7 @@ class Run:
     version: str  # changes whenever one of the files above changes
     study: pd.DataFrame | None = None  # study.csv, when the run was tabulated as a study
     study_labels: tuple[str, ...] = ()  # study.csv's row-label columns, from study.json
+    scores: pd.DataFrame | None = None  # supernet.csv, when a supernet (or proxy) scored points
 
     @property
     def name(self) -> str:
@@ -62,7 +64,7 @@ class Run:
 def version(run_dir: Path) -> str:
     """A short fingerprint of the files the dashboard reads (size and mtime)."""
     parts = []
-    for name in (META, TABLE, RETRAIN_CSV, STUDY_CSV, STUDY_JSON):
+    for name in (META, TABLE, RETRAIN_CSV, STUDY_CSV, STUDY_JSON, SUPERNET_CSV):
         try:
             stat = (run_dir / name).stat()
             parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
@@ -83,7 +85,8 @@ def load_run(run_dir: Path) -> Run:
     study = read_csv(run_dir / STUDY_CSV) if (run_dir / STUDY_CSV).exists() else None
     return Run(run_dir, meta, space, _table(run_dir / TABLE),
                retrain_summary(read_csv(run_dir / RETRAIN_CSV)) if (run_dir / RETRAIN_CSV).exists()
-               else None, stamp, study, _study_labels(run_dir, study, space))
+               else None, stamp, study, _study_labels(run_dir, study, space),
+               read_csv(run_dir / SUPERNET_CSV) if (run_dir / SUPERNET_CSV).exists() else None)
 
 
 def _study_labels(run_dir: Path, study: pd.DataFrame | None, space: dict[str, Any]

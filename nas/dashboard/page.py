@@ -16,8 +16,8 @@ from nas.dashboard import figures as figs
 from nas.dashboard.data import Run, curve
 from nas.dashboard.importance import importances
 from nas.dashboard.overview import overview, section
-from nas.dashboard.table import cell, trials_table
-from nas.results import STUDY_CSV, TABLE, atomic_write, text
+from nas.dashboard.table import SHOWN_SCORES, cell, scores_table, trials_table
+from nas.results import STUDY_CSV, SUPERNET_CSV, TABLE, atomic_write, text
 
 
 def static(name: str) -> str:
@@ -27,13 +27,21 @@ def static(name: str) -> str:
 
 SECTIONS = (("overview", "Overview"), ("study", "Study"), ("cost", "Accuracy vs cost"),
             ("spectrum", "Spectrum"), ("factors", "Factor effects"),
-            ("importance", "Importance & curves"), ("trials", "Trials"))
+            ("importance", "Importance & curves"), ("supernet", "Supernet scores"),
+            ("trials", "Trials"))
 
 
 def payload(run: Run) -> dict[str, Any]:
     """Everything the page script renders: section HTML, plotly figures, a version."""
     figures: dict[str, Any] = {}
     parts = [overview(run)]
+    if run.scores is not None and not run.scores.empty:
+        ranking = text(run.scores["ranking"].iloc[0]) if "ranking" in run.scores else "supernet"
+        parts.append(section(
+            "supernet", "Supernet scores", f"The best {min(SHOWN_SCORES, len(run.scores))} of"
+            f" {len(run.scores)} points scored by {escape(ranking)} ({SUPERNET_CSV} has all);"
+            " scores only pick candidates: results rank by the verified stand-alone accuracy.",
+            scores_table(run.scores, run.table)))
     if run.table.empty:
         parts.append('<section id="trials"><p class="empty">No trials yet. Trials appear here'
                      " as they finish (a served dashboard refreshes by itself).</p></section>")

@@ -66,3 +66,25 @@ def trials_table(table: pd.DataFrame, retrain: pd.DataFrame | None) -> str:
         " compare numbers.</div></div>"
         f'<div class="table-wrap"><table id="trials-table"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div>")
+
+
+SHOWN_SCORES = 20  # the scored-points table shows the best this many; the file has them all
+SCORE_FIELDS = ("groups", "kernel", "order", "mid_act", "residual")
+
+
+def scores_table(scores: pd.DataFrame, trials: pd.DataFrame) -> str:
+    """The best scored points, with the verified stand-alone accuracy where one was trained."""
+    frame = scores.head(SHOWN_SCORES)
+    stages = sorted({c.split("_")[0] for c in frame.columns if c.endswith("_groups")})
+    columns = ["rank", "score", "params", "macs"] + [
+        f"{s}_{f}" for s in stages for f in SCORE_FIELDS if f"{s}_{f}" in frame.columns]
+    frame = frame[columns].copy()
+    if not trials.empty and "arch_key" in trials:
+        done = trials[trials["status"] == "completed"].set_index("arch_key")["best_val_acc"]
+        frame.insert(2, "verified val acc", scores.head(SHOWN_SCORES)["arch_key"].map(
+            done[~done.index.duplicated()]))
+    head = "".join(f"<th>{escape(str(c))}</th>" for c in frame.columns)
+    rows = "".join("<tr>" + "".join(cell(str(c), r[c]) for c in frame.columns) + "</tr>"
+                   for r in frame.to_dict("records"))
+    return (f'<div class="table-wrap"><table id="scores-table"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{rows}</tbody></table></div>")

@@ -77,6 +77,8 @@ class SearchOptions:
     points: tuple[dict[str, Any], ...] = ()  # evaluate exactly these points (a bench), in order
     restore: bool = True  # on resume, continue Ray's experiment when it can be restored
     compute_budget_s: float | None = None  # end the search once its trials trained this long
+    prepared: bool = False  # the caller made the run folder and keeps its own files there
+    full_schedule: bool = False  # no early stopping: every trial trains max_epochs (verifying)
 
 
 @dataclass(frozen=True)
@@ -280,7 +282,8 @@ def _tuner(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, tra
     search_alg = RunSearchGenerator(ConcurrencyLimiter(searcher, budget.concurrency))
     scheduler = ASHAScheduler(metric="val_acc", mode="max", time_attr="training_iteration",
                               max_t=budget.epochs,
-                              grace_period=min(space.search.grace_period, budget.epochs),
+                              grace_period=budget.epochs if opts.full_schedule
+                              else min(space.search.grace_period, budget.epochs),
                               reduction_factor=space.search.reduction_factor)
     return tune.Tuner(
         trainable,
@@ -352,7 +355,7 @@ def run_search(opts: SearchOptions, out: TextIO = sys.stdout,
     check_options(opts)
     space = load_space(opts.space)
     run_dir = opts.results_dir / (opts.name or default_name(space))
-    lock = open_run_dir(run_dir, opts.resume)  # before anything is written to it
+    lock = open_run_dir(run_dir, opts.resume, opts.prepared)  # before anything is written
     # A caller that runs many searches (benchmarks/search_strategies.py) starts Ray once;
     # Ray is not imported before start_ray has set the variables it reads at import.
     own_ray = "ray" not in sys.modules or not sys.modules["ray"].is_initialized()

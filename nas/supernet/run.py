@@ -1,0 +1,207 @@
+"""`run_search.py supernet SPACE.toml`: train a supernet, score every point, verify the top k.
+
+The verified stand-alone trials land in the run folder's trials table through the ordinary Ray
+Tune pipeline, so the summary, the dashboard and `export --best` rank them; the supernet's
+scores stay in their own table and never rank a result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nas.data import load_splits
+from nas.results import (
+    META,
+    SUPERNET_CSV,
+    SUPERNET_DIR,
+    SUPERNET_JSON,
+    TABLE,
+    atomic_write,
+    prepare_run_dir,
+    read_csv,
+    read_meta,
+    read_table,
+    text,
+    update_meta,
+    write_json,
+    write_meta,
+)
+from nas.search.engine import data_spec, default_name
+from nas.search.flags import add_search_flags, options_from
+from nas.search.space import Space, load_space
+from nas.supernet.model import SuperNet
+from nas.supernet.paths import SupernetError, check_supported
+from nas.supernet.score import (
+    RANKINGS,
+    batches,
+    proxy_scorer,
+    score_space,
+    supernet_scorer,
+    train_subset,
+)
+from nas.supernet.train import train_supernet
+from nas.train.device import resolve_device
+from nas.train.trainer import TrainConfig
+
+
+def parser() -> argparse.ArgumentParser:
+    """Flags of the supernet action: the search's, plus the supernet's own."""
+    p = argparse.ArgumentParser(
+        prog="run_search.py supernet",
+        description="Train one weight-sharing supernet over a spectrum space (single-path"
+        " sampling with the sandwich rule), score every point with BN recalibrated per"
+        " sub-network (enumerable spaces whole, larger ones by Optuna), then train the top-k"
+        " stand-alone through the usual Ray Tune pipeline into the same run folder.")
+    p.add_argument("space", type=Path, help="search-space TOML file (spectrum blocks)")
+    p.add_argument("--epochs", type=int, help="supernet training epochs (default: the space's"
+                   " [train] epochs)")
+    p.add_argument("--top-k", type=int, default=5, help="points verified stand-alone (default"
+                   " 5; 0 scores only)")
+    p.add_argument("--rank", choices=RANKINGS, default="supernet",
+                   help="what scores the points: the supernet, a zero-cost proxy of the untrained"
+                   " network, or #params (default supernet)")
+    p.add_argument("--no-sandwich", action="store_true", help="uniform path sampling only"
+                   " (default: also the smallest and largest path every step)")
+    p.add_argument("--uniform-paths", type=int, default=1, help="uniformly sampled paths per"
+                   " step (default 1)")
+    p.add_argument("--calibration-images", type=int, default=1024, help="training images that"
+                   " re-estimate each sub-network's BN statistics (default 1024)")
+    p.add_argument("--score-trials", type=int, default=1000, help="a space with more points"
+                   " than this is scored by this many Optuna trials instead of whole")
+    add_search_flags(p)
+    return p
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """One-line errors for flags out of range."""
+    for flag, value, low in (("--epochs", args.epochs, 1), ("--top-k", args.top_k, 0),
+                             ("--uniform-paths", args.uniform_paths, 1),
+                             ("--calibration-images", args.calibration_images, 1),
+                             ("--score-trials", args.score_trials, 1)):
+        if value is not None and value < low:
+            raise SupernetError(f"{flag}: {value} must be >= {low}")
+    if args.trials is not None:
+        raise SupernetError("--trials: the supernet scores the space; --top-k sets how many"
+                            " points are trained stand-alone")
+    if args.no_sandwich and args.rank != "supernet":
+        raise SupernetError("--no-sandwich: only a supernet ranking trains paths")
+
+
+def main(argv: list[str]) -> int:
+    """The supernet action: exit 0 when done, 130 when the verification was interrupted."""
+    args = parser().parse_args(argv)
+    check_args(args)
+    if args.resume and not args.name:
+        raise SupernetError("--resume needs --name: the run folder to continue")
+    space = load_space(args.space)
+    if args.rank == "supernet":
+        check_supported(space)
+    run_dir = args.results_dir / (args.name or default_name(space))
+    prepare_run_dir(run_dir, args.resume)
+    settings = {"rank": args.rank, "epochs": args.epochs or space.train.epochs,
+                "sandwich": not args.no_sandwich, "uniform_paths": args.uniform_paths,
+                "calibration_images": args.calibration_images, "score_trials": args.score_trials,
+                "top_k": args.top_k, "seed": space.search.seed if args.seed is None else args.seed}
+    if args.resume:
+        settings = json.loads((run_dir / SUPERNET_JSON).read_text())["settings"]
+    else:
+        write_meta(run_dir, space.path, {"space": space.name, "argv": sys.argv,
+                                         "started": datetime.now(UTC).isoformat()})
+        write_json(run_dir / SUPERNET_JSON, {"settings": settings})
+    table = read_csv(run_dir / SUPERNET_CSV)
+    if table.empty:
+        table = _score(space, args, settings, run_dir)
+    print(f"Scored {len(table)} points by {settings['rank']}; top {min(5, len(table))}:"
+          f" {', '.join(f'{s:.4f}' for s in table['score'][:5])} ({run_dir / SUPERNET_CSV})",
+          flush=True)
+    if settings["top_k"] == 0:
+        return 0
+    return _verify(space, args, table.head(settings["top_k"]), run_dir)
+
+
+def _train_config(space: Space, settings: dict[str, Any]) -> TrainConfig:
+    epochs = settings["epochs"]
+    return dataclasses.replace(space.train, epochs=epochs, seed=settings["seed"],
+                               warmup_epochs=min(space.train.warmup_epochs, epochs))
+
+
+def _score(space: Space, args: argparse.Namespace, settings: dict[str, Any], run_dir: Path):
+    """Train the supernet (continuing its checkpoint) and score the space into SUPERNET_CSV."""
+    splits = load_splits(data_spec(space, args.data_dir), args.data_dir)
+    update_meta(run_dir, {"data": {"mean": list(splits.mean), "std": list(splits.std),
+                                   "train_images": len(splits.train),
+                                   "val_images": len(splits.val), "classes": splits.train.classes}})
+    cfg = _train_config(space, settings)
+    device = resolve_device(cfg.device)
+    record = json.loads((run_dir / SUPERNET_JSON).read_text())
+    start = time.monotonic()
+    calibration = batches(train_subset(splits, settings["calibration_images"], cfg.seed),
+                          splits, cfg, device, cfg.batch_size)
+    if settings["rank"] == "supernet":
+        torch.manual_seed(cfg.seed)
+        supernet = SuperNet(space)
+        history = train_supernet(
+            supernet, space, splits, cfg, run_dir / SUPERNET_DIR,
+            sandwich=settings["sandwich"], uniform=settings["uniform_paths"],
+            log=lambda r: print(f"supernet epoch {r.epoch}/{cfg.epochs}: loss {r.train_loss:.3f},"
+                                f" largest path val_acc {r.val_acc:.4f} ({r.epoch_seconds:.0f}s)",
+                                flush=True))
+        record["train_s"] = round(sum(r.epoch_seconds for r in history), 1)
+        record["history"] = [dataclasses.asdict(r) for r in history]
+        supernet.to(device)
+        val = batches(splits.val, splits, cfg, device, cfg.eval_batch_size)
+        scorer = supernet_scorer(supernet, calibration, val)
+    else:
+        x, y = next(iter(batches(train_subset(splits, 64, cfg.seed), splits, cfg, device, 64)))
+        scorer = proxy_scorer(settings["rank"], x, y, cfg.seed)
+    scoring = time.monotonic()
+    table = score_space(space, scorer, settings["rank"], settings["score_trials"], cfg.seed,
+                        log=_progress)
+    record |= {"score_s": round(time.monotonic() - scoring, 1),
+               "wall_s": round(time.monotonic() - start, 1), "points": len(table),
+               "device": device.type}
+    atomic_write(run_dir / SUPERNET_CSV, lambda tmp: table.to_csv(tmp, index=False))
+    write_json(run_dir / SUPERNET_JSON, record)
+    return read_csv(run_dir / SUPERNET_CSV)
+
+
+def _progress(done: int, total: int) -> None:
+    if done == total or done % 50 == 0:
+        print(f"scored {done}/{total}", flush=True)
+
+
+def _verify(space: Space, args: argparse.Namespace, top, run_dir: Path) -> int:
+    """Train the top points stand-alone through Ray Tune into this run folder (the ones without
+    a completed row, on resume); print the usual summary of the verified trials."""
+    from nas.search.engine import run_search
+    from nas.search.report import summarize
+
+    done = set()
+    trials = read_table(run_dir)
+    if not trials.empty:
+        done = {text(k) for k in trials[trials["status"] == "completed"]["arch_key"]}
+    points = tuple(json.loads(p) for k, p in zip(top["arch_key"], top["point"], strict=True)
+                   if text(k) not in done)
+    if not points:
+        print(f"All {len(top)} top points are verified ({run_dir / TABLE}).")
+        return 0
+    started = "budget" in read_meta(run_dir)  # a verification began before an interruption
+    opts = dataclasses.replace(options_from(args, space.path), trials=len(points),
+                               name=run_dir.name, results_dir=run_dir.parent, points=points,
+                               prepared=True, full_schedule=True, resume=started, restore=False)
+    print(f"Verifying the top {len(points)} points stand-alone ({run_dir / META}'s budget)",
+          flush=True)
+    outcome = run_search(opts)
+    print(summarize(outcome))
+    update_meta(run_dir, {"supernet": json.loads((run_dir / SUPERNET_JSON).read_text())
+                          | {"history": None}})
+    return 130 if outcome.interrupted else 0

@@ -1,0 +1,75 @@
+"""`run_search.py supernet`: train, score, verify the top k through Ray into one run folder."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from nas.arch.genotype import Genotype
+from nas.results import (
+    GENOTYPE_FILE,
+    META,
+    SUPERNET_CSV,
+    SUPERNET_DIR,
+    SUPERNET_JSON,
+    best_trial,
+    read_csv,
+    read_table,
+)
+from tests.searchkit import SUPERNET, TINY, run_cli, write_space
+
+
+def _env(cifar_dir):
+    return dict(os.environ, NAS_DATA_DIR=str(cifar_dir))
+
+
+def test_unshareable_block_kinds_are_a_one_line_error(tmp_path):
+    space = write_space(tmp_path, TINY.replace('kind = ["spectrum"]', 'kind = ["resnext"]'))
+    done = run_cli("supernet", str(space), "--results-dir", str(tmp_path), timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "'resnext'" in lines[0] and "stand-alone" in lines[0]
+    assert not (tmp_path / "tiny").exists()
+
+
+def test_a_proxy_ranking_scores_the_space_without_training(tmp_path, cifar_dir):
+    space = write_space(tmp_path, SUPERNET)
+    done = run_cli("supernet", str(space), "--rank", "synflow", "--top-k", "0", "--name", "p",
+                   "--results-dir", str(tmp_path), env=_env(cifar_dir), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = read_csv(tmp_path / "p" / SUPERNET_CSV)
+    assert len(table) == 64 and set(table["ranking"]) == {"synflow"}
+    assert table["score"].is_monotonic_decreasing and table["score"].nunique() > 8
+    assert not (tmp_path / "p" / SUPERNET_DIR).exists()  # no supernet trained
+    assert read_table(tmp_path / "p").empty  # --top-k 0: nothing verified
+
+
+@pytest.mark.slow
+def test_supernet_search_end_to_end_verifies_the_top_two_through_ray(tmp_path, cifar_dir):
+    space = write_space(tmp_path, SUPERNET)
+    run = tmp_path / "sn"
+    done = run_cli("supernet", str(space), "--epochs", "1", "--top-k", "2", "--name", "sn",
+                   "--calibration-images", "100", "--results-dir", str(tmp_path),
+                   env=_env(cifar_dir), timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    scores = read_csv(run / SUPERNET_CSV)
+    assert len(scores) == 64 and scores["score"].between(0, 1).all()
+    record = json.loads((run / SUPERNET_JSON).read_text())
+    assert record["settings"]["epochs"] == 1 and len(record["history"]) == 1
+    assert (run / SUPERNET_DIR / "model.pt").is_file()
+    trials = read_table(run)
+    assert sorted(trials["arch_key"]) == sorted(scores["arch_key"][:2])
+    assert set(trials["status"]) == {"completed"} and (trials["epochs"] == 1).all()
+    assert "supernet" in json.loads((run / META).read_text())
+    # the summary ranks the verified trials; the dashboard shows the scored points
+    assert "Search finished" in done.stdout and "2 completed" in done.stdout
+    page = tmp_path / "page.html"
+    assert run_cli("dashboard", str(run), "--out", str(page)).returncode == 0
+    assert "scores-table" in page.read_text() and "verified val acc" in page.read_text()
+    out = tmp_path / "export"
+    exported = run_cli("export", str(run), "--best", "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+    best = best_trial(trials)  # export --best takes the best verified trial
+    assert Genotype.from_json((out / GENOTYPE_FILE).read_text()).key() == best["arch_key"]
