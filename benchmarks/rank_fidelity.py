@@ -39,7 +39,7 @@ from nas.supernet.paths import enumerate_points
 from nas.supernet.proxies import PROXIES
 from nas.supernet.score import batches, proxy_scorer, supernet_scorer, train_subset
 from nas.supernet.train import train_supernet
-from nas.train.device import resolve_device
+from nas.train.device import resolve_device, resolve_precision
 
 MIN_POINTS = 8  # fewer points make every statistic noise (--min-points to override)
 VERIFY = 5  # the pipeline verifies the top 5 stand-alone
@@ -72,7 +72,8 @@ def supernet_predictors(space: Space, bench: Bench, archs: list[Genotype], epoch
         scorer = supernet_scorer(
             net, batches(train_subset(splits, args.calibration_images, cfg.seed), splits, cfg,
                          device, cfg.batch_size),
-            batches(splits.val, splits, cfg, device, cfg.eval_batch_size))
+            batches(splits.val, splits, cfg, device, cfg.eval_batch_size),
+            resolve_precision(cfg.precision, device))
         scores = [scorer(a) for a in archs]
         found.append(Predictor(f"supernet, {count} epoch{'s' * (count > 1)}", scores,
                                time.monotonic() - start))

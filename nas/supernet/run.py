@@ -26,7 +26,7 @@ from nas.results import (
     SUPERNET_JSON,
     TABLE,
     atomic_write,
-    prepare_run_dir,
+    open_run_dir,
     read_csv,
     read_meta,
     read_table,
@@ -49,7 +49,7 @@ from nas.supernet.score import (
     train_subset,
 )
 from nas.supernet.train import train_supernet
-from nas.train.device import resolve_device
+from nas.train.device import resolve_device, resolve_precision
 from nas.train.trainer import TrainConfig
 
 
@@ -106,11 +106,27 @@ def main(argv: list[str]) -> int:
     if args.rank == "supernet":
         check_supported(space)
     run_dir = args.results_dir / (args.name or default_name(space))
-    prepare_run_dir(run_dir, args.resume)
+    lock = open_run_dir(run_dir, args.resume)  # handed back before the verification takes it
+    try:
+        table = _prepare_and_score(space, args, run_dir)
+    finally:
+        lock.release()
+    print(f"Scored {len(table)} points by {table['ranking'].iloc[0]}; top {min(5, len(table))}:"
+          f" {', '.join(f'{s:.4f}' for s in table['score'][:5])} ({run_dir / SUPERNET_CSV})",
+          flush=True)
+    top_k = json.loads((run_dir / SUPERNET_JSON).read_text())["settings"]["top_k"]
+    if top_k == 0:
+        return 0
+    return _verify(space, args, table.head(top_k), run_dir)
+
+
+def _prepare_and_score(space: Space, args: argparse.Namespace, run_dir: Path):
+    """The run's settings (a resumed run keeps its own), then the scored points table."""
     settings = {"rank": args.rank, "epochs": args.epochs or space.train.epochs,
                 "sandwich": not args.no_sandwich, "uniform_paths": args.uniform_paths,
                 "calibration_images": args.calibration_images, "score_trials": args.score_trials,
-                "top_k": args.top_k, "seed": space.search.seed if args.seed is None else args.seed}
+                "top_k": args.top_k, "seed": space.search.seed if args.seed is None else args.seed,
+                "precision": args.precision or space.train.precision}
     if args.resume:
         settings = json.loads((run_dir / SUPERNET_JSON).read_text())["settings"]
     else:
@@ -118,19 +134,13 @@ def main(argv: list[str]) -> int:
                                          "started": datetime.now(UTC).isoformat()})
         write_json(run_dir / SUPERNET_JSON, {"settings": settings})
     table = read_csv(run_dir / SUPERNET_CSV)
-    if table.empty:
-        table = _score(space, args, settings, run_dir)
-    print(f"Scored {len(table)} points by {settings['rank']}; top {min(5, len(table))}:"
-          f" {', '.join(f'{s:.4f}' for s in table['score'][:5])} ({run_dir / SUPERNET_CSV})",
-          flush=True)
-    if settings["top_k"] == 0:
-        return 0
-    return _verify(space, args, table.head(settings["top_k"]), run_dir)
+    return _score(space, args, settings, run_dir) if table.empty else table
 
 
 def _train_config(space: Space, settings: dict[str, Any]) -> TrainConfig:
     epochs = settings["epochs"]
     return dataclasses.replace(space.train, epochs=epochs, seed=settings["seed"],
+                               precision=settings.get("precision", space.train.precision),
                                warmup_epochs=min(space.train.warmup_epochs, epochs))
 
 
@@ -159,7 +169,9 @@ def _score(space: Space, args: argparse.Namespace, settings: dict[str, Any], run
         record["history"] = [dataclasses.asdict(r) for r in history]
         supernet.to(device)
         val = batches(splits.val, splits, cfg, device, cfg.eval_batch_size)
-        scorer = supernet_scorer(supernet, calibration, val)
+        precision = resolve_precision(cfg.precision, device)
+        record["precision"] = precision
+        scorer = supernet_scorer(supernet, calibration, val, precision)
     else:
         x, y = next(iter(batches(train_subset(splits, 64, cfg.seed), splits, cfg, device, 64)))
         scorer = proxy_scorer(settings["rank"], x, y, cfg.seed)

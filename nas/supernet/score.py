@@ -21,6 +21,7 @@ from nas.supernet.model import SuperNet
 from nas.supernet.paths import enumerate_points, searched_params
 from nas.supernet.proxies import PROXIES, proxy
 from nas.train.augment import DeviceBatches
+from nas.train.device import autocast
 from nas.train.trainer import TrainConfig
 
 RANKINGS = ("supernet", *PROXIES, "params")
@@ -42,7 +43,7 @@ def batches(images: ImageSet, splits: Splits, cfg: TrainConfig, device: torch.de
 
 
 @torch.no_grad()
-def recalibrate(model: nn.Module, data: DeviceBatches) -> None:
+def recalibrate(model: nn.Module, data: DeviceBatches, precision: str = "fp32") -> None:
     """Re-estimate every BN's running statistics for the active sub-network: reset them, forward
     the batches in train mode with a cumulative average (momentum None), then eval mode --
     Once-for-All's set_running_statistics (Cai et al. 2020)."""
@@ -53,8 +54,9 @@ def recalibrate(model: nn.Module, data: DeviceBatches) -> None:
         m.momentum = None
     model.train()
     try:
-        for x, _ in data:
-            model(x)
+        with autocast(data.device, precision):
+            for x, _ in data:
+                model(x)
     finally:
         for m, momentum in zip(norms, momenta, strict=True):
             m.momentum = momentum
@@ -62,20 +64,22 @@ def recalibrate(model: nn.Module, data: DeviceBatches) -> None:
 
 
 @torch.inference_mode()
-def accuracy(model: nn.Module, data: DeviceBatches) -> float:
+def accuracy(model: nn.Module, data: DeviceBatches, precision: str = "fp32") -> float:
     """Top-1 accuracy in eval mode (NaN for no images)."""
     model.eval()
-    correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in data)
+    with autocast(data.device, precision):
+        correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in data)
     return correct / data.images_per_epoch if data.images_per_epoch else math.nan
 
 
-def supernet_scorer(supernet: SuperNet, calibration: DeviceBatches,
-                    val: DeviceBatches) -> Scorer:
-    """Validation accuracy of a sub-network after its own BN recalibration."""
+def supernet_scorer(supernet: SuperNet, calibration: DeviceBatches, val: DeviceBatches,
+                    precision: str = "fp32") -> Scorer:
+    """Validation accuracy of a sub-network after its own BN recalibration, computed in the
+    precision the supernet trained in ("fp32" or "bf16")."""
     def score(arch: Genotype) -> float:
         supernet.set_path(arch)
-        recalibrate(supernet, calibration)
-        return accuracy(supernet, val)
+        recalibrate(supernet, calibration, precision)
+        return accuracy(supernet, val, precision)
     return score
 
 
