@@ -32,3 +32,14 @@ def test_required_layout():
                  "pyproject.toml", "README.md", "constraints.txt", ".ci/run"):
         assert (ROOT / name).exists(), name
     assert (ROOT / "results" / "README.md").exists()
+
+
+def test_the_architecture_map_lists_every_module_under_its_package():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    sections = dict(re.findall(r"^### `(nas/(?:\w+/)?)`.*?\n(.*?)(?=^### |\Z)", text, re.S | re.M))
+    for path in (ROOT / "nas").rglob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        folder = path.parent.relative_to(ROOT).as_posix() + "/"
+        assert folder in sections, f"docs/architecture.md has no section for {folder}"
+        assert f"`{path.name}`" in sections[folder], f"{folder}{path.name} is not in its section"
