@@ -1,4 +1,4 @@
-"""What the dashboard shows, read from a run folder: meta, trials, retrain results, fronts."""
+"""What the dashboard shows, from a run folder: meta, trials, retrain, fronts, fidelities."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Optuna parameter importances at one fidelity (the accuracy at one epoch), or a note saying why
-there are none."""
+"""Optuna parameter importances at one fidelity (one epoch's accuracy), or why there are none."""
 
 from __future__ import annotations
 

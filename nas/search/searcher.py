@@ -1,9 +1,9 @@
-"""A Ray Tune Searcher that drives an Optuna study by ask/tell and tells it what really happened:
-ASHA-stopped trials PRUNED with their curve, infeasible ones PRUNED with their constraints and
-no value, diverged ones PRUNED with the epochs they finished (FAIL with none), failed ones FAIL.
+"""A Ray Tune Searcher over an Optuna study (ask/tell) that tells each trial's real outcome.
 
-Ray's own OptunaSearch tells every trial that reports a value COMPLETE, and never passes a
-stopping result on, so a 1-epoch accuracy reads like a finished one. Only public APIs of both
+ASHA-stopped trials are PRUNED with their curve, infeasible ones PRUNED with their constraints
+and no value, diverged ones PRUNED with the epochs they finished (FAIL with none), failed ones
+FAIL. Ray's own OptunaSearch tells every trial that reports a value COMPLETE, and never passes
+a stopping result on, so a 1-epoch accuracy reads like a finished one. Only public APIs of both
 libraries are used: Ray's Searcher interface, Optuna's ask / tell / report / set_constraint.
 """
 
