@@ -2,9 +2,10 @@
 
 Which trial: `--trial ID`, or `--best` (the default) among the completed and stopped trials
 that kept a checkpoint. `--objective val_acc` takes the first in the ranking the dashboard and
-retrain use (highest best_val_acc; ties to fewer MACs, then the smaller id);
-`--objective params|macs|latency_ms` takes the cheapest trial whose accuracy is within
-`--tolerance` of the best one. That trial is on the accuracy/cost Pareto front: a cheaper and
+retrain use (full-budget trials first, by highest best_val_acc; ties to fewer MACs, then the
+smaller id); `--objective params|macs|latency_ms` takes the cheapest trial of the best one's
+fidelity (full budget, or stopped when none finished it) whose accuracy is within `--tolerance`
+of the best one. That trial is on the accuracy/cost Pareto front of those trials: a cheaper and
 more accurate one would have been chosen.
 """
 
@@ -32,8 +33,10 @@ from nas.results import (
     CHECKPOINT_METRICS,
     GENOTYPE_FILE,
     MODEL_FILE,
+    SCORED,
     TABLE,
     atomic_write,
+    fidelity_text,
     number,
     parse_genotype,
     ranked,
@@ -91,7 +94,9 @@ def choose(run_dir: Path, rows: list[dict[str, Any]], trial: str | None = None,
     if objective == "val_acc":
         return scored[0]
     best = number(scored[0]["best_val_acc"])
-    near = [r for r in scored if number(r["best_val_acc"]) >= best - tolerance
+    # like with like: a 1-epoch accuracy near a full-budget one says nothing about the trial
+    near = [r for r in scored if r["status"] == scored[0]["status"]
+            and number(r["best_val_acc"]) >= best - tolerance
             and number(r.get(objective)) is not None]
     if not near:
         raise ExportError(f"--objective {objective}: no trial within {tolerance} of the best"
@@ -232,6 +237,7 @@ class Exported:
     formatted: bool
     max_diff: float
     onnx_diff: float | None
+    fidelity: str = ""  # which fidelity the trial's accuracy is at (nas.results.fidelity_text)
 
 
 def outputs(out: Path, onnx: bool) -> list[Path]:
@@ -283,7 +289,9 @@ def export(run_dir: Path, out: Path, *, trial: str | None = None, objective: str
 
         with cpu_threads(1):
             onnx_diff = export_onnx(net, example_input(loaded.genotype), out / ONNX_FILE)
-    return Exported(loaded, tuple(outputs(out, onnx)), formatted, diff, onnx_diff)
+    fidelity = (fidelity_text(row, meta.get("budget", {}).get("epochs", "?"))
+                if row.get("status") in SCORED else str(row.get("status")))
+    return Exported(loaded, tuple(outputs(out, onnx)), formatted, diff, onnx_diff, fidelity)
 
 
 def _floats(value: Any) -> tuple[float, ...] | None:
@@ -299,7 +307,9 @@ def summary(done: Exported, run_dir: Path) -> str:
     """What the command prints."""
     t, c = done.trial, cost(done.trial.genotype)
     acc = f"val_acc {t.val_acc:.4f}" if t.val_acc is not None else "val_acc unknown"
-    at = f" (epoch {t.epoch})" if t.epoch is not None else ""
+    notes = ([f"epoch {t.epoch}"] if t.epoch is not None else []) + ([done.fidelity]
+                                                                    if done.fidelity else [])
+    at = f" ({'; '.join(notes)})" if notes else ""
     lines = [f"Exported trial {t.trial_id} of {run_dir}: {acc}{at}, {c.params:,} params,"
              f" {millions(c.macs)} MACs",
              f"  {done.files[0]}  class {CLASS_NAME}, torch only"

@@ -61,6 +61,10 @@ STAGE_COLUMN = re.compile(r"^s(\d+)_(\w+)$")
 
 STATUSES = ("completed", "stopped", "diverged", "infeasible", "failed")
 SCORED = ("completed", "stopped")  # statuses whose accuracy is a real measurement
+FULL_BUDGET = "completed"  # trained every epoch of the budget: the results ranked first
+# In optuna.db: each Optuna trial's user attributes name its Ray trial and its table status.
+OPTUNA_TRIAL_ATTR = "trial_id"
+OPTUNA_STATUS_ATTR = "status"
 PACKAGES = ("spectrum-nas", "torch", "optuna", "ray", "numpy", "pandas")
 
 
@@ -91,11 +95,12 @@ class TrialReport(TypedDict, total=False):
     seed_loss_curves: list[list[float]]  # training loss of every finished epoch, per seed
     epoch_s_curve: list[float]  # training seconds of every finished epoch, summed over seeds
     train_s: float  # training seconds so far, summed over the seeds
-    status: str  # running / diverged / infeasible (the monitor decides completed / stopped)
+    status: str  # running / diverged / infeasible (trial_status decides completed / stopped)
     reason: str  # why a trial is diverged or infeasible
     simulated_s: float  # a bench replay: the measured training seconds it replayed
     replay_seed: int  # a bench replay: the bench seed whose curve it replayed
     clock_s: float  # a bench replay: time.time() of the report (Ray's timestamp is whole s)
+    constraints: dict[str, float]  # [constraints] limit -> cost / limit - 1 (<= 0: within it)
     # added by Ray Tune to every report
     training_iteration: int  # reports so far: the epoch
     time_total_s: float
@@ -128,6 +133,16 @@ def shown(column: str, value: Any) -> str:
     """A value as METRICS writes its column; '-' for a missing one."""
     v = number(value)
     return "-" if v is None else METRICS[column].render(v)
+
+
+def trial_status(result: TrialReport, max_epochs: int, error: bool) -> str:
+    """completed / stopped (by ASHA) / diverged / infeasible / failed: the one rule the trials
+    table and the Optuna study both follow."""
+    if error or not result.get("training_iteration"):
+        return "failed"  # raised, or never reported anything
+    if result.get("status") in ("diverged", "infeasible"):
+        return result["status"]
+    return "completed" if len(result.get("curve") or ()) >= max_epochs else "stopped"
 
 
 def stage_column(stage: int, field: str) -> str:
@@ -533,24 +548,36 @@ def scored_rows(table: pd.DataFrame) -> pd.DataFrame:
 def ranked(table: pd.DataFrame) -> pd.DataFrame:
     """Scored trials best first: one rule for the dashboard, the report, export and retrain.
 
-    Ties go to the cheaper architecture (fewer MACs), then the smaller trial id, so every view
-    names the same trial.
+    Full-budget (completed) trials come first, by their best epoch's accuracy, then the ones
+    ASHA stopped early (a 1-epoch accuracy never outranks a full-budget one). Ties go to the
+    cheaper architecture (fewer MACs), then the smaller trial id, so every view names the same
+    trial.
     """
     scored = scored_rows(table)
     if scored.empty:
         return scored
     keys = pd.DataFrame({
+        "early": scored["status"] != FULL_BUDGET,
         "acc": -pd.to_numeric(scored["best_val_acc"]),
         "macs": pd.to_numeric(scored.get("macs", pd.Series(0, index=scored.index)),
                               errors="coerce").fillna(0),
         "id": scored["trial_id"].astype(str)}, index=scored.index)
-    return scored.loc[keys.sort_values(["acc", "macs", "id"], kind="stable").index]
+    return scored.loc[keys.sort_values(["early", "acc", "macs", "id"], kind="stable").index]
 
 
 def best_trial(table: pd.DataFrame) -> pd.Series | None:
     """The first of ranked(table), or None when no trial is scored."""
     order = ranked(table)
     return None if order.empty else order.iloc[0]
+
+
+def fidelity_text(best: pd.Series | dict, max_epochs: Any) -> str:
+    """Which fidelity a best trial's accuracy is at: 'full budget, best of 6 epochs'."""
+    epochs = int(best["epochs"])
+    if best["status"] == FULL_BUDGET:
+        return f"full budget, best of {epochs} epochs"
+    return (f"best of {epochs} epochs: stopped early, no trial has finished the full budget"
+            f" of {max_epochs} epochs yet")
 
 
 def read_table(run_dir: Path) -> pd.DataFrame:

@@ -43,7 +43,8 @@ separable = { spectrum = 1.0, order = "dw_pw" }
 
 # Width 18 cannot hold four equal inception branches: the inception/18 point is a bad genotype
 # that fails in its trial (the space check passes it, since width 18 suits a spectrum block);
-# an absurd learning rate makes the other three diverge.
+# inception/64 has 6,706 params, over max_params (infeasible on paper, never trained); an absurd
+# learning rate makes the other four diverge.
 BROKEN = """
 name = "broken"
 [data]
@@ -52,7 +53,7 @@ val_size = 200
 train_size = 400
 [macro]
 strides = [2]
-widths = [[16, 18]]
+widths = [[16, 18, 64]]
 depths = [1]
 stem_widths = [8]
 stem_strides = [2]
@@ -62,9 +63,11 @@ kind = ["inception", "spectrum"]
 epochs = 2
 batch_size = 100
 lr = 1e12
+[constraints]
+max_params = 4000
 [search]
 sampler = "grid"
-trials = 4
+trials = 6
 concurrency = 2
 """
 

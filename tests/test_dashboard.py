@@ -11,15 +11,15 @@ import sys
 import threading
 from pathlib import Path
 
-import optuna
 import pandas as pd
 import pytest
 from plotly.offline import get_plotlyjs
 
 from nas.cli import main as cli_main
-from nas.dashboard.data import load_run, pareto_mask
+from nas.dashboard.data import ACC_AT, at_epoch, load_run, pareto_mask
 from nas.dashboard.importance import importances
 from nas.dashboard.server import Dashboard, DashServer
+from nas.results import best_trial
 from tests.searchkit import ROOT
 
 PAYLOAD = re.compile(r'<script type="application/json" id="dash-payload">(.*?)</script>', re.S)
@@ -52,6 +52,18 @@ def points(fig: dict) -> int:
     return sum(len(t.get("x") or []) + len(t.get("y") or []) for t in fig["data"])
 
 
+def curves(table: pd.DataFrame) -> dict[str, list[float]]:
+    """Each scored trial's validation curve, by trial id."""
+    scored = table[table["status"].isin(("completed", "stopped"))]
+    return {str(r["trial_id"]): json.loads(r["curve"]) for _, r in scored.iterrows()}
+
+
+def marker_values(fig: dict) -> list[float]:
+    """The accuracies a figure's trial markers show (status traces, not fronts or labels)."""
+    return sorted(v for t in fig["data"] if t.get("legendgroup") in ("completed", "stopped")
+                  for v in t["y"])
+
+
 def test_tiny_run_page_has_every_view(tiny_run, tmp_path):
     table = pd.read_csv(tiny_run / "trials.csv", dtype={"trial_id": str})
     html, data = build(tiny_run, tmp_path)
@@ -63,8 +75,10 @@ def test_tiny_run_page_has_every_view(tiny_run, tmp_path):
     assert any(k.startswith("fig-factor-") for k in figures)
     assert all(points(fig) > 0 for fig in figures.values()), "a chart without data"
     assert "NaN" not in PAYLOAD.search(html).group(1)  # JSON.parse would reject it
-    best = table.loc[table["best_val_acc"].idxmax()]
+    best = best_trial(table)  # the best full-budget trial
+    assert best["status"] == "completed"
     overview = data["html"]
+    assert f"{best['best_val_acc']:.4f} (full budget, best of 4 epochs)" in overview
     assert f"Best architecture: trial {best['trial_id']}" in overview
     assert (f"python run_search.py export {tiny_run} --trial {best['trial_id']}"
             f" --out exported/{best['trial_id']}") in overview
@@ -86,16 +100,49 @@ def test_tiny_run_page_has_every_view(tiny_run, tmp_path):
     assert any("s1: spectrum" in " ".join(t.get("text") or []) for t in figures["fig-cost"]["data"])
 
 
+def test_comparison_views_put_every_trial_at_one_epoch(tiny_run, tmp_path):
+    _, data = build(tiny_run, tmp_path)
+    table = pd.read_csv(tiny_run / "trials.csv", dtype={"trial_id": str})
+    by_id = curves(table)
+    fidelity = data["fidelity"]
+    # default: the largest epoch every shown trial reached (ASHA's first rung here)
+    assert fidelity["default"] == min(len(c) for c in by_id.values()) == 1
+    assert set(fidelity["views"]) == {str(e) for e in range(1, 5)}
+    assert 'id="fidelity-epoch"' in data["html"]
+    n_full = int((table["status"] == "completed").sum())
+    assert (f"epoch 4, the full budget: {n_full} of 8 trials — full-budget trials only"
+            in data["html"])
+    for epoch, view in fidelity["views"].items():
+        e = int(epoch)
+        reached = sorted(c[e - 1] for c in by_id.values() if len(c) >= e)
+        for key in ("fig-cost", "fig-spectrum"):
+            fig = view["figures"][key]
+            assert f"val acc at epoch {e}" in fig["layout"]["title"]["text"]
+            # three cost panels / one panel per stage: each shows every trial once
+            panels = 3 if key == "fig-cost" else 2
+            assert marker_values(fig) == pytest.approx(sorted(reached * panels))
+        factors = [k for k in view["figures"] if k.startswith("fig-factor-")]
+        for key in factors:
+            assert f"val acc at epoch {e}" in view["figures"][key]["layout"]["title"]["text"]
+        assert f"Compared at: <b>val acc at epoch {e}" in view["html"]["factors"]
+    # the page's first paint is the default view
+    assert data["figures"]["fig-cost"] == fidelity["views"]["1"]["figures"]["fig-cost"]
+    full = fidelity["views"]["4"]["figures"]["fig-cost"]
+    completed = table[table["status"] == "completed"]
+    assert "the full budget" in full["layout"]["title"]["text"]
+    assert len(marker_values(full)) == 3 * len(completed)
+
+
 def test_pareto_front_is_the_non_dominated_trials(tiny_run, tmp_path):
     _, data = build(tiny_run, tmp_path)
-    table = pd.read_csv(tiny_run / "trials.csv")
+    table = at_epoch(load_run(tiny_run).scored, data["fidelity"]["default"])
     front = next(t for t in data["figures"]["fig-cost"]["data"] if t["name"].startswith("Pareto"))
     for macs, acc in zip(front["x"], front["y"], strict=True):
-        dominating = table[(table["macs"] <= macs) & (table["best_val_acc"] > acc)]
+        dominating = table[(table["macs"] <= macs) & (table[ACC_AT] > acc)]
         assert dominating.empty, f"front point ({macs}, {acc}) is dominated"
     cheapest = table.loc[table["macs"].idxmin()]
     assert cheapest["macs"] in front["x"]  # the cheapest trial is always on the front
-    assert max(front["y"]) == table["best_val_acc"].max()
+    assert max(front["y"]) == table[ACC_AT].max()
 
 
 def test_pareto_mask_keeps_ties_out():
@@ -104,18 +151,19 @@ def test_pareto_mask_keeps_ties_out():
     assert pareto_mask(cost, acc).tolist() == [True, True, False, False, True]
 
 
-def test_broken_run_shows_failed_and_diverged(broken_run, tmp_path):
+def test_broken_run_shows_failed_diverged_and_infeasible(broken_run, tmp_path):
     table = pd.read_csv(broken_run / "trials.csv")
     _, data = build(broken_run, tmp_path)
     overview = data["html"]
-    assert "failed 1</span>" in overview and "diverged 3</span>" in overview
-    assert rows(overview) == len(table) == 4
+    assert "failed 1</span>" in overview and "diverged 4</span>" in overview
+    assert "infeasible 1</span>" in overview and "6,706 params &gt; max_params 4,000" in overview
+    assert rows(overview) == len(table) == 6
     assert "must be a multiple of 4" in overview  # the failed trial's error, in the table too
     assert overview.count("must be a multiple of 4") >= 2
     assert "non-finite training loss" in overview  # the diverged trial's reason
     assert "nothing to plot" in overview
     assert "fig-cost" not in data["figures"]  # no accuracies, no accuracy plots
-    assert "Parameter importances need at least" in overview
+    assert data["fidelity"]["views"] == {} and 'id="fidelity-epoch"' not in overview
 
 
 def test_empty_run_says_no_trials_yet(tiny_run, tmp_path):
@@ -156,31 +204,24 @@ def test_retrain_results_show_mean_and_std(tiny_run, tmp_path):
     assert "holds no rows" in build(run, tmp_path)[1]["html"]
 
 
-def test_importance_notes_instead_of_errors(tiny_run, broken_run, tmp_path):
-    ranked, note = importances(tiny_run)
-    assert ranked and abs(sum(ranked.values()) - 1) < 1e-6 and "PED-ANOVA" in note
-    assert importances(tmp_path)[0] == {} and "No optuna.db" in importances(tmp_path)[1]
-    assert "at least" in importances(broken_run)[1]
+def test_importance_is_computed_at_one_epoch_with_notes_instead_of_errors(tiny_run):
+    scored = load_run(tiny_run).scored
+    ranked, note = importances(at_epoch(scored, 1))
+    assert ranked and abs(sum(ranked.values()) - 1) < 1e-6 and "PED-ANOVA over 8 trials" in note
+    assert "at least 4 trials at this epoch; there are 3" in importances(
+        at_epoch(scored, 1).head(3))[1]
 
-    def study(folder: Path, directions: list[str], vary: tuple[str, ...]) -> Path:
-        folder.mkdir()
-        s = optuna.create_study(study_name=folder.name, directions=directions,
-                                storage=f"sqlite:///{folder / 'optuna.db'}")
-        dists = {"s1_spectrum": optuna.distributions.FloatDistribution(0, 1),
-                 "s1_order": optuna.distributions.CategoricalDistribution(["dw_pw", "pw_dw"])}
-        for i in range(8):
-            params = {"s1_spectrum": [0.0, 0.5, 1.0][i % 3] if "a" in vary else 0.0,
-                      "s1_order": ["dw_pw", "pw_dw"][i % 2] if "b" in vary else "dw_pw"}
-            s.add_trial(optuna.trial.create_trial(
-                params=params, distributions=dists,
-                values=[0.1 * i + params["s1_spectrum"], 1000 - i][:len(directions)]))
-        return folder
+    def trials(vary: tuple[str, ...]) -> pd.DataFrame:
+        return pd.DataFrame([{
+            "param_s1_spectrum": [0.0, 0.5, 1.0][i % 3] if "a" in vary else 0.0,
+            "param_s1_order": ["dw_pw", "pw_dw"][i % 2] if "b" in vary else "dw_pw",
+            ACC_AT: 0.1 * i + ([0.0, 0.5, 1.0][i % 3] if "a" in vary else 0.0)}
+            for i in range(8)])
 
-    two = study(tmp_path / "two", ["maximize", "minimize"], ("a", "b"))
-    ranked, note = importances(two)
-    assert set(ranked) == {"s1_spectrum", "s1_order"} and "first objective" in note
-    one = study(tmp_path / "one", ["maximize"], ("a",))
-    ranked, note = importances(one)
+    ranked, _ = importances(trials(("a", "b")))
+    assert set(ranked) == {"s1_spectrum", "s1_order"}
+    assert ranked["s1_spectrum"] > ranked["s1_order"]  # the accuracy follows the spectrum
+    ranked, note = importances(trials(("a",)))
     assert ranked == {} and "only s1_spectrum varies" in note
 
 

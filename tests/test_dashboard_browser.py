@@ -18,7 +18,7 @@ import pytest
 from nas.dashboard.data import load_run
 from nas.dashboard.page import write_html
 from nas.dashboard.server import Dashboard, DashServer
-from nas.results import atomic_write
+from nas.results import atomic_write, best_trial
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -144,7 +144,7 @@ def test_served_dashboard_in_chromium(browser, served):
     load(browser, url)
     check_page(browser, table)
     overview = text(browser, "overview")
-    best = table.loc[table["best_val_acc"].idxmax(), "trial_id"]
+    best = best_trial(table)["trial_id"]  # the best full-budget trial
     assert f"Best architecture: trial {best}" in overview and "run_search.py export" in overview
 
     # sorting: numbers ascending, then descending
@@ -179,3 +179,83 @@ def test_saved_file_renders_offline(browser, tiny_run, tmp_path):
     check_page(browser, pd.read_csv(tiny_run / "trials.csv"))
     assert "snapshot built" in browser.execute_script(
         "return document.getElementById('live').textContent")
+
+
+# Per factor-effects chart: its title and its box plots' accuracies grouped by panel (axis).
+FACTOR_BOXES_JS = """
+return Array.from(document.querySelectorAll('#slot-factors .chart')).map(function (el) {
+  var panels = {};
+  (el.data || []).forEach(function (t) {
+    if (t.type !== 'box') return;
+    var axis = t.xaxis || 'x';
+    panels[axis] = (panels[axis] || []).concat(t.y);
+  });
+  return { id: el.id, title: el.layout.title.text, panels: Object.values(panels) };
+});
+"""
+
+
+def reached(table: pd.DataFrame, epoch: int) -> list[float]:
+    """The scored trials' accuracies at `epoch` (those that reached it), sorted."""
+    scored = table[table["status"].isin(("completed", "stopped"))]
+    return sorted(c[epoch - 1] for c in scored["curve"].map(json.loads) if len(c) >= epoch)
+
+
+def factor_boxes(driver) -> list[dict]:
+    charts_drawn(driver)
+    return driver.execute_script(FACTOR_BOXES_JS)
+
+
+def assert_factors_at(driver, table: pd.DataFrame, epoch: int, label: str) -> None:
+    """The factor section names the epoch, and every panel's boxes hold exactly the trials'
+    accuracies at that epoch."""
+    assert f"Compared at: {label}" in text(driver, "factors")
+    boxes = factor_boxes(driver)
+    assert boxes, "no factor-effects chart"
+    for chart in boxes:
+        assert label in chart["title"], chart["title"]
+        for panel in chart["panels"]:
+            assert sorted(panel) == pytest.approx(reached(table, epoch))
+
+
+def test_epoch_control_redraws_from_that_epochs_accuracies(browser, served):
+    from selenium.webdriver.support.ui import Select
+
+    run, url = served
+    table = pd.read_csv(run / "trials.csv", dtype={"trial_id": str})
+    last = int(json.loads((run / "meta.json").read_text())["budget"]["epochs"])
+    full = int((table["status"] == "completed").sum())
+    load(browser, url)
+    check_page(browser, table)
+    # default: epoch 1, which every trial reached
+    assert_factors_at(browser, table, 1, f"val acc at epoch 1 (all {len(table)} trials reached"
+                                         " it)")
+    assert reached(table, 1) != reached(table, last)  # the two views really differ
+    Select(browser.find_element("id", "fidelity-epoch")).select_by_value(str(last))
+    wait(browser, lambda d: d.execute_script(
+        "return document.getElementById('content').dataset.epoch") == str(last),
+        "the epoch control did not redraw")
+    label = (f"val acc at epoch {last}, the full budget (the {full} of {len(table)} trials that"
+             " reached it)")
+    assert_factors_at(browser, table, last, label)
+    cost = driver_figure(browser, "fig-cost")
+    assert label in cost["title"] and sorted(cost["y"]) == pytest.approx(
+        sorted(reached(table, last) * 3))  # three panels: MACs, params, latency
+    # a live refresh keeps the chosen epoch
+    frame = pd.DataFrame({"trial_id": [table["trial_id"].iloc[0]], "seed": [0], "test_acc": [0.3]})
+    atomic_write(run / "retrain.csv", lambda tmp: frame.to_csv(tmp, index=False))
+    wait(browser, lambda d: "Retrained: final test accuracy" in text(d, "overview"),
+         "the page did not refresh after retrain.csv appeared")
+    assert browser.execute_script("return document.getElementById('fidelity-epoch').value") \
+        == str(last)
+    assert_factors_at(browser, table, last, label)
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def driver_figure(driver, element_id: str) -> dict:
+    """A drawn chart's title and the accuracies of its trial markers."""
+    return driver.execute_script(
+        "var el = document.getElementById(arguments[0]);"
+        "var ys = (el.data || []).filter(t => t.legendgroup === 'completed'"
+        " || t.legendgroup === 'stopped').flatMap(t => t.y);"
+        "return { title: el.layout.title.text, y: ys };", element_id)

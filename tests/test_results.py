@@ -2,7 +2,15 @@
 
 import pandas as pd
 
-from nas.results import PARQUET, best_trial, ranked, read_table, write_table
+from nas.results import (
+    PARQUET,
+    best_trial,
+    fidelity_text,
+    ranked,
+    read_table,
+    trial_status,
+    write_table,
+)
 
 
 def test_mixed_choice_columns_survive_both_formats(tmp_path):
@@ -15,12 +23,29 @@ def test_mixed_choice_columns_survive_both_formats(tmp_path):
     assert list(read_table(tmp_path)["param_groups"].astype(str)) == ["4", "depthwise"]
 
 
-def test_ranking_scores_only_real_results_and_breaks_ties_by_cost_then_id():
+def test_ranking_puts_full_budget_first_scores_only_real_results_breaks_ties_by_cost_then_id():
     table = pd.DataFrame({
-        "trial_id": ["a", "b", "c", "d", "e", "f"],
-        "status": ["completed", "stopped", "completed", "diverged", "failed", "completed"],
-        "best_val_acc": [0.5, 0.6, 0.6, 0.9, float("nan"), 0.6],
-        "macs": [10, 30, 20, 1, float("nan"), 20]})
-    assert list(ranked(table)["trial_id"]) == ["c", "f", "b", "a"]
+        "trial_id": ["a", "b", "c", "d", "e", "f", "g"],
+        "status": ["completed", "stopped", "completed", "diverged", "failed", "completed",
+                   "stopped"],
+        "best_val_acc": [0.5, 0.6, 0.6, 0.9, float("nan"), 0.6, 0.7],
+        "macs": [10, 30, 20, 1, float("nan"), 20, 5]})
+    # a 1-epoch 0.7 never outranks a full-budget 0.5
+    assert list(ranked(table)["trial_id"]) == ["c", "f", "a", "g", "b"]
     assert best_trial(table)["trial_id"] == "c"
+    assert best_trial(table[table["status"] == "stopped"])["trial_id"] == "g"
     assert best_trial(table[table["status"] == "failed"]) is None
+
+
+def test_status_rule_shared_by_the_table_and_the_study():
+    assert trial_status({"training_iteration": 4, "curve": [0.1] * 4}, 4, False) == "completed"
+    assert trial_status({"training_iteration": 1, "curve": [0.1]}, 4, False) == "stopped"
+    assert trial_status({"training_iteration": 1, "status": "infeasible"}, 4, False) \
+        == "infeasible"
+    assert trial_status({"training_iteration": 2, "status": "diverged"}, 4, False) == "diverged"
+    assert trial_status({"training_iteration": 2, "curve": [0.1]}, 4, True) == "failed"
+    assert trial_status({}, 4, False) == "failed"  # never reported anything
+    best = {"status": "completed", "epochs": 6}
+    assert fidelity_text(best, 6) == "full budget, best of 6 epochs"
+    assert "no trial has finished the full budget of 6" in fidelity_text(
+        {"status": "stopped", "epochs": 1}, 6)

@@ -31,8 +31,9 @@ def run_copy(tiny_run, tmp_path):
 def test_top_trials_are_the_best_distinct_completed_or_stopped(tiny_run):
     rows = read_trials(tiny_run)
     top = top_trials(rows, 3)
+    # full-budget (completed) trials first, then those ASHA stopped early
     ranked = sorted((r for r in rows if r["status"] in ("completed", "stopped")),
-                    key=lambda r: -r["best_val_acc"])
+                    key=lambda r: (r["status"] != "completed", -r["best_val_acc"]))
     assert [c.val_acc for c in top] == [r["best_val_acc"] for r in ranked[:3]]
     assert len({c.genotype.key() for c in top}) == 3
     assert len(top_trials(rows, 100)) == len({r["arch_key"] for r in ranked})
@@ -42,7 +43,7 @@ def test_best_reference_joins_the_top_trials_once(tiny_run):
     rows = read_trials(tiny_run)
     refs = sorted((r for r in rows if r["status"] in ("completed", "stopped")
                    and isinstance(r["reference"], str) and r["reference"]),
-                  key=lambda r: -r["best_val_acc"])
+                  key=lambda r: (r["status"] != "completed", -r["best_val_acc"]))
     assert refs, "the tiny search trains its reference points"
     top = top_trials(rows, 1, best_reference=True)
     if top[0].genotype.key() == refs[0]["arch_key"]:  # the best trial is the reference

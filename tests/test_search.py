@@ -23,10 +23,47 @@ from nas.arch.genotype import Genotype
 from nas.arch.model import build
 from nas.machine import cpu_info, native_bf16_cpu, relevant_cpu_flags
 from nas.results import RunFolderError, open_run_dir, trial_checkpoint
-from nas.search.engine import Budget, SearchOptions, _sampler, grid_size, resolve_budget
+from nas.search.engine import Budget, SearchOptions, grid_size, resolve_budget
+from nas.search.samplers import build_sampler, sampler_settings
 from nas.search.space import load_space, searched
 from nas.train.device import resolve_precision
-from tests.searchkit import BROKEN, FOLDER, ROOT, TINY, image_folder, run_cli, write_space
+from tests.searchkit import FOLDER, ROOT, TINY, image_folder, run_cli, write_space
+
+PRUNED, COMPLETE, FAIL = (optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE,
+                          optuna.trial.TrialState.FAIL)
+
+
+def told(run_dir: Path, study: str | None = None) -> dict[str, optuna.trial.FrozenTrial]:
+    """The run's Optuna trials by their Ray trial id, read back from optuna.db (the study is
+    named after the folder the search started in)."""
+    study = optuna.load_study(study_name=study or run_dir.name,
+                              storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    return {t.user_attrs["trial_id"]: t for t in study.trials}
+
+
+def assert_optuna_follows_the_table(run_dir: Path, study: str | None = None) -> pd.DataFrame:
+    """Every row's Optuna trial: stopped PRUNED and completed COMPLETE, both with the curve as
+    intermediate values at epochs 1..n; infeasible PRUNED with its constraint and no value."""
+    table = pd.read_csv(run_dir / "trials.csv", dtype={"trial_id": str})
+    trials = told(run_dir, study)
+    assert set(trials) == set(table["trial_id"])
+    for _, row in table.iterrows():
+        trial, curve = trials[row["trial_id"]], json.loads(row["curve"])
+        assert trial.user_attrs["status"] == row["status"]
+        if row["status"] in ("completed", "stopped"):
+            assert trial.intermediate_values == dict(enumerate(curve, start=1))
+            assert trial.value == pytest.approx(curve[-1])
+        expected = {"completed": COMPLETE, "stopped": PRUNED, "infeasible": PRUNED,
+                    "failed": FAIL}.get(row["status"])
+        if row["status"] == "diverged":  # PRUNED with the epochs it finished, or FAIL
+            assert (trial.state == PRUNED and curve) or (trial.state == FAIL and not curve)
+            assert trial.intermediate_values == dict(enumerate(curve, start=1))
+        else:
+            assert trial.state == expected, (row["trial_id"], row["status"], trial.state)
+        if row["status"] == "infeasible":
+            assert trial.value is None and trial.intermediate_values == {}
+            assert trial.constraints["max_params"] > 0
+    return table
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +95,7 @@ def test_a_real_search_fills_the_table(tmp_path):
         assert saved["val_acc"] == pytest.approx(row["best_val_acc"])
         weights = torch.load(folder / "model.pt", weights_only=True)
         build(Genotype.from_json(row["genotype"])).load_state_dict(weights, strict=True)
-    assert "Best: trial" in done.stdout and "val_acc" in done.stdout
+    assert "val_acc" in done.stdout
     assert "8/8 done" in done.stdout
     meta = json.loads((tmp_path / "t" / "meta.json").read_text())
     assert meta["budget"]["trials"] == 8 and meta["versions"]["torch"]
@@ -71,9 +108,16 @@ def test_a_real_search_fills_the_table(tmp_path):
     assert meta["hardware"]["cpu_flags"] == relevant_cpu_flags(flags)
     assert meta["hardware"]["cpu_native_bf16"] == native_bf16_cpu()
     assert (tmp_path / "t" / "space.toml").exists()
-    study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 't' / 'optuna.db'}")
-    assert len(study.trials) == 8
     assert pd.read_parquet(tmp_path / "t" / "trials.parquet").shape == table.shape
+    # Optuna learns what happened: ASHA-stopped trials PRUNED, with their curves
+    assert_optuna_follows_the_table(tmp_path / "t")
+    assert {t.state for t in told(tmp_path / "t").values()} == {PRUNED, COMPLETE}
+    assert meta["sampler"] == {"name": "tpe", "seed": 0, "n_startup_trials": 8,
+                               "multivariate": True, "group": False}
+    assert meta["scheduler"] == {"name": "asha", "metric": "val_acc", "mode": "max",
+                                 "time_attr": "training_iteration", "max_t": 4,
+                                 "grace_period": 1, "reduction_factor": 2}
+    assert "Best (full budget, best of 4 epochs): trial" in done.stdout
 
 
 def test_a_bf16_search_trains_in_bf16_end_to_end(tmp_path):
@@ -93,18 +137,28 @@ def test_a_bf16_search_trains_in_bf16_end_to_end(tmp_path):
         assert all(w.dtype != torch.bfloat16 for w in weights.values())
 
 
-def test_failed_and_diverged_trials_are_recorded_and_the_search_goes_on(tmp_path):
-    space = write_space(tmp_path, BROKEN)
-    done = run_cli("--space", str(space), "--name", "b", "--results-dir", str(tmp_path))
-    assert done.returncode == 0, done.stderr[-3000:]
-    table = pd.read_csv(tmp_path / "b" / "trials.csv").set_index(["param_s1_kind",
-                                                                   "param_s1_width"])
-    assert len(table) == 4
+def test_failed_diverged_and_infeasible_trials_are_recorded_and_the_search_goes_on(broken_run):
+    table = pd.read_csv(broken_run / "trials.csv").set_index(["param_s1_kind",
+                                                               "param_s1_width"])
+    assert len(table) == 6
     assert table.loc[("inception", 18), "status"] == "failed"
     assert "s1.width: 18 must be a multiple of 4" in table.loc[("inception", 18), "error"]
-    others = table.drop(("inception", 18))
+    infeasible = table.loc[("inception", 64)]
+    assert infeasible["status"] == "infeasible"
+    assert infeasible["reason"] == "6,706 params > max_params 4,000"
+    # nothing trained, nothing invented: no accuracy, no curve, no checkpoint
+    assert pd.isna(infeasible["best_val_acc"]) and infeasible["curve"] == "[]"
+    assert pd.isna(infeasible["checkpoint"])
+    others = table.drop([("inception", 18), ("inception", 64)])
     assert (others["status"] == "diverged").all()
     assert others["reason"].str.contains("non-finite").all()
+    assert (others["curve"] == "[]").all() and others["best_val_acc"].isna().all()
+    assert_optuna_follows_the_table(broken_run)
+    trials = told(broken_run)
+    assert trials[str(infeasible["trial_id"])].constraints == {
+        "max_params": pytest.approx(6706 / 4000 - 1)}
+    for trial_id in others["trial_id"].astype(str):  # diverged in epoch 1: nothing measured
+        assert trials[trial_id].state == FAIL and trials[trial_id].value is None
 
 
 def test_an_existing_run_is_never_overwritten(tmp_path):
@@ -146,7 +200,7 @@ def _tell_whole_grid(sampler, space) -> optuna.Study:
 
 def test_grid_sampler_covers_the_grid_without_stop_errors():
     space = load_space("search_spaces/xception_ablation.toml")
-    sampler = _sampler(space, seed=0)
+    sampler = build_sampler(space, sampler_settings(space, seed=0))
     # Ray pickles the searcher, sampler included, into its experiment checkpoint
     study = _tell_whole_grid(pickle.loads(pickle.dumps(sampler)), space)
     points = {tuple(sorted(t.params.items())) for t in study.trials}
@@ -172,7 +226,8 @@ def test_interrupt_copy_and_resume_the_copy_into_itself(tmp_path):
     proc = subprocess.Popen([sys.executable, str(ROOT / "run_search.py"), *args], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    table = tmp_path / "r" / "trials.csv"
+    run_dir = tmp_path / "r"
+    table = run_dir / "trials.csv"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         if table.exists() and len(pd.read_csv(table)) >= 2:
@@ -182,8 +237,12 @@ def test_interrupt_copy_and_resume_the_copy_into_itself(tmp_path):
     output, _ = proc.communicate(timeout=180)
     assert proc.returncode == 130, output[-3000:]
     assert "Resume with:" in output
-    before = pd.read_csv(table)
+    before = pd.read_csv(table, dtype={"trial_id": str})
     assert 2 <= len(before) < 10
+    # what Optuna was told about the finished trials before the interrupt
+    earlier = {tid: (t.state, t.value, t.intermediate_values, t.user_attrs["status"])
+               for tid, t in told(run_dir).items() if tid in set(before["trial_id"])}
+    assert len(earlier) == len(before)
 
     # A copy of the interrupted folder resumes into itself: Ray pickled absolute paths
     original = tmp_path / "r"
@@ -207,6 +266,11 @@ def test_interrupt_copy_and_resume_the_copy_into_itself(tmp_path):
                               storage=f"sqlite:///{tmp_path / 'copy' / 'optuna.db'}")
     finished = [t for t in study.trials if t.state.is_finished()]
     assert len(finished) == 10
+    # the resumed search told the same states for the same trials, and the rest as they ended
+    assert_optuna_follows_the_table(tmp_path / "copy", "r")
+    again = told(tmp_path / "copy", "r")
+    assert {tid: (again[tid].state, again[tid].value, again[tid].intermediate_values,
+                  again[tid].user_attrs["status"]) for tid in earlier} == earlier
 
 
 def _free_port() -> int:
@@ -267,10 +331,15 @@ def test_image_folder_search_with_accuracy_and_macs_objectives(tmp_path, cifar_d
     assert done.returncode == 0, done.stderr[-3000:]
     table = pd.read_csv(tmp_path / "f" / "trials.csv")
     assert len(table) == 4 and (table["resolution"] == 24).all()
-    study = optuna.load_study(study_name="f", storage=f"sqlite:///{tmp_path / 'f' / 'optuna.db'}")
-    values = [t.values for t in study.trials if t.state.is_finished()]
-    assert values and all(len(v) == 2 for v in values)  # (val_acc, macs) per trial
-    assert {v[1] for v in values} <= set(table["macs"])
+    trials = told(tmp_path / "f")
+    for _, row in table.astype({"trial_id": str}).iterrows():
+        trial, curve = trials[row["trial_id"]], json.loads(row["curve"])
+        if row["status"] == "completed":  # (val_acc at the full budget, macs)
+            assert trial.state == COMPLETE
+            assert trial.values == [pytest.approx(curve[-1]), row["macs"]]
+        else:  # two objectives: Optuna keeps no intermediate values, so no value at all
+            assert (row["status"], trial.state, trial.values) == ("stopped", PRUNED, None)
+    assert any(t.state == COMPLETE for t in trials.values())
 
 
 def test_shipped_imagenet_space_points_at_the_data_dir(tmp_path):

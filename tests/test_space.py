@@ -148,6 +148,17 @@ def test_tpe_sampling_is_reproducible_under_a_seed():
          "[macro].widths: 30 makes no valid architecture with any choice of the others"
          " (stage s1.width: 30 must be a multiple of 4"),
         ("[blocks]\ngroups = [3]\n", "[blocks].groups: 3 makes no valid architecture"),
+        ("[search]\npopulation_size = 8\n",
+         "[search].population_size: only the 'nsga2' sampler reads it (this space uses 'tpe')"),
+        ("[search]\nsampler = 'random'\nn_startup_trials = 4\n",
+         "[search].n_startup_trials: only the 'tpe' sampler reads it"),
+        ("[search]\nn_startup_trials = -1\n", "[search].n_startup_trials: -1 must be >= 0"),
+        ("[search]\ngroup = true\nmultivariate = false\n",
+         "[search].group: needs multivariate = true"),
+        ("[search]\nmultivariate = 'yes'\n", "[search].multivariate: expected bool, got 'yes'"),
+        ("[search]\nmax_t = 0\n", "[search].max_t: 0 must be >= 1"),
+        ("[objectives]\nmetrics = ['val_acc', 'macs']\n[search]\nsampler = 'nsga2'\n"
+         "population_size = 1\n", "[search].population_size: 1 must be >= 2"),
     ],
 )
 def test_space_errors_name_the_file_and_the_key(tmp_path, text, expected):

@@ -1,4 +1,4 @@
-"""What the dashboard shows, read from a run folder: meta, trials, retrain results, fronts."""
+"""What the dashboard shows, from a run folder: meta, trials, retrain, fronts, fidelities."""
 
 from __future__ import annotations
 
@@ -57,8 +57,75 @@ class Run:
         return stage_numbers(self.table.columns)
 
     def best(self) -> pd.Series | None:
-        """The trial with the highest validation accuracy."""
+        """The best full-budget trial (nas.results.ranked), else the best stopped one."""
         return best_trial(self.table)
+
+    @property
+    def max_epochs(self) -> int:
+        """The budget's epochs (meta.json), else the longest curve of the table."""
+        longest = max((len(curve(c)) for c in self.table.get("curve", [])), default=0)
+        return int(self.meta.get("budget", {}).get("epochs") or longest or 1)
+
+
+ACC_AT = "val_acc_at_epoch"  # the column at_epoch() adds: each shown trial's accuracy there
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """One epoch at which the comparison views put every shown trial side by side."""
+
+    epoch: int
+    trials: int  # scored trials with an accuracy at this epoch
+    scored: int  # all scored trials
+    max_epochs: int
+
+    @property
+    def label(self) -> str:
+        """What each chart prints: the epoch, how many trials, whether it is the full budget."""
+        budget = ", the full budget" if self.epoch >= self.max_epochs else ""
+        who = (f"all {self.trials} trials reached it" if self.trials == self.scored
+               else f"the {self.trials} of {self.scored} trials that reached it")
+        return f"val acc at epoch {self.epoch}{budget} ({who})"
+
+
+def fidelities(run: Run) -> list[Fidelity]:
+    """Every epoch some scored trial reached, with how many trials it compares."""
+    scored = run.scored
+    lengths = [len(_finite(curve(c))) for c in scored.get("curve", [])]
+    top = max(lengths, default=0)
+    return [Fidelity(e, sum(n >= e for n in lengths), len(lengths), run.max_epochs)
+            for e in range(1, top + 1)]
+
+
+def default_epoch(options: list[Fidelity]) -> int | None:
+    """The largest epoch every scored trial reached (epoch 1 after ASHA's first rung)."""
+    common = [f.epoch for f in options if f.trials == f.scored]
+    return max(common) if common else (options[0].epoch if options else None)
+
+
+def full_budget_epoch(options: list[Fidelity]) -> int | None:
+    """The full budget's epoch when some trial reached it (the second view), else None."""
+    last = options[-1] if options else None
+    return last.epoch if last is not None and last.epoch >= last.max_epochs else None
+
+
+def at_epoch(scored: pd.DataFrame, epoch: int) -> pd.DataFrame:
+    """The scored trials with an accuracy at `epoch`, that accuracy in column ACC_AT."""
+    values = [_at(curve(c), epoch) for c in scored.get("curve", pd.Series(dtype=str))]
+    frame = scored.assign(**{ACC_AT: pd.Series(values, index=scored.index, dtype=float)})
+    return frame[np.isfinite(frame[ACC_AT])]
+
+
+def _at(points: list[float | None], epoch: int) -> float:
+    value = points[epoch - 1] if len(points) >= epoch else None
+    return math.nan if value is None else value
+
+
+def _finite(points: list[float | None]) -> list[float | None]:
+    """The curve up to its last finite epoch (a trailing gap is no epoch reached)."""
+    while points and points[-1] is None:
+        points = points[:-1]
+    return points
 
 
 def version(run_dir: Path) -> str:

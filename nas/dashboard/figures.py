@@ -16,11 +16,11 @@ from plotly.subplots import make_subplots
 
 from nas.arch.describe import describe_arch
 from nas.arch.genotype import Genotype
-from nas.dashboard.data import curve, pareto_mask
+from nas.dashboard.data import ACC_AT, Fidelity, curve, pareto_mask
 from nas.results import SCORED, text
 
 TEMPLATE = "plotly_white"
-ACC = "best_val_acc"
+ACC = ACC_AT  # every comparison chart reads the accuracy at its one fidelity (epoch)
 COSTS = (("macs", "MACs"), ("params", "parameters"), ("latency_ms", "latency (ms)"))
 SYMBOL = {"completed": "circle", "stopped": "circle-open"}
 STATUS_LABEL = {"completed": "completed (full budget)", "stopped": "stopped early by ASHA"}
@@ -38,12 +38,13 @@ SPECTRUM_COLOURS = dict(colorscale="Viridis", cmin=0, cmax=1, colorbar=dict(
     ticktext=["0 regular", "0.5", "1 depthwise"]))
 
 
-def hover_text(row: pd.Series) -> str:
-    """Trial, accuracy, cost and one line per stage, for hover labels."""
+def hover_text(row: pd.Series, epoch: int) -> str:
+    """Trial, accuracy at the chart's epoch, cost and one line per stage, for hover labels."""
     head = f"trial {row['trial_id']}"
     if text(row.get("reference")):
         head += f" (reference '{row['reference']}')"
-    lines = [head, f"val acc {row[ACC]:.4f}, {row['status']}, {int(row['epochs'])} epochs",
+    lines = [head, f"val acc {row[ACC]:.4f} at epoch {epoch}; {row['status']} after"
+             f" {int(row['epochs'])} epochs",
              f"{_count(row.get('params'))} params, {_count(row.get('macs'))} MACs,"
              f" {_num(row.get('latency_ms'), 3)} ms"]
     with contextlib.suppress(KeyError, TypeError, ValueError):  # no genotype: numbers only
@@ -60,17 +61,27 @@ def _num(value, digits: int) -> str:
 
 
 def _layout(fig: go.Figure, height: int, **extra) -> go.Figure:
-    settings = dict(template=TEMPLATE, height=height, margin=dict(l=60, r=30, t=60, b=50),
+    settings = dict(template=TEMPLATE, height=height, margin=dict(l=60, r=30, t=80, b=50),
                     legend=dict(orientation="h", y=-0.18, x=0), hoverlabel=dict(align="left"))
     fig.update_layout(**(settings | extra))
     return fig
 
 
-def accuracy_vs_cost(scored: pd.DataFrame) -> go.Figure:
+def _title(text_: str) -> dict:
+    """A chart title naming its fidelity (every comparison chart prints it)."""
+    return dict(text=text_, x=0.01, xanchor="left", font=dict(size=14))
+
+
+def _axis(fidelity: Fidelity) -> str:
+    return f"validation accuracy at epoch {fidelity.epoch}"
+
+
+def accuracy_vs_cost(scored: pd.DataFrame, fidelity: Fidelity) -> go.Figure:
     """Accuracy against MACs, params and latency; the Pareto front (max acc, min cost) ringed."""
     fig = make_subplots(rows=1, cols=len(COSTS), shared_yaxes=True, horizontal_spacing=0.03,
                         subplot_titles=[label for _, label in COSTS])
-    hover = scored.apply(hover_text, axis=1) if not scored.empty else pd.Series(dtype=str)
+    hover = (scored.apply(hover_text, axis=1, epoch=fidelity.epoch) if not scored.empty
+             else pd.Series(dtype=str))
     for col, (cost, label) in enumerate(COSTS, start=1):
         if cost not in scored:
             continue
@@ -105,8 +116,8 @@ def accuracy_vs_cost(scored: pd.DataFrame) -> go.Figure:
             hoverinfo="skip", marker=dict(size=20, opacity=0), cliponaxis=False,
             textfont=dict(size=11, color="#555")), row=1, col=col)
         fig.update_xaxes(type="log", title_text=f"{label} (log)", row=1, col=col)
-    fig.update_yaxes(title_text="validation accuracy (best epoch)", row=1, col=1)
-    return _layout(fig, 480, coloraxis=SPECTRUM_COLOURS)
+    fig.update_yaxes(title_text=_axis(fidelity), row=1, col=1)
+    return _layout(fig, 500, coloraxis=SPECTRUM_COLOURS, title=_title(fidelity.label))
 
 
 def _jitter(trial_id: str) -> float:
@@ -114,7 +125,7 @@ def _jitter(trial_id: str) -> float:
     return (int(hashlib.sha1(str(trial_id).encode()).hexdigest()[:4], 16) / 0xFFFF - 0.5) * 0.3
 
 
-def spectrum(scored: pd.DataFrame, stages: list[int]) -> go.Figure:
+def spectrum(scored: pd.DataFrame, stages: list[int], fidelity: Fidelity) -> go.Figure:
     """Accuracy against groups per stage, 1 (regular conv) to C (depthwise), log2 scale."""
     titles = []
     for i in stages:
@@ -122,7 +133,7 @@ def spectrum(scored: pd.DataFrame, stages: list[int]) -> go.Figure:
         titles.append(f"stage s{i}: width C = {'/'.join(map(str, widths))}")
     fig = make_subplots(rows=1, cols=len(stages), shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=titles)
-    hover = scored.apply(hover_text, axis=1)
+    hover = scored.apply(hover_text, axis=1, epoch=fidelity.epoch)
     shifts = np.exp2(scored["trial_id"].map(_jitter).to_numpy(dtype=float))
     for col, i in enumerate(stages, start=1):
         groups = scored[f"s{i}_groups"].astype(float)
@@ -151,8 +162,8 @@ def spectrum(scored: pd.DataFrame, stages: list[int]) -> go.Figure:
                   ("<br>depthwise" if g in depthwise and g != 1 else "") for g in ticks]
         fig.update_xaxes(type="log", tickvals=ticks, ticktext=labels, title_text="groups (log)",
                          row=1, col=col)
-    fig.update_yaxes(title_text="validation accuracy (best epoch)", row=1, col=1)
-    return _layout(fig, 440)
+    fig.update_yaxes(title_text=_axis(fidelity), row=1, col=1)
+    return _layout(fig, 460, title=_title(fidelity.label))
 
 
 def factor_columns(scored: pd.DataFrame, stages: list[int], field: str) -> dict[str, pd.Series]:
@@ -169,8 +180,8 @@ def factor_columns(scored: pd.DataFrame, stages: list[int], field: str) -> dict[
     return varying
 
 
-def factor_effects(scored: pd.DataFrame, stages: list[int], field: str,
-                   label: str) -> go.Figure | None:
+def factor_effects(scored: pd.DataFrame, stages: list[int], field: str, label: str,
+                   fidelity: Fidelity) -> go.Figure | None:
     """Error EDFs (top) and accuracy box plots (bottom), one curve / box per level."""
     panels = factor_columns(scored, stages, field)
     if not panels:
@@ -179,6 +190,7 @@ def factor_effects(scored: pd.DataFrame, stages: list[int], field: str,
     colour = {lv: qualitative.Plotly[k % 10] for k, lv in enumerate(all_levels)}
     fig = make_subplots(rows=2, cols=len(panels), subplot_titles=list(panels),
                         vertical_spacing=0.16, horizontal_spacing=0.04)
+    at = f"epoch {fidelity.epoch}"
     shown: set[str] = set()
     for col, series in enumerate(panels.values(), start=1):
         for level in sorted(series.unique()):
@@ -197,7 +209,7 @@ def factor_effects(scored: pd.DataFrame, stages: list[int], field: str,
                 pointpos=0, hovertemplate=f"{level}: %{{y:.4f}}<extra></extra>"),
                 row=2, col=col)
             shown.add(level)
-        fig.update_xaxes(title_text="error = 1 − best val acc", row=1, col=col)
+        fig.update_xaxes(title_text=f"error = 1 − val acc at {at}", row=1, col=col)
     # Equal ranges across panels so they compare at a glance (plotly's axis matching
     # misplaces box-plot ranges: set them outright instead).
     low, high = scored[ACC].min(), scored[ACC].max()
@@ -206,8 +218,8 @@ def factor_effects(scored: pd.DataFrame, stages: list[int], field: str,
     fig.update_yaxes(range=[0, 1.02], row=1)
     fig.update_yaxes(range=[low - pad, high + pad], row=2)
     fig.update_yaxes(title_text="cumulative fraction", row=1, col=1)
-    fig.update_yaxes(title_text="best val acc", row=2, col=1)
-    return _layout(fig, 560, title=dict(text=label, x=0.01), boxmode="overlay",
+    fig.update_yaxes(title_text=f"val acc at {at}", row=2, col=1)
+    return _layout(fig, 580, title=_title(f"{label} · {fidelity.label}"), boxmode="overlay",
                    legend=dict(orientation="h", y=-0.12, x=0))
 
 
@@ -237,7 +249,7 @@ def learning_curves(table: pd.DataFrame, best_id: str | None) -> go.Figure:
     return _layout(fig, 420)
 
 
-def importance(ranked: dict[str, float]) -> go.Figure:
+def importance(ranked: dict[str, float], fidelity: Fidelity) -> go.Figure:
     """Horizontal bars, most important on top."""
     names = list(ranked)[::-1]
     values = [ranked[n] for n in names]
@@ -245,7 +257,8 @@ def importance(ranked: dict[str, float]) -> go.Figure:
                            text=[f"{v:.2f}" for v in values], textposition="auto",
                            hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
     fig.update_xaxes(title_text="importance (share, sums to 1)")
-    return _layout(fig, max(260, 60 + 28 * len(names)), showlegend=False)
+    return _layout(fig, max(280, 80 + 28 * len(names)), showlegend=False,
+                   title=_title(f"importance for {fidelity.label}"))
 
 
 def study_chart(study: pd.DataFrame, labels: Sequence[str]) -> go.Figure:

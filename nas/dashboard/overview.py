@@ -12,7 +12,7 @@ import pandas as pd
 from nas.arch.describe import describe_arch
 from nas.arch.genotype import Genotype
 from nas.dashboard.data import Run, describe_test, final_tests
-from nas.results import RETRAIN_CSV, STATUSES, TABLE, measured_on, text
+from nas.results import RETRAIN_CSV, STATUSES, TABLE, fidelity_text, measured_on, text
 
 
 def section(key: str, title: str, question: str, body: str) -> str:
@@ -73,7 +73,7 @@ def overview(run: Run) -> str:
                    f"git {str(meta.get('git_sha') or '?')[:12]}")]
     if best is not None:
         cards.append(_card("best val acc", f"{best['best_val_acc']:.4f}",
-                           f"trial {best['trial_id']}"))
+                           f"trial {best['trial_id']}, {best['status']}"))
     body = f'<div class="cards">{"".join(cards)}</div><div>{pills}</div>'
     body += _best(run, best) + _problems(table) + _retrained(run)
     return section("overview", f"Run {run.name}", "What ran, how far it got, and the best"
@@ -86,8 +86,8 @@ def _best(run: Run, best: pd.Series | None) -> str:
                 " accuracy.</p>")
     tid = str(best["trial_id"])
     ref = f" (reference point '{escape(best['reference'])}')" if text(best.get("reference")) else ""
-    rows = [("validation accuracy", f"{best['best_val_acc']:.4f} (best of"
-             f" {int(best['epochs'])} epochs, {best['status']})"),
+    rows = [("validation accuracy", f"{best['best_val_acc']:.4f}"
+             f" ({fidelity_text(best, run.max_epochs)})"),
             ("parameters", f"{best['params']:,.0f}"), ("MACs", f"{best['macs']:,.0f}"),
             ("latency", f"{best['latency_ms']:.3f} ms ({measured_on(best)})"),
             ("spectrum position", f"{best['spectrum_position']:.2f} (0 regular … 1 depthwise)")]

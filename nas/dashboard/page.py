@@ -13,7 +13,15 @@ import pandas as pd
 from plotly.utils import PlotlyJSONEncoder
 
 from nas.dashboard import figures as figs
-from nas.dashboard.data import Run, curve
+from nas.dashboard.data import (
+    Fidelity,
+    Run,
+    at_epoch,
+    curve,
+    default_epoch,
+    fidelities,
+    full_budget_epoch,
+)
 from nas.dashboard.importance import importances
 from nas.dashboard.overview import overview, section
 from nas.dashboard.table import SHOWN_SCORES, cell, scores_table, trials_table
@@ -31,10 +39,15 @@ SECTIONS = (("overview", "Overview"), ("study", "Study"), ("cost", "Accuracy vs 
             ("trials", "Trials"))
 
 
+SLOTS = ("cost", "spectrum", "factors", "importance")  # the views drawn at one fidelity
+
+
 def payload(run: Run) -> dict[str, Any]:
-    """Everything the page script renders: section HTML, plotly figures, a version."""
+    """Everything the page script renders: section HTML, plotly figures, a version, and the
+    comparison views at every epoch (the page's epoch control swaps them in)."""
     figures: dict[str, Any] = {}
     parts = [overview(run)]
+    fidelity: dict[str, Any] = {"default": None, "views": {}}
     if run.scores is not None and not run.scores.empty:
         ranking = text(run.scores["ranking"].iloc[0]) if "ranking" in run.scores else "supernet"
         parts.append(section(
@@ -48,14 +61,69 @@ def payload(run: Run) -> dict[str, Any]:
     else:
         if run.study is not None and not run.study.empty:
             parts.append(_study(run, figures))
-        parts += [_cost(run, figures), _spectrum(run, figures), _factors(run, figures),
-                  _importance(run, figures), section("trials", "Trials", "Every trial, every"
-                  f" column of {TABLE}; failed trials carry their error.",
-                  trials_table(run.table, run.retrain))]
+        options = fidelities(run)
+        views = {f.epoch: _view(run, f) for f in options}
+        default = default_epoch(options)
+        shown = views.get(default, {"html": dict.fromkeys(SLOTS, NO_ACCURACY), "figures": {}})
+        fidelity = {"default": default, "views": {str(e): _json(v) for e, v in views.items()}}
+        figures |= shown["figures"]
+        parts += [_fidelity_bar(options, default), _cost(shown["html"]["cost"]),
+                  _spectrum(shown["html"]["spectrum"]), _factors(shown["html"]["factors"]),
+                  _importance(run, shown["html"]["importance"], figures),
+                  section("trials", "Trials", "Every trial, every"
+                          f" column of {TABLE}; failed trials carry their error.",
+                          trials_table(run.table, run.retrain))]
     present = [(key, title) for key, title in SECTIONS if f'id="{key}"' in "".join(parts)]
     nav = "".join(f'<a href="#{key}">{title}</a>' for key, title in present)
     return {"version": run.version, "nav": nav, "html": "".join(parts),
-            "figures": {k: fig.to_plotly_json() for k, fig in figures.items()}}
+            "figures": {k: fig.to_plotly_json() for k, fig in figures.items()},
+            "fidelity": fidelity}
+
+
+def _json(view: dict[str, Any]) -> dict[str, Any]:
+    return {"html": view["html"],
+            "figures": {k: fig.to_plotly_json() for k, fig in view["figures"].items()}}
+
+
+def _view(run: Run, fidelity: Fidelity) -> dict[str, Any]:
+    """The comparison views' HTML and figures with every trial at one epoch's accuracy."""
+    shown, figures = at_epoch(run.scored, fidelity.epoch), {}
+    label = (f'<p class="fidelity-label">Compared at: <b>{escape(fidelity.label)}</b>.'
+             " Change it with the epoch control above.</p>")
+    stages = [i for i in run.stages if f"s{i}_groups" in run.table]
+    spectrum = (_chart("fig-spectrum", figs.spectrum(shown, stages, fidelity), figures)
+                if stages else NO_ACCURACY)
+    ranked, note = importances(shown)
+    chart = (_chart("fig-importance", figs.importance(ranked, fidelity), figures) if ranked
+             else "")
+    html = {"cost": label + _chart("fig-cost", figs.accuracy_vs_cost(shown, fidelity), figures),
+            "spectrum": label + spectrum,
+            "factors": label + _factor_charts(run, shown, fidelity, figures),
+            "importance": f'{label}<p class="note">{escape(note)}</p>{chart}'}
+    return {"html": html, "figures": figures}
+
+
+def _fidelity_bar(options: list[Fidelity], default: int | None) -> str:
+    """The epoch control: every epoch some trial reached; the default and the full budget named."""
+    if not options:
+        return ""
+    full = full_budget_epoch(options)
+    items = []
+    for f in options:
+        who = (f"all {f.trials} trials" if f.trials == f.scored
+               else f"{f.trials} of {f.scored} trials")
+        name = (" — the largest epoch every trial reached" if f.epoch == default else
+                " — full-budget trials only" if f.epoch == full else "")
+        budget = ", the full budget" if f.epoch == full else ""
+        selected = " selected" if f.epoch == default else ""
+        items.append(f'<option value="{f.epoch}"{selected}>epoch {f.epoch}{budget}: {who}'
+                     f"{name}</option>")
+    return ('<div class="fidelity-bar" id="fidelity-bar"><label for="fidelity-epoch">Compare'
+            f' trials at</label> <select id="fidelity-epoch">{"".join(items)}</select>'
+            ' <span class="hint">Accuracy vs cost, the spectrum, factor effects and importance'
+            " use each trial's validation accuracy at this one epoch (trials stopped before it"
+            " are left out), so a 1-epoch and a full-budget accuracy never share a chart.</span>"
+            "</div>")
 
 
 def to_json(data: dict[str, Any]) -> str:
@@ -126,54 +194,55 @@ def _study(run: Run, figures: dict[str, Any]) -> str:
                    _chart("fig-study", figs.study_chart(study, labels), figures) + table)
 
 
-def _cost(run: Run, figures: dict[str, Any]) -> str:
-    scored = run.scored
-    body = (_chart("fig-cost", figs.accuracy_vs_cost(scored), figures) if not scored.empty
-            else NO_ACCURACY)
+def _slot(key: str, body: str) -> str:
+    """The part of a section the epoch control redraws."""
+    return f'<div class="fidelity-slot" id="slot-{key}">{body}</div>'
+
+
+def _cost(body: str) -> str:
     return section("cost", "Accuracy vs cost", "Which architectures are both accurate and"
                    " cheap? Colour: spectrum position of the whole network; open circles were"
-                   " stopped early by ASHA (fewer epochs); ringed: the Pareto front over all"
-                   " plotted trials. Hover for the stages.", body)
+                   " stopped early by ASHA (shown at the chosen epoch like the others); ringed:"
+                   " the Pareto front over the plotted trials. Hover for the stages.",
+                   _slot("cost", body))
 
 
-def _spectrum(run: Run, figures: dict[str, Any]) -> str:
-    scored, stages = run.scored, [i for i in run.stages if f"s{i}_groups" in run.table]
-    body = (_chart("fig-spectrum", figs.spectrum(scored, stages), figures)
-            if not scored.empty and stages else NO_ACCURACY)
+def _spectrum(body: str) -> str:
     return section("spectrum", "The spectrum, stage by stage", "Where between regular"
                    " convolution (groups 1) and depthwise convolution (groups = C) should each"
                    " stage sit? (Xception's open question.) Points are spread a little"
-                   " sideways so equal ones stay visible.", body)
+                   " sideways so equal ones stay visible.", _slot("spectrum", body))
 
 
-def _factors(run: Run, figures: dict[str, Any]) -> str:
-    scored = run.scored
-    if scored.empty:
-        return section("factors", "Factor effects", "", NO_ACCURACY)
+def _factor_charts(run: Run, shown: pd.DataFrame, fidelity: Fidelity,
+                   figures: dict[str, Any]) -> str:
     charts, fixed = [], []
     for field, label in figs.FACTORS:
-        fig = figs.factor_effects(scored, run.stages, field, label)
+        fig = figs.factor_effects(shown, run.stages, field, label, fidelity)
         if fig is None:
             values = sorted({text(v) for i in run.stages
-                             for v in scored.get(f"s{i}_{field}", pd.Series(dtype=str))})
+                             for v in shown.get(f"s{i}_{field}", pd.Series(dtype=str))})
             fixed.append(f"{label}: {', '.join(values) or '–'}")
         else:
             charts.append(_chart(f"fig-factor-{field}", fig, figures))
     note = (f'<p class="note">Not varied in these trials: {escape("; ".join(fixed))}.</p>'
             if fixed else "")
+    return note + "".join(charts)
+
+
+def _factors(body: str) -> str:
     return section("factors", "Factor effects", "Does op order, the activation between the"
                    " two ops, the residual or the block kind matter? Top: error EDFs"
                    " (Radosavovic et al. 2020): the fraction of trials with error ≤ x, one"
                    " curve per level; a curve further left and higher is better. Bottom: the"
                    " same accuracies as box plots. One panel per stage where the choice is"
                    " made per stage, one 'all stages' panel where every trial makes it once"
-                   " for the whole network. ASHA-stopped trials are included (their error comes"
-                   " from fewer epochs).", note + "".join(charts))
+                   " for the whole network. Every trial is read at the same epoch (the control"
+                   " above), so early stopping cannot pose as a factor's effect.",
+                   _slot("factors", body))
 
 
-def _importance(run: Run, figures: dict[str, Any]) -> str:
-    ranked, note = importances(run.run_dir)
-    chart = _chart("fig-importance", figs.importance(ranked), figures) if ranked else ""
+def _importance(run: Run, body: str, figures: dict[str, Any]) -> str:
     best = run.best()
     curves = any(curve(c) for c in run.table.get("curve", []))
     curve_chart = (_chart("fig-curves", figs.learning_curves(
@@ -181,8 +250,8 @@ def _importance(run: Run, figures: dict[str, Any]) -> str:
         else '<p class="note">No learning curves yet.</p>')
     return section("importance", "Parameter importance and learning curves", "Which searched"
                    " parameters decide accuracy, and how did each trial learn?",
-                   f'<h3>Parameter importance (Optuna)</h3><p class="note">{escape(note)}</p>'
-                   f"{chart}<h3>Learning curves</h3>{curve_chart}")
+                   f"<h3>Parameter importance (Optuna)</h3>{_slot('importance', body)}"
+                   f"<h3>Learning curves</h3>{curve_chart}")
 
 
 def plotly_inline() -> str:

@@ -105,7 +105,7 @@ def resolve_budget(space: Space, opts: SearchOptions, gpus_available: int) -> Bu
     trials = opts.trials if opts.trials is not None else (
         search.gpu_trials if gpus and search.gpu_trials else search.trials)
     epochs = opts.max_epochs if opts.max_epochs is not None else (
-        search.gpu_epochs if gpus and search.gpu_epochs else space.train.epochs)
+        search.gpu_epochs if gpus and search.gpu_epochs else search.max_t or space.train.epochs)
     if search.sampler == "grid":
         trials = min(trials, grid_size(space))
     concurrency = opts.concurrency if opts.concurrency is not None else (
@@ -146,29 +146,34 @@ def default_name(space: Space) -> str:
     return f"{space.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
 
 
-def _sampler(space: Space, seed: int):
-    """The Optuna sampler the space asks for."""
+def scheduler_settings(space: Space, budget: Budget, full_schedule: bool = False
+                       ) -> dict[str, Any]:
+    """ASHA's settings as the search uses them (what meta.json records); a full schedule's
+    grace period is the whole budget (no early stopping)."""
+    return {"name": "asha", "metric": "val_acc", "mode": "max",
+            "time_attr": "training_iteration", "max_t": budget.epochs,
+            "grace_period": budget.epochs if full_schedule
+            else min(space.search.grace_period, budget.epochs),
+            "reduction_factor": space.search.reduction_factor}
+
+
+def search_settings(space: Space, budget: Budget, full_schedule: bool = False
+                    ) -> dict[str, Any]:
+    """The sampler's and the scheduler's resolved settings, for meta.json and the Tuner."""
+    from nas.search.samplers import sampler_settings
+
+    return {"sampler": sampler_settings(space, budget.seed),
+            "scheduler": scheduler_settings(space, budget, full_schedule)}
+
+
+def _study(space: Space, storage, name: str, sampler):
+    """The run's Optuna study in its RDB storage (loaded again when it exists already)."""
     import optuna
 
-    from nas.search.samplers import TuneGridSampler
-
-    kind = space.search.sampler
-    if kind == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(8, space.search.trials))
-    if kind == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
-    if kind == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    grid = {d.name: list(d.choices) for d in searched(space)}
-    return TuneGridSampler(grid, seed=seed)
-
-
-def _objectives(space: Space) -> tuple[str | list[str], str | list[str]]:
-    """Metric and mode for Optuna: accuracy alone, or accuracy and a cost (NSGA-II)."""
-    metrics = list(space.objectives.metrics)
-    if len(metrics) == 1:
-        return "val_acc", "max"
-    return metrics, ["max", "min"]
+    directions = ["maximize", *("minimize" for _ in space.objectives.metrics[1:])]
+    return optuna.create_study(storage=storage, sampler=sampler,
+                               pruner=optuna.pruners.NopPruner(), study_name=name,
+                               directions=directions, load_if_exists=True)
 
 
 def _reference_points(space: Space) -> list[dict[str, Any]]:
@@ -261,30 +266,27 @@ def _check_resources(budget: Budget, resources: dict[str, float]) -> None:
 
 def _tuner(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, trainable,
            callbacks: list):
-    """A new Tuner: Optuna search with the study in an RDB, ASHA, checkpoints, callbacks."""
+    """A new Tuner: our searcher over the Optuna study in an RDB, ASHA, checkpoints, callbacks."""
     import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
 
     from nas.search.relocate import RunSearchGenerator, RunStudyStorage
+    from nas.search.samplers import build_sampler
+    from nas.search.searcher import StudySearcher
     from nas.search.space import DefineByRun
 
-    metric, mode = _objectives(space)
+    settings = search_settings(space, budget, opts.full_schedule)
     storage = (optuna.storages.RDBStorage(opts.storage) if opts.storage
                else RunStudyStorage(run_dir))
-    searcher = OptunaSearch(
-        space=DefineByRun(space), metric=metric, mode=mode,
-        points_to_evaluate=list(opts.points) or _reference_points(space) or None,
-        sampler=_sampler(space, budget.seed), storage=storage, study_name=run_dir.name)
+    study = _study(space, storage, run_dir.name, build_sampler(space, settings["sampler"]))
+    searcher = StudySearcher(study, DefineByRun(space), list(space.objectives.metrics),
+                             budget.epochs, list(opts.points) or _reference_points(space))
     # wrapped here rather than by Ray (max_concurrent_trials) so the generator is ours
     search_alg = RunSearchGenerator(ConcurrencyLimiter(searcher, budget.concurrency))
-    scheduler = ASHAScheduler(metric="val_acc", mode="max", time_attr="training_iteration",
-                              max_t=budget.epochs,
-                              grace_period=budget.epochs if opts.full_schedule
-                              else min(space.search.grace_period, budget.epochs),
-                              reduction_factor=space.search.reduction_factor)
+    asha = {k: v for k, v in settings["scheduler"].items() if k != "name"}
+    scheduler = ASHAScheduler(**asha)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=scheduler,
@@ -373,6 +375,8 @@ def run_search(opts: SearchOptions, out: TextIO = sys.stdout,
         if not opts.resume:
             write_meta(run_dir, space.path, {"budget": dataclasses.asdict(budget),
                                              "precision": _precision(budget),
+                                             **search_settings(space, budget,
+                                                               opts.full_schedule),
                                              "space": space.name, "argv": sys.argv,
                                              "started": datetime.now(UTC).isoformat()})
         settings = _settings(space, budget)

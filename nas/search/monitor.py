@@ -23,6 +23,7 @@ from nas.results import (
     prune_incomplete_checkpoints,
     read_table,
     text,
+    trial_status,
     write_table,
 )
 from nas.search.engine import DISK_FULL
@@ -33,15 +34,6 @@ CURVES = ("seed_curves", "seed_loss_curves", "epoch_s_curve")  # kept as JSON te
 REPLAYED = ("simulated_s", "replay_seed", "clock_s")  # only a bench replay's trials report these
 
 
-def trial_status(result: TrialReport, max_epochs: int, error: str | None) -> str:
-    """completed / stopped (by ASHA) / diverged / infeasible / failed."""
-    if error is not None:
-        return "failed"
-    if result.get("status") in ("diverged", "infeasible"):
-        return result["status"]
-    return "completed" if result.get("training_iteration", 0) >= max_epochs else "stopped"
-
-
 def trial_row(trial, max_epochs: int, error: str | None) -> dict[str, Any]:
     """One tidy row: ids, status, every genotype field, cost, latency, curve, timing."""
     result: TrialReport = trial.last_result or {}
@@ -50,7 +42,7 @@ def trial_row(trial, max_epochs: int, error: str | None) -> dict[str, Any]:
     best = best_checkpoint(trial_dir)
     curve = [float(v) for v in result.get("curve") or []]
     row: dict[str, Any] = {"trial_id": trial.trial_id,
-                           "status": trial_status(result, max_epochs, error),
+                           "status": trial_status(result, max_epochs, error is not None),
                            "error": error or ""}
     row |= {key: result.get(key) for key in CARRIED}
     row |= {

@@ -15,10 +15,13 @@ from nas.results import (
     SCORED,
     TABLE,
     best_trial,
+    fidelity_text,
     measured_on,
     number,
+    read_meta,
     text,
 )
+from nas.search.samplers import sampler_settings
 from nas.search.space import (
     Space,
     count_architectures,
@@ -62,9 +65,12 @@ def describe_space(space: Space, sample: int = 200) -> str:
         lines.append(f"  {name:<18} {c.params:>9,} params {millions(c.macs):>7} MACs  "
                      f"position {arch.spectrum_position():.2f}")
     s = space.search
-    lines.append(f"Budget: {s.trials} trials x <= {space.train.epochs} epochs, sampler {s.sampler},"
-                 f" repeats {s.repeats}, concurrency {s.concurrency}, ASHA grace {s.grace_period}"
-                 f" reduction {s.reduction_factor}")
+    settings = ", ".join(f"{k} {v}" for k, v in sampler_settings(space, s.seed).items()
+                         if k not in ("name", "seed"))
+    lines.append(f"Budget: {s.trials} trials x <= {s.max_t or space.train.epochs} epochs, sampler"
+                 f" {s.sampler}{f' ({settings})' if settings else ''}, repeats {s.repeats},"
+                 f" concurrency {s.concurrency}, ASHA grace {s.grace_period} reduction"
+                 f" {s.reduction_factor}")
     return "\n".join(lines)
 
 
@@ -77,18 +83,20 @@ def summarize(outcome) -> str:
     head = "Search interrupted" if outcome.interrupted else "Search finished"
     lines = [f"{head} after {minutes}m{seconds:02d}s: {len(table)} trials ({ended or 'none'})"]
     best = best_trial(table)
+    max_epochs = read_meta(run_dir).get("budget", {}).get("epochs", "?")
     if best is None:
         lines.append("No trial produced a validation accuracy.")
     else:
         arch = Genotype.from_json(best["genotype"])
         ref = f", reference point '{best['reference']}'" if text(best.get("reference")) else ""
-        lines += [f"Best: trial {best['trial_id']}{ref}: val_acc {best['best_val_acc']:.4f}, "
+        lines += [f"Best ({fidelity_text(best, max_epochs)}): trial {best['trial_id']}{ref}:"
+                  f" val_acc {best['best_val_acc']:.4f}, "
                   f"{int(best['params']):,} params, {millions(best['macs'])} MACs, "
                   f"latency {best['latency_ms']:.2f} ms ({measured_on(best)})",
                   describe_arch(arch)]
-    refs = reference_results(table)
+    refs = reference_results(table, max_epochs)
     if refs:
-        lines.append("Reference points: " + ", ".join(refs))
+        lines.append("Reference points (best epoch each): " + ", ".join(refs))
     lines.append(f"Results: {run_dir / TABLE} (+ {PARQUET}, {META}, {OPTUNA_DB},"
                  f" Ray experiment in {run_dir / EXPERIMENT})")
     if outcome.interrupted:
@@ -97,17 +105,23 @@ def summarize(outcome) -> str:
     return "\n".join(lines)
 
 
-def reference_results(table) -> list[str]:
-    """'regular 0.3400' per reference point (its best run, when a sampled point repeated it);
-    one without a real accuracy shows how it ended ('separable failed'), so no reference
-    point silently drops out."""
+def reference_results(table, max_epochs: object = "?") -> list[str]:
+    """'regular 0.3400' per reference point (its best run, when a sampled point repeated it: a
+    full-budget one first); one ASHA stopped says so ('0.2180 (stopped after 1 of 6 epochs)'),
+    one without a real accuracy shows how it ended ('separable failed'), so no reference point
+    silently drops out."""
     if "reference" not in table:
         return []
-    results: dict[str, tuple[float, str]] = {}
+    results: dict[str, tuple[int, float, str]] = {}
     for _, row in table[table["reference"].map(text).astype(bool)].iterrows():
         acc = number(row.get("best_val_acc"))
-        scored = row.get("status") in SCORED and acc is not None
-        shown = (acc, f"{acc:.4f}") if scored else (-1.0, str(row.get("status")))
+        status = str(row.get("status"))
+        if status in SCORED and acc is not None:
+            early = "" if status == "completed" else (f" ({status} after {int(row['epochs'])}"
+                                                      f" of {max_epochs} epochs)")
+            shown = (int(status == "completed"), acc, f"{acc:.4f}{early}")
+        else:
+            shown = (-1, -1.0, status)
         name = str(row["reference"])
         results[name] = max(results.get(name, shown), shown)
-    return [f"{name} {shown}" for name, (_, shown) in results.items()]
+    return [f"{name} {shown}" for name, (_, _, shown) in results.items()]

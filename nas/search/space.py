@@ -130,8 +130,14 @@ class Search:
     concurrency: int = 2
     grace_period: int = 1  # ASHA: epochs every trial gets before it can be stopped
     reduction_factor: int = 3
+    max_t: int | None = None  # ASHA: epochs a trial trains at most (None: [train].epochs)
     gpu_trials: int | None = None  # budget when a GPU is present (None: same as trials)
     gpu_epochs: int | None = None
+    # Sampler settings; None: the default in nas.search.samplers (recorded in meta.json)
+    n_startup_trials: int | None = None  # TPE: random trials before it models (min(8, trials))
+    multivariate: bool | None = None  # TPE: joint model (Optuna's default: yes for 1 objective)
+    group: bool = False  # TPE: separate models for parameters never asked together
+    population_size: int | None = None  # NSGA-II: trials per generation (8)
 
 
 @dataclass(frozen=True)
@@ -339,14 +345,37 @@ def check_space(space: Space) -> None:
               " ['val_acc', 'macs' | 'params']")
     if space.search.sampler == "nsga2" and len(metrics) != 2:
         _fail(space, "[search].sampler", "'nsga2' needs two objectives in [objectives].metrics")
-    for key in ("trials", "repeats", "concurrency", "grace_period"):
-        if getattr(space.search, key) < 1:
-            _fail(space, f"[search].{key}", f"{getattr(space.search, key)} must be >= 1")
+    for key in ("trials", "repeats", "concurrency", "grace_period", "max_t"):
+        value = getattr(space.search, key)
+        if value is not None and value < 1:
+            _fail(space, f"[search].{key}", f"{value} must be >= 1")
     if space.search.reduction_factor < 2:
         _fail(space, "[search].reduction_factor", "must be >= 2")
     _check_choices(space)
+    _check_sampler_settings(space)
     _check_study(space)
     _check_constraints_possible(space)
+
+
+SAMPLER_SETTINGS = {"n_startup_trials": "tpe", "multivariate": "tpe", "group": "tpe",
+                    "population_size": "nsga2"}  # setting -> the one sampler that reads it
+
+
+def _check_sampler_settings(space: Space) -> None:
+    """Each sampler setting is read by its sampler only; a value meant for another is an error."""
+    search = space.search
+    for key, sampler in SAMPLER_SETTINGS.items():
+        value = getattr(search, key)
+        if value not in (None, False) and search.sampler != sampler:
+            _fail(space, f"[search].{key}", f"only the {sampler!r} sampler reads it (this space"
+                  f" uses {search.sampler!r})")
+    if search.n_startup_trials is not None and search.n_startup_trials < 0:
+        _fail(space, "[search].n_startup_trials", f"{search.n_startup_trials} must be >= 0")
+    if search.population_size is not None and search.population_size < 2:
+        _fail(space, "[search].population_size", f"{search.population_size} must be >= 2")
+    if search.group and search.multivariate is False:
+        _fail(space, "[search].group", "needs multivariate = true (Optuna groups only the"
+              " multivariate TPE)")
 
 
 def _check_study(space: Space) -> None:
@@ -593,6 +622,15 @@ def _frame(space: Space) -> dict[str, Any]:
             "head": Head(pooling=macro.pooling, fc=macro.fc, dropout=macro.dropout,
                          num_classes=num_classes),
             "resolution": space.data.resolution or 32, "act": macro.act}
+
+
+def constraint_values(space: Space, arch: Genotype) -> dict[str, float]:
+    """Optuna's constraint per limit of [constraints]: cost / limit - 1 (<= 0: within it)."""
+    c, limits = cost(arch), space.constraints
+    return {key: getattr(c, metric) / limit - 1.0
+            for key, metric, limit in (("max_params", "params", limits.max_params),
+                                       ("max_macs", "macs", limits.max_macs))
+            if limit is not None}
 
 
 def violation(space: Space, arch: Genotype) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import statistics
 import tempfile
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from nas.arch.genotype import Genotype
 from nas.arch.model import build
 from nas.data import Splits
 from nas.results import CHECKPOINT_METRICS, GENOTYPE_FILE, MODEL_FILE, STATE_FILE, TrialReport
-from nas.search.space import Space, genotype, violation
+from nas.search.space import Space, constraint_values, genotype, violation
 from nas.train.device import resolve_device
 from nas.train.latency import measure_latency
 from nas.train.trainer import EpochReport, TrainConfig, Trainer
@@ -34,11 +35,16 @@ class TrialSettings:
     latency_iters: int = 20
 
 
+NOT_MEASURED = math.nan  # val_acc of a report without a measurement (Ray needs the key; ASHA
+# and the searcher skip NaN, where a 0.0 would read as a measured accuracy)
+
+
 def describe(arch: Genotype, settings: TrialSettings) -> TrialReport:
     """The trial's static facts, reported with every result."""
     c = cost(arch)
     return {"arch_key": arch.key(), "genotype": arch.to_json(indent=None), "params": c.params,
-            "macs": c.macs, "reference": dict(settings.references).get(arch.key(), "")}
+            "macs": c.macs, "reference": dict(settings.references).get(arch.key(), ""),
+            "constraints": constraint_values(settings.space, arch)}
 
 
 def run_trial(config: dict[str, Any], settings: TrialSettings, splits: Splits) -> None:
@@ -49,7 +55,7 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, splits: Splits) -
     facts = describe(arch, settings)
     reason = violation(settings.space, arch)
     if reason is not None:  # checked on paper; nothing is trained
-        tune.report({**facts, "val_acc": 0.0, "status": "infeasible", "reason": reason})
+        tune.report({**facts, "val_acc": NOT_MEASURED, "status": "infeasible", "reason": reason})
         return
     device = resolve_device(settings.train.device)
     trainers = [_trainer(arch, splits, settings.train, seed) for seed in _seeds(settings)]
@@ -65,8 +71,8 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, splits: Splits) -
                   else next((why for t in trainers if (why := t.divergence())), None))
         if reason:  # recorded as diverged: never scored, never "best"
             curve = _curve(trainers)
-            tune.report({**facts, "val_acc": max(curve, default=0.0), "curve": curve,
-                         "status": "diverged", "reason": reason})
+            tune.report({**facts, "val_acc": NOT_MEASURED, "curve": curve, "status": "diverged",
+                         "reason": reason})
             return
         metrics: TrialReport = {
             **facts, **_summary(reports), **_curves(trainers), "status": "running",

@@ -1,23 +1,87 @@
 // The dashboard page: one render() for the first paint and every refresh, so a live page and a
-// saved file behave the same; sort and filter state live outside the table, so they survive a
-// refresh.
+// saved file behave the same; sort, filter and the chosen epoch live outside the page's
+// elements, so they survive a refresh.
 (function () {
   "use strict";
   var config = JSON.parse(document.getElementById("dash-config").textContent);
-  var state = { version: null, sort: null, filter: "" };
+  var state = { version: null, sort: null, filter: "", epoch: null };
+  // Plotly redraws a new graph once more for its margins; purging a graph before that ends
+  // breaks plotly, so every replacement waits for the graphs drawn last.
+  var drawing = Promise.resolve();
   var live = document.getElementById("live");
 
+  // Draw the figures whose placeholders are on the page; a promise of when they are done.
+  function draw(figures) {
+    return Promise.all(Object.keys(figures).map(function (id) {
+      var el = document.getElementById(id), fig = figures[id];
+      return el ? Plotly.newPlot(el, fig.data, fig.layout,
+                                 { responsive: true, displaylogo: false }) : null;
+    }));
+  }
+
+  // Run `step` (which returns its drawing's promise) once the graphs drawn so far are done.
+  function after(step) {
+    drawing = drawing.then(step).catch(function (err) { console.error(err); });
+  }
+
+  function purge(root) {
+    root.querySelectorAll(".js-plotly-plot").forEach(function (el) { Plotly.purge(el); });
+  }
+
   function render(payload) {
+    after(function () { return paint(payload); });
+  }
+
+  function paint(payload) {
     var main = document.getElementById("content");
-    main.querySelectorAll(".js-plotly-plot").forEach(function (el) { Plotly.purge(el); });
+    purge(main);
     main.innerHTML = payload.html;
     document.getElementById("nav").innerHTML = payload.nav;
-    Object.keys(payload.figures).forEach(function (id) {
-      var el = document.getElementById(id), fig = payload.figures[id];
-      if (el) Plotly.newPlot(el, fig.data, fig.layout, { responsive: true, displaylogo: false });
-    });
+    var epoch = chosenEpoch(payload.fidelity), figures = payload.figures;
+    if (epoch !== null && epoch !== String(payload.fidelity["default"])) {
+      // a refresh keeps the chosen epoch: its views replace the default ones before drawing
+      var view = payload.fidelity.views[epoch];
+      fillSlots(view);
+      figures = Object.assign({}, payload.figures, view.figures);
+    }
     state.version = payload.version;
+    setupFidelity(payload.fidelity, epoch);
     setupTable();
+    return draw(figures);
+  }
+
+  // The epoch control: the comparison views at the chosen epoch replace the shown ones.
+  function chosenEpoch(fidelity) {
+    if (!fidelity || fidelity["default"] === null) return null;
+    return state.epoch !== null && fidelity.views[state.epoch] ? state.epoch
+      : String(fidelity["default"]);
+  }
+
+  function setupFidelity(fidelity, epoch) {
+    var select = document.getElementById("fidelity-epoch");
+    if (!select || epoch === null) return;
+    select.value = epoch;
+    document.getElementById("content").dataset.epoch = epoch;
+    select.addEventListener("change", function () {
+      var chosen = select.value;
+      state.epoch = chosen;
+      after(function () { return showEpoch(fidelity.views[chosen], chosen); });
+    });
+  }
+
+  function fillSlots(view) {
+    Object.keys(view.html).forEach(function (key) {
+      var slot = document.getElementById("slot-" + key);
+      if (!slot) return;
+      purge(slot);
+      slot.innerHTML = view.html[key];
+    });
+  }
+
+  function showEpoch(view, epoch) {
+    fillSlots(view);
+    document.getElementById("content").dataset.epoch = epoch;
+    return draw(view.figures);
   }
 
   function value(td) { return td.dataset.v !== undefined ? td.dataset.v : td.textContent; }

@@ -1,0 +1,128 @@
+"""A Ray Tune Searcher over an Optuna study (ask/tell) that tells each trial's real outcome.
+
+ASHA-stopped trials are PRUNED with their curve, infeasible ones PRUNED with their constraints
+and no value, diverged ones PRUNED with the epochs they finished (FAIL with none), failed ones
+FAIL. Ray's own OptunaSearch tells every trial that reports a value COMPLETE, and never passes
+a stopping result on, so a 1-epoch accuracy reads like a finished one. Only public APIs of both
+libraries are used: Ray's Searcher interface, Optuna's ask / tell / report / set_constraint.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+
+from nas.results import (
+    OPTUNA_STATUS_ATTR,
+    OPTUNA_TRIAL_ATTR,
+    TrialReport,
+    atomic_write,
+    trial_status,
+)
+
+# How each status of the trials table is told to Optuna (diverged: PRUNED only with a curve).
+STATES = {"completed": TrialState.COMPLETE, "stopped": TrialState.PRUNED,
+          "infeasible": TrialState.PRUNED, "diverged": TrialState.PRUNED,
+          "failed": TrialState.FAIL}
+
+
+def outcome(result: TrialReport, error: bool, max_epochs: int,
+            metrics: list[str]) -> tuple[str, TrialState, list[float] | None]:
+    """(table status, Optuna state, values to tell) of a finished trial's last report."""
+    status = trial_status(result, max_epochs, error)
+    curve = finite_curve(result)
+    state = STATES[status]
+    if status == "diverged" and not curve:
+        state = TrialState.FAIL  # diverged in its first epoch: nothing was measured
+    if state != TrialState.COMPLETE:
+        return status, state, None  # Optuna records a pruned trial's last intermediate value
+    # the full budget's accuracy; a second objective (a cost) comes from the report
+    return status, state, [curve[-1][1], *(float(result[m]) for m in metrics[1:])]
+
+
+def finite_curve(result: TrialReport) -> list[tuple[int, float]]:
+    """(epoch, validation accuracy) of every finished epoch, epochs counted from 1."""
+    return [(epoch, float(v)) for epoch, v in enumerate(result.get("curve") or (), start=1)
+            if v is not None and math.isfinite(v)]
+
+
+def constraints(result: dict[str, Any]) -> dict[str, float]:
+    """The report's constraint values, nested as the trial reports them or flattened by Ray
+    ('constraints/max_params') as its searchers receive them."""
+    nested = dict(result.get("constraints") or {})
+    flat = {key.split("/", 1)[1]: value for key, value in result.items()
+            if key.startswith("constraints/")}
+    return nested | flat
+
+
+class StudySearcher(Searcher):
+    """Ray Tune's searcher over an Optuna study (ask on suggest, tell on complete)."""
+
+    def __init__(self, study: optuna.Study, define: Callable[[optuna.Trial], Any],
+                 metrics: list[str], max_epochs: int, points: list[dict[str, Any]] = ()):
+        modes = ["max" if d == optuna.study.StudyDirection.MAXIMIZE else "min"
+                 for d in study.directions]
+        one = len(metrics) == 1
+        super().__init__(metric=metrics[0] if one else metrics, mode=modes[0] if one else modes)
+        self.study, self.define, self.metrics, self.max_epochs = study, define, metrics, max_epochs
+        self.trials: dict[str, optuna.Trial] = {}  # Ray trial id -> its running Optuna trial
+        self.reported: dict[str, int] = {}  # Ray trial id -> epochs told as intermediate values
+        for point in points:  # the reference points, asked first
+            study.enqueue_trial(point)
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return False  # the space is the define-by-run function given above
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        """A new Optuna trial; the define-by-run function asks its parameters."""
+        trial = self.study.ask()
+        self.define(trial)
+        trial.set_user_attr(OPTUNA_TRIAL_ATTR, trial_id)
+        self.trials[trial_id] = trial
+        return dict(trial.params)
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Every finished epoch as an intermediate value at its epoch (live in optuna-dashboard)."""
+        if trial_id in self.trials:
+            self._report(trial_id, self.trials[trial_id], result)
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
+                          error: bool = False) -> None:
+        """Tell the study the trial's state, curve, constraints and (if it completed) value."""
+        trial = self.trials.pop(trial_id, None)
+        if trial is None:
+            return  # told already (Ray may repeat the notice after a restore)
+        result = result or {}
+        status, state, values = outcome(result, error, self.max_epochs, self.metrics)
+        self._report(trial_id, trial, result)
+        self.reported.pop(trial_id, None)
+        for key, value in constraints(result).items():
+            trial.set_constraint(key, value)
+        trial.set_user_attr(OPTUNA_STATUS_ATTR, status)
+        self.study.tell(trial, values, state=state)
+
+    def _report(self, trial_id: str, trial: optuna.Trial, result: dict[str, Any]) -> None:
+        """Epochs of the curve not told yet (the curve holds every epoch, restored ones too)."""
+        if len(self.study.directions) > 1:
+            return  # Optuna keeps intermediate values for one objective only
+        done = self.reported.get(trial_id, 0)
+        for epoch, value in finite_curve(result):
+            if epoch > done:
+                trial.report(value, epoch)
+                self.reported[trial_id] = epoch
+
+    def save(self, checkpoint_path: str) -> None:
+        """Pickled for Ray's experiment checkpoint (the study itself lives in its storage)."""
+        state = pickle.dumps(self.__dict__)
+        atomic_write(Path(checkpoint_path), lambda tmp: tmp.write_bytes(state))
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as file:
+            self.__dict__.update(pickle.load(file))
