@@ -88,7 +88,8 @@ def test_a_bf16_search_trains_in_bf16_end_to_end(tmp_path):
     meta = json.loads((tmp_path / "bf" / "meta.json").read_text())
     assert meta["budget"]["precision"] == "bf16" and meta["precision"] == "bf16"
     for _, row in table.iterrows():  # the kept weights are fp32, as autocast leaves them
-        weights = torch.load(Path(row["checkpoint"]) / "model.pt", weights_only=True)
+        folder = trial_checkpoint(tmp_path / "bf", row.to_dict())
+        weights = torch.load(folder / "model.pt", weights_only=True)
         assert all(w.dtype != torch.bfloat16 for w in weights.values())
 
 
