@@ -20,12 +20,13 @@ import json
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from benchmarks.common import default_data_dir
+from benchmarks.common import default_data_dir, load_note, machine
 from nas.arch.genotype import Genotype
 from nas.bench.rank import bootstrap_ci, precision_at, regret, top
 from nas.bench.rank import kendall_tau as kendall
@@ -224,7 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     predictors = supernet_predictors(space, bench, archs, args.supernet_epochs, args)
     predictors += run_predictors(args.supernet_runs, keys)
     predictors += proxy_predictors(space, archs, args) + bench_predictors(bench, keys)
+    shares = ("" if not partial else " With a partial bench the top 5 are a large share of the"
+              " points present, so the shares below say little about the full bench.")
     text = [f"# Rank fidelity on {bench.run_dir.name}", "", f"**{status}.**", "",
+            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine()}; {load_note()} at"
+            " the end (timings are wall seconds on a shared machine).", "",
             f"Truth: mean over {bench.seeds} seed(s) of the validation accuracy after"
             f" {bench.epochs} epochs. Seed-to-seed Kendall τ ceiling:"
             f" {ceiling(bench, keys, args.bootstrap)}. Bench compute of these points:"
@@ -232,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             "## Ranking", "", *fidelity_rows(predictors, truth, args.bootstrap), "",
             f"## End to end: score, then verify the top {VERIFY}", "",
             f"Verification is charged the bench's own compute for those points ({bench.seeds}"
-            " seed(s), the whole schedule); the score's compute is its wall time here.", "",
+            " seed(s), the whole schedule); the score's compute is its wall time here." + shares,
+            "",
             *pipeline_rows(predictors, bench, keys, truth),
             *strategy_rows(args.strategies, 0.2), "",
             f"Command: `python -m benchmarks.rank_fidelity {' '.join(argv or sys.argv[1:])}`"]
