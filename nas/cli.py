@@ -29,7 +29,7 @@ def search_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run_search.py",
         description="Search the convolution spectrum: Ray Tune schedules trials (ASHA), Optuna"
-        " picks points. With no arguments: the default CIFAR-10 space, about 7 min on 2 CPU cores."
+        " picks points. With no arguments: the default CIFAR-10 space, about 8 min on 2 CPU cores."
         " Other actions: dashboard, export, retrain, study, bench, supernet (each has --help).")
     p.add_argument("--space", type=Path, default=DEFAULT_SPACE, help="search-space TOML file")
     p.add_argument("--dry-run", action="store_true",
