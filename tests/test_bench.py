@@ -29,6 +29,14 @@ def test_a_space_with_early_stopping_is_no_bench(tmp_path):
         check_bench_space(space, space.train.epochs)
 
 
+def test_a_zero_epoch_bench_is_refused_not_read_as_the_default(tmp_path):
+    space_file = write_space(tmp_path, BENCH)
+    done = run_cli("bench", str(space_file), "--max-epochs", "0", "--name", "b",
+                   "--results-dir", str(tmp_path))
+    assert done.returncode == 2 and "--max-epochs: 0 must be >= 1" in done.stderr
+    assert not (tmp_path / "b").exists()
+
+
 def _completed(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["status"] == "completed"]
 

@@ -103,7 +103,9 @@ def main(argv: list[str]) -> int:
         raise BenchError("give the bench space (.toml), or --resume --name NAME")
     else:
         space = load_space(args.space)
-        epochs = args.max_epochs or space.train.epochs
+        if args.max_epochs is not None and args.max_epochs < 1:  # 0 is refused, not "default"
+            raise BenchError(f"--max-epochs: {args.max_epochs} must be >= 1")
+        epochs = space.train.epochs if args.max_epochs is None else args.max_epochs
     check_bench_space(space, epochs)
     total = len(bench_points(space))
     todo = remaining(space, args.results_dir / args.name, epochs) if args.resume \
