@@ -31,6 +31,7 @@ from typing import Any
 import pandas as pd
 
 from benchmarks.common import machine
+from nas.bench.report import write_png
 from nas.bench.table import Bench, load_bench
 from nas.results import atomic_write, read_meta, scored_rows
 from nas.search.space import base_name, dimensions, load_space
@@ -199,19 +200,6 @@ def figure(frame: pd.DataFrame):
     return fig
 
 
-def screenshot(html: Path, png: Path) -> bool:
-    """A PNG of the plot through headless Chromium, where it is installed."""
-    chromium = Path("/usr/bin/chromium")
-    if not chromium.exists():
-        return False
-    done = subprocess.run([str(chromium), "--headless", "--no-sandbox", "--disable-gpu",
-                           "--disable-background-networking", "--disable-component-update",
-                           "--no-first-run", "--hide-scrollbars", "--window-size=940,560",
-                           f"--screenshot={png}", html.resolve().as_uri()],
-                          capture_output=True, timeout=120)
-    return done.returncode == 0 and png.exists()
-
-
 def timed_default_replay(bench_dir: Path, speed: float) -> float:
     """Wall seconds of `run_search.py --replay` with the default 20-trial budget (a process)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -269,10 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write(args.out.with_suffix(".csv"), lambda tmp: frame.to_csv(tmp, index=False))
     fig = figure(frame)
     fig.write_html(args.out.with_suffix(".html"), include_plotlyjs="cdn")
-    with tempfile.TemporaryDirectory() as tmp:
-        offline = Path(tmp) / "plot.html"
-        fig.write_html(offline, include_plotlyjs=True, config={"displayModeBar": False})
-        png = screenshot(offline, args.out.with_suffix(".png"))
+    png = write_png(fig, args.out.with_suffix(".png"))
     print(text)
     print(f"Wrote {args.out.with_suffix('.md')}, .csv, .html" + (", .png" if png else ""))
     return 0

@@ -47,6 +47,7 @@ STUDY_MD = "study.md"  # the same table in Markdown, with the compute used
 STUDY_JSON = "study.json"  # study.csv's own metadata: which columns label its rows
 BENCH_MD = "bench.md"  # what a bench says: tables by choice, rank agreement, the front
 BENCH_HTML = "bench.html"  # its figure: accuracy along the spectrum
+BENCH_PNG = "bench.png"  # the same figure as an image, where headless Chromium is installed
 SUPERNET_CSV = "supernet.csv"  # one row per point scored by the supernet (or a proxy), best first
 SUPERNET_JSON = "supernet.json"  # the supernet's settings, training curve and compute
 SUPERNET_DIR = "supernet"  # the supernet's checkpoint (MODEL_FILE, STATE_FILE)

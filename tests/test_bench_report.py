@@ -1,11 +1,13 @@
 """What a bench report says, checked against the fixture's known curves."""
 
+import os
+
 import pandas as pd
 import pytest
 
 from nas.bench import report
 from nas.bench.table import load_bench
-from nas.results import BENCH_HTML, BENCH_MD, TABLE
+from nas.results import BENCH_HTML, BENCH_MD, BENCH_PNG, TABLE
 from tests.benchkit import final_of, write_bench
 from tests.searchkit import run_cli
 
@@ -37,6 +39,15 @@ def test_bench_of_a_folder_writes_its_report(folder):
     assert "Partial: 4 of 4" not in text
     assert "| pw_dw | relu | identity | 41.0 ± 1.4 | 46.0 ± 1.4 |" in text
     assert (folder / BENCH_HTML).read_text().count("<div") >= 1
+    if report.CHROMIUM.exists() or os.environ.get("CI"):  # CI installs Chromium: it must draw
+        assert (folder / BENCH_PNG).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({BENCH_PNG})" in text
+
+
+def test_without_chromium_no_png_is_written(folder, tmp_path):
+    bench = load_bench(folder)
+    assert not report.write_png(report.figure(bench), tmp_path / "f.png", tmp_path / "none")
+    assert not (tmp_path / "f.png").exists()
 
 
 def test_a_partial_bench_says_so(folder):

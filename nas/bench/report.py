@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import statistics
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +14,9 @@ import pandas as pd
 from nas.arch.genotype import Genotype
 from nas.bench.rank import kendall_tau
 from nas.bench.table import Bench, BenchPoint
-from nas.results import BENCH_HTML, BENCH_MD, atomic_write
+from nas.results import BENCH_HTML, BENCH_MD, BENCH_PNG, atomic_write
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; the PNG is skipped without it
 
 FACTORS = ("groups", "order", "mid_act", "residual")  # what a spectrum bench varies per stage
 
@@ -123,32 +127,66 @@ def markdown(bench: Bench, expected: int | None = None) -> str:
 
 
 def figure(bench: Bench):
-    """Mean final accuracy against the spectrum position, a line per op order / mid act /
-    residual, the seeds' spread as error bars."""
-    import plotly.graph_objects as go
+    """Mean final accuracy against the spectrum position: a panel per residual choice, a colour
+    per mid activation, a dash per op order, the seeds' spread as error bars."""
+    from plotly.subplots import make_subplots
 
     frame = point_frame(bench)
-    fig = go.Figure()
-    for (order, mid, res), part in frame.groupby(["order", "mid_act", "residual"], sort=True):
-        part = part.sort_values("position")
-        fig.add_trace(go.Scatter(
-            x=part["position"], y=100 * part["mean"], mode="lines+markers",
-            name=f"{order} / mid {mid} / {res}",
-            error_y=dict(type="data", array=(100 * part["std"]).fillna(0).tolist()),
-            text=[f"groups {g}" for g in part["groups"]], hoverinfo="text+y+name"))
-    fig.update_layout(title=f"{bench.run_dir.name}: accuracy along the spectrum",
-                      xaxis_title="spectrum position (0 = regular conv, 1 = depthwise)",
-                      yaxis_title="validation accuracy after the last epoch (%)",
-                      template="plotly_white", width=1000, height=600)
+    residuals = sorted(frame["residual"].unique())
+    colours = dict(zip(sorted(frame["mid_act"].unique()),
+                       ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"), strict=False))
+    fig = make_subplots(rows=1, cols=len(residuals), shared_yaxes=True,
+                        subplot_titles=[f"residual: {r}" for r in residuals])
+    for col, res in enumerate(residuals, start=1):
+        for (order, mid), part in frame[frame["residual"] == res].groupby(["order", "mid_act"]):
+            part = part.sort_values("position")
+            fig.add_scatter(
+                x=part["position"], y=100 * part["mean"], mode="lines+markers", row=1, col=col,
+                name=f"{order} / mid {mid}", legendgroup=f"{order}/{mid}", showlegend=col == 1,
+                line=dict(color=colours.get(mid), dash="solid" if order == "dw_pw" else "dash"),
+                error_y=dict(type="data", array=(100 * part["std"]).fillna(0).tolist()),
+                text=[f"groups {g}" for g in part["groups"]], hoverinfo="text+y+name")
+        fig.update_xaxes(title_text="spectrum position (0 = regular, 1 = depthwise)", row=1,
+                         col=col, range=[-0.05, 1.05])
+    fig.update_yaxes(title_text="validation accuracy after the last epoch (%)", row=1, col=1)
+    fig.update_layout(title=f"{bench.run_dir.name}: accuracy along the spectrum (mean ± std"
+                      " over the seeds)", template="plotly_white", width=1100, height=520)
     return fig
 
 
+def write_png(fig, png: Path, chromium: Path = CHROMIUM) -> bool:
+    """A PNG of a plotly figure through headless Chromium; False where it is not installed.
+
+    The page embeds plotly's JavaScript, so the browser needs no network (it gets none)."""
+    if not chromium.exists():
+        return False
+    width, height = fig.layout.width or 1000, fig.layout.height or 600
+    with tempfile.TemporaryDirectory() as tmp:
+        page = Path(tmp) / "figure.html"
+        fig.write_html(page, include_plotlyjs=True, config={"displayModeBar": False})
+        shot = Path(tmp) / "figure.png"
+        done = subprocess.run([str(chromium), "--headless", "--no-sandbox", "--disable-gpu",
+                               "--disable-background-networking", "--disable-component-update",
+                               "--no-first-run", "--hide-scrollbars",
+                               f"--window-size={width + 20},{height + 20}",
+                               f"--screenshot={shot}", page.as_uri()],
+                              capture_output=True, timeout=120)
+        if done.returncode != 0 or not shot.is_file():
+            return False
+        atomic_write(png, lambda dest: dest.write_bytes(shot.read_bytes()))
+    return True
+
+
 def write_report(bench: Bench, expected: int | None = None) -> Path:
-    """bench.md and bench.html in the bench folder; returns the Markdown's path."""
+    """bench.md, bench.html and (with Chromium) bench.png in the bench folder; returns the
+    Markdown's path."""
+    fig = figure(bench)
+    html = fig.to_html(include_plotlyjs="cdn")
+    atomic_write(bench.run_dir / BENCH_HTML, lambda tmp: tmp.write_text(html))
+    drawn = write_png(fig, bench.run_dir / BENCH_PNG)
     text = markdown(bench, expected)
+    if drawn:
+        text += f"\n![accuracy along the spectrum]({BENCH_PNG})\n"
     md = bench.run_dir / BENCH_MD
     atomic_write(md, lambda tmp: tmp.write_text(text))
-    html = figure(bench).to_html(include_plotlyjs="cdn")
-    atomic_write(bench.run_dir / BENCH_HTML, lambda tmp: tmp.write_text(html))
     return md
-
