@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import torch
@@ -34,3 +36,14 @@ def machine() -> str:
 def load_note() -> str:
     """The 1-minute load average against the core count: other work skews every timing."""
     return f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+
+
+def timed(command: list[str], env: dict[str, str],
+          cwd: Path) -> tuple[float, subprocess.CompletedProcess]:
+    """Run a command to its end; its wall seconds and its result (failing loudly)."""
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return seconds, done

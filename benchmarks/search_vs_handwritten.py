@@ -14,15 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.common import default_data_dir, load_note, machine
+from benchmarks.common import default_data_dir, load_note, machine, timed
 from nas.results import best_trial, read_meta, read_table
 from nas.search.engine import LOCAL_ENV, QUIET_ENV
 from nas.train.device import PRECISIONS
@@ -32,23 +30,13 @@ DEFAULT_SPACE = ROOT / "search_spaces" / "cifar_spectrum.toml"
 HANDWRITTEN = ROOT / "benchmarks" / "handwritten_search.py"
 
 
-def timed(command: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
-    """Run a command to its end; its wall seconds and its result (failing loudly)."""
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return seconds, done
-
-
 def ours(args: argparse.Namespace, env: dict[str, str], folder: Path) -> tuple[float, float, str]:
     """run_search.py on the default space: wall seconds, best val_acc, the resolved precision."""
     command = [sys.executable, str(ROOT / "run_search.py"), "--space", str(DEFAULT_SPACE),
                "--trials", str(args.trials), "--max-epochs", str(args.max_epochs),
                "--concurrency", str(args.concurrency), "--data-dir", str(args.data_dir),
                "--precision", args.precision, "--name", "ours", "--results-dir", str(folder)]
-    seconds, _ = timed(command, env)
+    seconds, _ = timed(command, env, ROOT)
     table = read_table(folder / "ours")
     best = best_trial(table)
     print(f"  run_search.py: {len(table)} trials"
@@ -61,7 +49,7 @@ def handwritten(args: argparse.Namespace, env: dict[str, str]) -> tuple[float, f
     data = Path(args.data_dir) / "cifar-10-batches-bin"
     command = [sys.executable, str(HANDWRITTEN), str(data), "--trials", str(args.trials),
                "--max-epochs", str(args.max_epochs), "--concurrency", str(args.concurrency)]
-    seconds, done = timed(command, env)
+    seconds, done = timed(command, env, ROOT)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"  handwritten: {result['trials']} trials, {result['finished']} with an accuracy")
     return seconds, float(result["best_val_acc"])

@@ -73,3 +73,22 @@ def test_parity_statistics_are_mean_std_and_the_se_of_the_difference(capsys):
 def test_machine_line_names_model_flags_and_bf16():
     line = machine()
     assert line.startswith("CPU: ") and "bf16" in line and "torch CPU capability" in line
+
+
+@pytest.mark.slow
+def test_supernet_vs_search_compares_the_best_verified_accuracies(tmp_path, cifar_dir):
+    from benchmarks import supernet_vs_search
+    from nas.results import best_trial, read_table
+    from tests.searchkit import TINY, write_space
+
+    space = write_space(tmp_path, TINY)
+    out = tmp_path / "cmp.md"
+    supernet_vs_search.main(["--space", str(space), "--trials", "2", "--max-epochs", "1",
+                             "--supernet-epochs", "1", "--score-trials", "3", "--top-k", "1",
+                             "--data-dir", str(cifar_dir), "--keep", str(tmp_path / "runs"),
+                             "--out", str(out)])
+    text = out.read_text()
+    for name in ("search", "supernet"):
+        best = best_trial(read_table(tmp_path / "runs" / name))
+        assert f"| {best['best_val_acc']:.4f} | {best['trial_id']}, completed after 1 of 1" in text
+    assert len(read_table(tmp_path / "runs" / "supernet")) == 1  # only the top 1 verified
