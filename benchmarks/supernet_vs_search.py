@@ -31,7 +31,7 @@ DEFAULT_SPACE = ROOT / "search_spaces" / "cifar_spectrum.toml"
 def budget_flags(args: argparse.Namespace) -> list[str]:
     """The flags both runs share: data, precision, and an explicit epoch cap when given."""
     flags = ["--data-dir", str(args.data_dir), "--precision", args.precision]
-    return flags + (["--max-epochs", str(args.max_epochs)] if args.max_epochs else [])
+    return flags + ([] if args.max_epochs is None else ["--max-epochs", str(args.max_epochs)])
 
 
 def outcome(run_dir: Path) -> dict:
@@ -48,7 +48,7 @@ def outcome(run_dir: Path) -> dict:
 def search(args: argparse.Namespace, env: dict[str, str], folder: Path) -> tuple[float, dict]:
     command = [sys.executable, str(ROOT / "run_search.py"), "--space", str(args.space),
                *budget_flags(args), "--name", "search", "--results-dir", str(folder)]
-    if args.trials:
+    if args.trials is not None:  # an explicit 0 reaches run_search.py, which refuses it
         command += ["--trials", str(args.trials)]
     seconds, _ = timed(command, env, ROOT)
     return seconds, outcome(folder / "search")
