@@ -1,5 +1,6 @@
 """What a bench report says, checked against the fixture's known curves."""
 
+import json
 import os
 
 import pandas as pd
@@ -9,7 +10,7 @@ from nas.bench import report
 from nas.bench.table import load_bench
 from nas.results import BENCH_HTML, BENCH_MD, BENCH_PNG, TABLE
 from tests.benchkit import final_of, write_bench
-from tests.searchkit import run_cli
+from tests.searchkit import BENCH, run_cli
 
 
 @pytest.fixture
@@ -53,3 +54,23 @@ def test_without_chromium_no_png_is_written(folder, tmp_path):
 def test_a_partial_bench_says_so(folder):
     text = report.markdown(load_bench(folder), expected=72)
     assert "**Partial: 4 of 72 points so far" in text
+
+
+def test_seed_tau_interval_and_epoch_taus_within_each_choice(tmp_path):
+    three = BENCH.replace("spectrum = [0.0, 1.0]", "spectrum = [0.0, 0.5, 1.0]")
+    folder = write_bench(tmp_path / "b", epochs=3, space_text=three)  # 3 groups x 2 orders
+    table = pd.read_csv(folder / TABLE)
+    # point 0 (the worst) leads after epoch 1: it inverts the early ranking of its order only
+    curves = [[0.9, 0.9, c[2]] for c in json.loads(table.loc[0, "seed_curves"])]
+    table.loc[0, "seed_curves"] = json.dumps(curves)
+    table.to_csv(folder / TABLE, index=False)
+    bench = load_bench(folder)
+    assert report.seed_tau_ci(bench, samples=200) == pytest.approx((1.0, 1.0))
+    frame = report.point_frame(bench)
+    mine = frame[frame["key"] == table.loc[0, "arch_key"]].iloc[0]
+    same = set(frame[frame["order"] == mine["order"]]["key"])
+    assert len(same) == 3
+    assert report.epoch_taus(bench, same) == pytest.approx([-1 / 3, -1 / 3, 1.0])
+    text = report.epoch_tau_table(bench, frame)
+    assert f"| order | {mine['order']} | 3 | -0.33 | -0.33 |" in text
+    assert "| groups |" not in text  # 2 points per group count: too few to rank
