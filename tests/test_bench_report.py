@@ -7,10 +7,12 @@ import pandas as pd
 import pytest
 
 from nas.bench import report
+from nas.bench.run import bench_points
 from nas.bench.table import load_bench
-from nas.results import BENCH_HTML, BENCH_MD, BENCH_PNG, TABLE
+from nas.results import BENCH_HTML, BENCH_MD, BENCH_PNG, TABLE, read_meta
+from nas.search.space import genotype, load_space
 from tests.benchkit import final_of, write_bench
-from tests.searchkit import BENCH, run_cli
+from tests.searchkit import BENCH, ROOT, run_cli
 
 
 @pytest.fixture
@@ -74,3 +76,14 @@ def test_seed_tau_interval_and_epoch_taus_within_each_choice(tmp_path):
     text = report.epoch_tau_table(bench, frame)
     assert f"| order | {mine['order']} | 3 | -0.33 | -0.33 |" in text
     assert "| groups |" not in text  # 2 points per group count: too few to rank
+
+
+def test_the_committed_bench_is_complete_and_retabulates_from_its_own_files():
+    committed = ROOT / "results" / "bench" / "spectrum_bench"
+    bench = load_bench(committed)
+    space = load_space(committed / read_meta(committed)["space_file"])
+    expected = {genotype(space, p).key() for p in bench_points(space)}
+    assert len(expected) == 72 and set(bench.points) == expected
+    assert bench.seeds == 2 and bench.epochs >= 10
+    assert all(len(c) == bench.epochs for p in bench.points.values() for c in p.curves)
+    assert report.markdown(bench, expected=72) in (committed / BENCH_MD).read_text()
