@@ -8,7 +8,8 @@ result at a smaller budget is what the search would have returned had it stopped
 best completed (full-budget) trial among those finished within that much simulated compute
 (the best stopped one while none has completed). Regret = the bench's best mean final
 accuracy minus the returned point's mean final accuracy, in percentage points. Writes
-`<out>.md` (the table) and `<out>.html` / `<out>.png` (regret against compute).
+`<out>.md` (the table) and `<out>.html` / `<out>.png` (regret against compute); every finished
+replay goes to `<out>.replays.jsonl` first, so a rerun with the same settings resumes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -60,6 +62,7 @@ STRATEGIES: dict[str, dict[str, Any]] = {
 }
 DEFAULT, BASELINE = "TPE + ASHA (default)", "random"
 TARGET_REGRET, TARGET_BUDGET = 0.5, 0.30  # points; fraction of the bench's compute
+REPLAYS = ".replays.jsonl"  # beside --out: every finished replay, so a rerun resumes
 
 
 def strategy_space(bench: Bench, settings: dict[str, Any], trials: int) -> str:
@@ -122,6 +125,10 @@ def trajectory(table: pd.DataFrame, bench: Bench, budgets_s: list[float]
 
 def _start_worker() -> None:
     """One Ray session per worker process, reused by every replay it runs."""
+    # Ray's own per-trial logs (JSON, CSV, TensorBoard) are no part of the run folder's
+    # contract, and these run folders are thrown away: skip writing them (the timed 20-trial
+    # replay below runs as users run it, with them).
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     from nas.search.engine import SearchOptions, start_ray
 
     start_ray(SearchOptions(space=DEFAULT_SPACE))
@@ -143,8 +150,40 @@ def replay(job: tuple[str, int, str, float, float, int, str]) -> dict[str, Any]:
                                                compute_budget_s=budget_s),
                                  source=Replay(Path(bench_dir), speed))
         wall = time.perf_counter() - start
-        return {"strategy": name, "seed": seed, "wall_s": wall,
-                "table": outcome.table.to_dict("records")}
+        table = outcome.table[[c for c in KEPT if c in outcome.table]]
+        return {"strategy": name, "seed": seed, "wall_s": wall, "speed": speed,
+                "budget_s": budget_s, "trials": trials, "table": table.to_dict("records")}
+
+
+KEPT = ("trial_id", "arch_key", "status", "best_val_acc", "macs", "simulated_s", "clock_s")
+
+
+def load_replays(path: Path) -> list[dict[str, Any]]:
+    """The replays an earlier run finished (one JSON line each; a torn last line is dropped)."""
+    if not path.exists():
+        return []
+    done = []
+    for line in path.read_text().splitlines():
+        try:
+            done.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # killed mid-write: that replay runs again
+    return done
+
+
+def append_replay(path: Path, result: dict[str, Any]) -> None:
+    """One finished replay, on disk before the next is reported: a rerun resumes after it."""
+    with path.open("a") as file:
+        file.write(json.dumps(result) + "\n")
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def reusable(result: dict[str, Any], settings: dict[str, Any], budget_s: float, speed: float,
+             trials: int) -> bool:
+    """An earlier replay of the same strategy settings and speed that ran at least this far."""
+    return (result.get("settings") == settings and result.get("speed") == speed
+            and result.get("trials") == trials and result.get("budget_s", 0) >= budget_s - 1e-6)
 
 
 def summarize(results: list[dict[str, Any]], bench: Bench,
@@ -292,24 +331,36 @@ def main(argv: list[str] | None = None) -> int:
               f" accuracy {100 * bench.best().final:.2f} %. {args.repeats} seeds per strategy,"
               f" replay speed {args.speed:g}x. {machine()}"]
     print("\n".join(header), flush=True)
+    budget_s = max(budgets) * total
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    log = args.out.with_suffix(REPLAYS)
+    earlier = {(r["strategy"], r["seed"]): r for r in load_replays(log)
+               if r["strategy"] in strategies and reusable(
+                   r, strategies[r["strategy"]], budget_s, args.speed, args.trials)}
+    results = [earlier[(name, seed)] for name in strategies for seed in range(args.repeats)
+               if (name, seed) in earlier]
     jobs = [(name, seed, strategy_space(bench, settings, args.trials), args.speed,
-             max(budgets) * total, args.trials, str(args.bench))
-            for name, settings in strategies.items() for seed in range(args.repeats)]
+             budget_s, args.trials, str(args.bench))
+            for name, settings in strategies.items() for seed in range(args.repeats)
+            if (name, seed) not in earlier]
+    print(f"{len(results)} replays from {log}, {len(jobs)} to run", flush=True)
     start = time.perf_counter()
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn"),
                              initializer=_start_worker) as pool:
-        results = []
         for done in pool.map(replay, jobs):
+            done["settings"] = strategies[done["strategy"]]
+            append_replay(log, done)
             results.append(done)
             print(f"  {done['strategy']:<22} seed {done['seed']:>2}: {len(done['table'])}"
                   f" trials, {done['wall_s']:.1f} s", flush=True)
+    elapsed = time.perf_counter() - start
     frame = summarize(results, bench, budgets)
     wall20 = timed_default_replay(args.bench, args.speed)
     text = markdown(frame, bench, header) + "\n\n" + "\n".join(verdicts(frame)) + (
         f"\n\nA replayed 20-trial default search (`run_search.py --replay`, speed"
-        f" {args.speed:g}x) took {wall20:.1f} s wall (target < 60 s). All replays took"
-        f" {time.perf_counter() - start:.0f} s.\n")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+        f" {args.speed:g}x) took {wall20:.1f} s wall (target < 60 s). {len(jobs)} replays ran"
+        f" in {elapsed:.0f} s, {args.jobs} at a time; {len(earlier)} were"
+        f" read back from `{log.name}`.\n")
     atomic_write(args.out.with_suffix(".md"), lambda tmp: tmp.write_text(text))
     atomic_write(args.out.with_suffix(".csv"), lambda tmp: frame.to_csv(tmp, index=False))
     fig = figure(frame)

@@ -72,3 +72,19 @@ def test_the_targets_are_read_off_the_table():
     assert "<= 0.5 pt: other 10 %, TPE + ASHA (default) 30 %" in text
     late = frame.assign(regret_pp_median=[1.2, 0.6, 1.2, 0.9, 0.5, 0.0])
     assert "**missed** (not at any budget measured)" in "\n".join(st.verdicts(late))
+
+
+def test_finished_replays_are_kept_and_reused_only_for_the_same_settings(tmp_path):
+    log = tmp_path / "s.replays.jsonl"
+    settings = st.STRATEGIES["random"]
+    done = {"strategy": "random", "seed": 0, "settings": settings, "speed": 500.0,
+            "budget_s": 100.0, "trials": 400, "table": [{"trial_id": "a"}]}
+    st.append_replay(log, done)
+    with log.open("a") as file:
+        file.write('{"strategy": "random", "se')  # killed mid-write
+    assert st.load_replays(log) == [done]
+    assert st.reusable(done, settings, 100.0, 500.0, 400)
+    assert st.reusable(done, settings, 50.0, 500.0, 400)  # ran further than needed
+    assert not st.reusable(done, settings, 200.0, 500.0, 400)  # stopped too early
+    assert not st.reusable(done, settings, 100.0, 200.0, 400)
+    assert not st.reusable(done, st.STRATEGIES["TPE"], 100.0, 500.0, 400)
