@@ -339,9 +339,10 @@ def main(argv: list[str] | None = None) -> int:
                    r, strategies[r["strategy"]], budget_s, args.speed, args.trials)}
     results = [earlier[(name, seed)] for name in strategies for seed in range(args.repeats)
                if (name, seed) in earlier]
+    # seed by seed, so that an interrupted run has every strategy at its first seeds
     jobs = [(name, seed, strategy_space(bench, settings, args.trials), args.speed,
              budget_s, args.trials, str(args.bench))
-            for name, settings in strategies.items() for seed in range(args.repeats)
+            for seed in range(args.repeats) for name, settings in strategies.items()
             if (name, seed) not in earlier]
     print(f"{len(results)} replays from {log}, {len(jobs)} to run", flush=True)
     start = time.perf_counter()
