@@ -130,7 +130,7 @@ def train_once(candidate: Candidate, splits: Splits, cfg: TrainConfig) -> dict[s
     """Train one architecture from scratch with cfg.seed; test it; the retrain.csv row."""
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)  # the initialisation, as a search trial seeds it
-    model = build(candidate.genotype)
+    model = build(candidate.genotype, cfg.zero_init_residual)
     result = fit(model, splits, cfg)
     test_acc = math.nan
     if result.status != "diverged":

@@ -234,7 +234,7 @@ def main(argv: list[str]) -> int:
         from nas.search.report import summarize
 
         outcome = run_search(options_from(args, args.target))
-        print(summarize(outcome))
+        print(summarize(outcome, f"study {args.target}"))
         run_dir, code = outcome.run_dir, 130 if outcome.interrupted else 0
     print(write_study(run_dir))
     print(f"Written: {run_dir / STUDY_CSV}, {run_dir / STUDY_MD}, {run_dir / STUDY_JSON}")

@@ -1,15 +1,18 @@
 """What a bench report says, checked against the fixture's known curves."""
 
+import json
 import os
 
 import pandas as pd
 import pytest
 
 from nas.bench import report
+from nas.bench.run import bench_points
 from nas.bench.table import load_bench
-from nas.results import BENCH_HTML, BENCH_MD, BENCH_PNG, TABLE
+from nas.results import BENCH_HTML, BENCH_MD, BENCH_PNG, TABLE, read_meta
+from nas.search.space import genotype, load_space
 from tests.benchkit import final_of, write_bench
-from tests.searchkit import run_cli
+from tests.searchkit import BENCH, ROOT, run_cli
 
 
 @pytest.fixture
@@ -53,3 +56,34 @@ def test_without_chromium_no_png_is_written(folder, tmp_path):
 def test_a_partial_bench_says_so(folder):
     text = report.markdown(load_bench(folder), expected=72)
     assert "**Partial: 4 of 72 points so far" in text
+
+
+def test_seed_tau_interval_and_epoch_taus_within_each_choice(tmp_path):
+    three = BENCH.replace("spectrum = [0.0, 1.0]", "spectrum = [0.0, 0.5, 1.0]")
+    folder = write_bench(tmp_path / "b", epochs=3, space_text=three)  # 3 groups x 2 orders
+    table = pd.read_csv(folder / TABLE)
+    # point 0 (the worst) leads after epoch 1: it inverts the early ranking of its order only
+    curves = [[0.9, 0.9, c[2]] for c in json.loads(table.loc[0, "seed_curves"])]
+    table.loc[0, "seed_curves"] = json.dumps(curves)
+    table.to_csv(folder / TABLE, index=False)
+    bench = load_bench(folder)
+    assert report.seed_tau_ci(bench, samples=200) == pytest.approx((1.0, 1.0))
+    frame = report.point_frame(bench)
+    mine = frame[frame["key"] == table.loc[0, "arch_key"]].iloc[0]
+    same = set(frame[frame["order"] == mine["order"]]["key"])
+    assert len(same) == 3
+    assert report.epoch_taus(bench, same) == pytest.approx([-1 / 3, -1 / 3, 1.0])
+    text = report.epoch_tau_table(bench, frame)
+    assert f"| order | {mine['order']} | 3 | -0.33 | -0.33 |" in text
+    assert "| groups |" not in text  # 2 points per group count: too few to rank
+
+
+def test_the_committed_bench_is_complete_and_retabulates_from_its_own_files():
+    committed = ROOT / "results" / "bench" / "spectrum_bench"
+    bench = load_bench(committed)
+    space = load_space(committed / read_meta(committed)["space_file"])
+    expected = {genotype(space, p).key() for p in bench_points(space)}
+    assert len(expected) == 72 and set(bench.points) == expected
+    assert bench.seeds == 2 and bench.epochs >= 10
+    assert all(len(c) == bench.epochs for p in bench.points.values() for c in p.curves)
+    assert report.markdown(bench, expected=72) in (committed / BENCH_MD).read_text()

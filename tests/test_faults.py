@@ -239,6 +239,12 @@ def test_progress_lines_and_summary_after_a_failed_row(tiny_run):
     text = summarize(Outcome)
     assert "lost_ref failed" in text  # a failed reference point is listed as failed
     assert "regular 0." in text
+    assert "Resume with" not in text
+
+    Outcome.interrupted = True  # each action's summary continues that action, not a search
+    run = f"--name {tiny_run.name} --results-dir {tiny_run.parent} --resume"
+    assert f"Resume with: python run_search.py {run}" in summarize(Outcome)
+    assert f"Resume with: python run_search.py bench {run}" in summarize(Outcome, "bench")
 
 
 # ---------------------------------------------------------------------------

@@ -92,6 +92,8 @@ def test_residual_blocks_start_as_identity_on_their_branch():
     net = build(preset("regular", depth=1))
     assert torch.count_nonzero(net.s1.b1.bn2.weight) == 0  # last BN of the branch, zero gamma
     assert torch.count_nonzero(net.s1.b1.bn1.weight) > 0
+    plain = build(preset("regular", depth=1), zero_init_residual=False)
+    assert torch.equal(plain.s1.b1.bn2.weight, torch.ones_like(plain.s1.b1.bn2.weight))
 
 
 def test_max_pooling_head_and_features_only_head():

@@ -24,8 +24,9 @@ def test_each_strategy_is_the_bench_space_with_its_search_settings(bench, tmp_pa
         path.write_text(st.strategy_space(bench, settings, trials=30))
         space = load_space(path)
         assert space.search.trials == 30 and space.search.sampler == settings["sampler"]
-        expected = bench.epochs if settings["grace_period"] == st.FULL else 1
-        assert space.search.grace_period == expected, name
+        grace = settings["grace_period"]
+        assert space.search.grace_period == (bench.epochs if grace == st.FULL else grace), name
+        assert space.search.multivariate == settings.get("multivariate"), name
         assert not space.references  # the default's references use mid_act none: not here
     wide = write_bench(tmp_path / "wide", space_text=WIDE)
     path.write_text(st.strategy_space(load_bench(wide), st.STRATEGIES["TPE + ASHA (default)"], 9))
@@ -56,3 +57,34 @@ def test_medians_and_quartiles():
     assert st._spread("r", [1.0, 2.0, 3.0, 4.0, 5.0]) == {"r_median": 3.0, "r_q1": 2.0,
                                                            "r_q3": 4.0}
     assert st._spread("r", [2.0]) == {"r_median": 2.0, "r_q1": 2.0, "r_q3": 2.0}
+
+
+def test_the_targets_are_read_off_the_table():
+    def row(name, budget, regret):
+        return {"strategy": name, "budget": budget, "regret_pp_median": regret}
+
+    frame = pd.DataFrame([row(st.DEFAULT, 0.1, 1.2), row(st.DEFAULT, 0.3, 0.4),
+                          row(st.BASELINE, 0.1, 1.2), row(st.BASELINE, 0.3, 0.9),
+                          row("other", 0.1, 0.5), row("other", 0.3, 0.0)])
+    text = "\n".join(st.verdicts(frame))
+    assert "with <= 30 % of the compute: **met** (first at 30 %)" in text
+    assert "10 %: ties (1.20 vs 1.20); 30 %: beats (0.40 vs 0.90)" in text
+    assert "<= 0.5 pt: other 10 %, TPE + ASHA (default) 30 %" in text
+    late = frame.assign(regret_pp_median=[1.2, 0.6, 1.2, 0.9, 0.5, 0.0])
+    assert "**missed** (not at any budget measured)" in "\n".join(st.verdicts(late))
+
+
+def test_finished_replays_are_kept_and_reused_only_for_the_same_settings(tmp_path):
+    log = tmp_path / "s.replays.jsonl"
+    settings = st.STRATEGIES["random"]
+    done = {"strategy": "random", "seed": 0, "settings": settings, "speed": 500.0,
+            "budget_s": 100.0, "trials": 400, "table": [{"trial_id": "a"}]}
+    st.append_replay(log, done)
+    with log.open("a") as file:
+        file.write('{"strategy": "random", "se')  # killed mid-write
+    assert st.load_replays(log) == [done]
+    assert st.reusable(done, settings, 100.0, 500.0, 400)
+    assert st.reusable(done, settings, 50.0, 500.0, 400)  # ran further than needed
+    assert not st.reusable(done, settings, 200.0, 500.0, 400)  # stopped too early
+    assert not st.reusable(done, settings, 100.0, 200.0, 400)
+    assert not st.reusable(done, st.STRATEGIES["TPE"], 100.0, 500.0, 400)

@@ -510,3 +510,14 @@ def test_divergence_rules_loss_growth_and_chance(cifar):
     assert epochs((2.3, chance), (2.2, chance + 0.01), (2.1, chance)) is None
     trainer.cfg = dataclasses.replace(trainer.cfg, chance_epochs=0)
     assert epochs((2.3, chance), (2.3, chance), (2.3, chance)) is None  # rule turned off
+
+
+def test_a_trial_builds_its_network_with_the_configured_residual_init():
+    from nas.arch.zoo import preset
+    from nas.search.trial import make_trainer
+
+    arch = preset("regular", depth=1)
+    for zero, expected in ((True, 0.0), (False, 1.0)):
+        cfg = TrainConfig(epochs=1, warmup_epochs=0, zero_init_residual=zero, device="cpu")
+        gamma = make_trainer(arch, synthetic(), cfg, seed=0).model.s1.b1.bn2.weight
+        assert torch.equal(gamma, torch.full_like(gamma, expected))

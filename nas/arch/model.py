@@ -136,8 +136,9 @@ class Network(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def init_weights(model: nn.Module) -> None:
-    """pycls-style init; residual branches end in a zero-gamma BN so blocks start as identity."""
+def init_weights(model: nn.Module, zero_init_residual: bool = True) -> None:
+    """pycls-style init; with zero_init_residual, residual branches end in a zero-gamma BN so
+    blocks start as identity (Goyal et al. 2017)."""
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
@@ -147,7 +148,7 @@ def init_weights(model: nn.Module) -> None:
         elif isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, std=0.01)
             nn.init.zeros_(module.bias)
-    for module in model.modules():
+    for module in model.modules() if zero_init_residual else ():
         if isinstance(module, SpectrumBlock) and module.residual:
             norms = [getattr(module, n) for n in module.branch
                      if isinstance(getattr(module, n), nn.BatchNorm2d)]
@@ -155,8 +156,8 @@ def init_weights(model: nn.Module) -> None:
                 nn.init.zeros_(norms[-1].weight)
 
 
-def build(genotype: Genotype) -> Network:
+def build(genotype: Genotype, zero_init_residual: bool = True) -> Network:
     """Validate the genotype and build its network (invalid ones never reach torch)."""
     model = Network(plan(genotype))
-    init_weights(model)
+    init_weights(model, zero_init_residual)
     return model

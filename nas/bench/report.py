@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from nas.arch.genotype import Genotype
-from nas.bench.rank import kendall_tau
+from nas.bench.rank import bootstrap_ci, kendall_tau
 from nas.bench.table import Bench, BenchPoint
 from nas.results import BENCH_HTML, BENCH_MD, BENCH_PNG, atomic_write
 
@@ -38,15 +38,41 @@ def point_frame(bench: Bench) -> pd.DataFrame:
 
 def seed_tau(bench: Bench) -> float:
     """Kendall's tau of seed 0's final accuracies against seed 1's: the noise floor."""
-    points = list(bench.points.values())
-    return kendall_tau([p.curves[0][-1] for p in points], [p.curves[1][-1] for p in points])
+    return kendall_tau(*_seed_finals(bench))
 
 
-def epoch_taus(bench: Bench) -> list[float]:
-    """Kendall's tau of the mean accuracy after epoch k against the final one, k = 1..E."""
+def seed_tau_ci(bench: Bench, samples: int = 1000) -> tuple[float, float]:
+    """Bootstrap 95 % interval of seed_tau over resampled points."""
+    return bootstrap_ci(*_seed_finals(bench), kendall_tau, samples=samples)
+
+
+def _seed_finals(bench: Bench) -> tuple[list[float], list[float]]:
     points = list(bench.points.values())
+    return [p.curves[0][-1] for p in points], [p.curves[1][-1] for p in points]
+
+
+def epoch_taus(bench: Bench, keys: set[str] | None = None) -> list[float]:
+    """Kendall's tau of the mean accuracy after epoch k against the final one, k = 1..E, over
+    every point (or those in `keys`)."""
+    points = [p for p in bench.points.values() if keys is None or p.key in keys]
     final = [p.final for p in points]
     return [kendall_tau([p.at(k) for p in points], final) for k in range(1, bench.epochs + 1)]
+
+
+def epoch_tau_table(bench: Bench, frame: pd.DataFrame) -> str:
+    """epoch_taus within each choice of each factor: whether an early ranking fails inside a
+    choice or only across choices (a factor that helps early and hurts late)."""
+    ks = range(1, bench.epochs)  # the last epoch is the final one: tau 1 by definition
+    lines = ["| factor | choice | points | " + " | ".join(f"k={k}" for k in ks) + " |",
+             "|---|---|---|" + "---|" * len(ks)]
+    for factor in FACTORS:
+        for choice, part in frame.groupby(factor, sort=True):
+            if len(part) < 3:
+                continue
+            taus = epoch_taus(bench, set(part["key"]))
+            lines.append(f"| {factor} | {choice} | {len(part)} | "
+                         + " | ".join(f"{taus[k - 1]:.2f}" for k in ks) + " |")
+    return "\n".join(lines)
 
 
 def pareto(frame: pd.DataFrame) -> pd.DataFrame:
@@ -113,10 +139,13 @@ def markdown(bench: Bench, expected: int | None = None) -> str:
              " the same position).", pivot_table(frame),
              "### By factor (each over every point with that choice)", factor_table(frame),
              "### Rank agreement (Kendall's tau over the points)",
-             f"Seed 0 against seed 1 (final accuracy): **tau = {seed_tau(bench):.3f}** — the"
-             " noise floor for any ranking method.",
+             f"Seed 0 against seed 1 (final accuracy): **tau = {seed_tau(bench):.3f}**"
+             " [{:.3f}, {:.3f}] (bootstrap 95 % over points) — the noise floor for any ranking"
+             " method.".format(*seed_tau_ci(bench)),
              "Mean accuracy after epoch k against the final one: " + ", ".join(
                  f"k={k}: {t:.3f}" for k, t in enumerate(taus, start=1)),
+             "The same within each choice of a factor (points that share it):",
+             epoch_tau_table(bench, frame),
              "### Accuracy against measured latency: the Pareto front",
              "\n".join(["| groups | order | mid act | residual | mean % | latency ms | params |",
                         "|---|---|---|---|---|---|---|",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import random
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +81,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """The bench action: exit 0 when every point is done, 130 when interrupted."""
     from nas.search.engine import run_search
-    from nas.search.report import summarize
+    from nas.search.report import resume_command, summarize
 
     args = parser().parse_args(argv)
     if args.space is not None and args.space.is_dir():
@@ -124,11 +123,10 @@ def main(argv: list[str]) -> int:
         # a fresh experiment over exactly those.
         outcome = run_search(dataclasses.replace(opts, points=tuple(left), restore=False))
         left = remaining(space, outcome.run_dir, epochs)
-    print(summarize(outcome))
+    print(summarize(outcome, "bench"))
     print(f"Report: {tabulate_quietly(outcome.run_dir)}")
     print(f"Bench: {total - len(left)} of {total} points done"
-          + (f"; continue with: python {' '.join(sys.argv[:1])} bench --resume --name"
-             f" {outcome.run_dir.name} --results-dir {outcome.run_dir.parent}" if left else ""))
+          + (f"; continue with: {resume_command(outcome.run_dir, 'bench')}" if left else ""))
     return 130 if outcome.interrupted or left else 0
 
 

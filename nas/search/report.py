@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 from nas.arch.cost import cost
 from nas.arch.describe import describe_arch, millions
@@ -74,8 +75,10 @@ def describe_space(space: Space, sample: int = 200) -> str:
     return "\n".join(lines)
 
 
-def summarize(outcome) -> str:
-    """The closing report: how trials ended, the best architecture, where the results are."""
+def summarize(outcome, action: str = "") -> str:
+    """The closing report: how trials ended, the best architecture, where the results are;
+    an interrupted run says how to continue it (`action`: the run_search.py words before the
+    flags, e.g. 'bench' or 'study search_spaces/x.toml')."""
     table, run_dir = outcome.table, outcome.run_dir
     minutes, seconds = divmod(int(outcome.seconds), 60)
     counts = table["status"].value_counts().to_dict() if "status" in table else {}
@@ -100,9 +103,15 @@ def summarize(outcome) -> str:
     lines.append(f"Results: {run_dir / TABLE} (+ {PARQUET}, {META}, {OPTUNA_DB},"
                  f" Ray experiment in {run_dir / EXPERIMENT})")
     if outcome.interrupted:
-        lines.append(f"Resume with: python run_search.py --name {run_dir.name} "
-                     f"--results-dir {run_dir.parent} --resume")
+        lines.append(f"Resume with: {resume_command(run_dir, action)}")
     return "\n".join(lines)
+
+
+def resume_command(run_dir: Path, action: str = "") -> str:
+    """The command that continues the run in `run_dir`."""
+    words = ["python run_search.py", action, f"--name {run_dir.name}",
+             f"--results-dir {run_dir.parent}", "--resume"]
+    return " ".join(w for w in words if w)
 
 
 def reference_results(table, max_epochs: object = "?") -> list[str]:

@@ -58,7 +58,7 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, splits: Splits) -
         tune.report({**facts, "val_acc": NOT_MEASURED, "status": "infeasible", "reason": reason})
         return
     device = resolve_device(settings.train.device)
-    trainers = [_trainer(arch, splits, settings.train, seed) for seed in _seeds(settings)]
+    trainers = [make_trainer(arch, splits, settings.train, seed) for seed in _seeds(settings)]
     facts["device"] = device.type
     facts["precision"] = trainers[0].precision  # training, validation and latency alike
     facts["latency_ms"] = measure_latency(trainers[0].model, _input_shape(arch), device,
@@ -86,10 +86,10 @@ def _seeds(settings: TrialSettings) -> list[int]:
     return [settings.train.seed + r for r in range(settings.repeats)]
 
 
-def _trainer(arch: Genotype, splits: Splits, cfg: TrainConfig, seed: int) -> Trainer:
+def make_trainer(arch: Genotype, splits: Splits, cfg: TrainConfig, seed: int) -> Trainer:
     """A fresh model (initialised under `seed`) and its trainer."""
     torch.manual_seed(seed)
-    return Trainer(build(arch), splits, dataclasses.replace(cfg, seed=seed))
+    return Trainer(build(arch, cfg.zero_init_residual), splits, dataclasses.replace(cfg, seed=seed))
 
 
 def _input_shape(arch: Genotype) -> tuple[int, int, int]:

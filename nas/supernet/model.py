@@ -52,7 +52,7 @@ class SuperNet(nn.Module):
         for (stage, b, group, name), shape in shapes.items():
             layers = _child(_child(_child(self.stages, stage), b), group)
             layers[name] = SuperConv(*shape) if isinstance(shape, tuple) else nn.BatchNorm2d(shape)
-        init_weights(self)  # BN gamma 1 everywhere: one BN serves residual and plain paths
+        init_weights(self, zero_init_residual=False)  # one BN serves residual and plain paths
         self.paths: list[Path] = []
         self._cache: dict[str, Path] = {}
 

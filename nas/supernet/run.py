@@ -213,7 +213,7 @@ def _verify(space: Space, args: argparse.Namespace, top, run_dir: Path) -> int:
     print(f"Verifying the top {len(points)} points stand-alone ({run_dir / META}'s budget)",
           flush=True)
     outcome = run_search(opts)
-    print(summarize(outcome))
+    print(summarize(outcome, f"supernet {args.space}"))
     update_meta(run_dir, {"supernet": json.loads((run_dir / SUPERNET_JSON).read_text())
                           | {"history": None}})
     return 130 if outcome.interrupted else 0

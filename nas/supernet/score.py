@@ -86,18 +86,14 @@ def supernet_scorer(supernet: SuperNet, calibration: DeviceBatches, val: DeviceB
 def proxy_scorer(name: str, x: torch.Tensor, y: torch.Tensor, seed: int) -> Scorer:
     """A zero-cost proxy of the freshly initialised stand-alone network (or its #params).
 
-    Every BN scale starts at 1: the stand-alone init zeroes the last BN of residual branches,
-    which would cut every path (and gradient) through them and blind the proxies to the branch.
+    Every BN scale starts at 1: a zero-gamma residual init would cut every path (and gradient)
+    through the branches and blind the proxies to them.
     """
     def score(arch: Genotype) -> float:
         if name == "params":
             return float(cost(arch).params)
         torch.manual_seed(seed)
-        model = build(arch).to(x.device)
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-        return proxy(name, model, x, y)
+        return proxy(name, build(arch, zero_init_residual=False).to(x.device), x, y)
     return score
 
 

@@ -69,6 +69,10 @@ class TrainConfig:
     # the commonest class.
     diverge_factor: float = 10.0
     chance_epochs: int = 3
+    # Residual branches end in a zero-gamma BN, so every block starts as its shortcut (Goyal et
+    # al. 2017); false: gamma 1 like every other BN. On the 5,000-image subset at 10 epochs the
+    # zero-gamma branches stay small and residual points trail (benchmarks/residual_init.py).
+    zero_init_residual: bool = True
 
     def __post_init__(self) -> None:
         """Reject invalid settings at construction."""
