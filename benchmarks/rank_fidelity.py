@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("results/rank_fidelity.md"))
     args = p.parse_args(argv)
     bench = load_bench(args.bench)
-    space = load_space(args.bench / bench.meta["space_file"])
+    space = load_space(bench.space_file)
     expected = len(enumerate_points(space) or [])
     keys = sorted(bench.points)
     if len(keys) < args.min_points:

@@ -26,8 +26,10 @@ from typing import Any
 
 from benchmarks.common import default_data_dir, load_note, machine
 from nas.bench.table import Bench, load_bench
-from nas.results import atomic_write, read_meta
-from nas.search.space import genotype, load_space
+from nas.results import atomic_write
+from nas.search.engine import Budget, trial_settings
+from nas.search.space import Space, genotype, load_space
+from nas.train.trainer import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_POINTS = ("spectrum=0.4,order=pw_dw,mid_act=none", "spectrum=0.6,order=pw_dw,mid_act=none",
@@ -45,14 +47,14 @@ def parse_point(text: str) -> dict[str, Any]:
     return point
 
 
-def bench_train_config(bench: Bench, seed: int, zero_init: bool):
-    """The bench trials' TrainConfig (as nas.search.engine sets it for a CPU trial) with the
-    residual init chosen."""
-    space = load_space(bench.run_dir / read_meta(bench.run_dir)["space_file"])
-    return space, dataclasses.replace(
-        space.train, epochs=bench.epochs, seed=seed, device="cpu", cpu_threads=1,
-        precision="fp32", warmup_epochs=min(space.train.warmup_epochs, bench.epochs),
-        zero_init_residual=zero_init)
+def bench_train_config(bench: Bench, seed: int, zero_init: bool) -> tuple[Space, TrainConfig]:
+    """The bench's space and its trials' TrainConfig, as the search engine derives it from the
+    recorded budget (fp32 where the budget predates recording the precision), with the residual
+    init chosen."""
+    space = load_space(bench.space_file)
+    budget = Budget(**{"precision": "fp32", **bench.meta["budget"]})
+    cfg = trial_settings(space, budget).train
+    return space, dataclasses.replace(cfg, seed=seed, zero_init_residual=zero_init)
 
 
 def train(job: tuple[str, dict[str, Any], int, bool, str | None]) -> dict[str, Any]:
@@ -77,7 +79,7 @@ def train(job: tuple[str, dict[str, Any], int, bool, str | None]) -> dict[str, A
 
 def markdown(bench: Bench, runs: list[dict[str, Any]], header: list[str]) -> str:
     """Per point and seed: the bench's zero-gamma final, the gamma-1 final, and the difference."""
-    space = load_space(bench.run_dir / read_meta(bench.run_dir)["space_file"])
+    space = load_space(bench.space_file)
     lines = [*header, "", "| point | seed | zero-gamma (bench) % | gamma 1 % | Δ pp |"
              " no residual (bench) % |", "|---|---|---|---|---|---|"]
     deltas = []
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "residual_init.md")
     args = p.parse_args(argv)
     bench = load_bench(args.bench)
-    space, _ = bench_train_config(bench, 0, True)
+    space = load_space(bench.space_file)
     points = [parse_point(t) for t in (args.points or DEFAULT_POINTS)]
     for point in points:
         key = genotype(space, point).key()

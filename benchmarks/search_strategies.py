@@ -35,7 +35,7 @@ import pandas as pd
 from benchmarks.common import machine
 from nas.bench.report import write_png
 from nas.bench.table import Bench, load_bench
-from nas.results import atomic_write, read_meta, scored_rows
+from nas.results import atomic_write, scored_rows
 from nas.search.space import base_name, dimensions, load_space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +67,7 @@ REPLAYS = ".replays.jsonl"  # beside --out: every finished replay, so a rerun re
 
 def strategy_space(bench: Bench, settings: dict[str, Any], trials: int) -> str:
     """The bench's space file with its [search] (and [references]) set for one strategy."""
-    source = bench.run_dir / read_meta(bench.run_dir)["space_file"]
+    source = bench.space_file
     kept, skip = [], False
     for line in source.read_text().splitlines():
         if line.startswith("["):
@@ -261,7 +261,7 @@ def verdicts(frame: pd.DataFrame) -> list[str]:
             word = "beats" if mine < theirs else "ties" if mine == theirs else "loses to"
             cells.append(f"{100 * b:g} %: {word} ({mine:.2f} vs {theirs:.2f})")
         lines.append(f"- {DEFAULT} against {BASELINE}, median regret: " + "; ".join(cells))
-    reach = sorted((first_reaching(n), n) for n in names if first_reaching(n) is not None)
+    reach = sorted((b, n) for n in names if (b := first_reaching(n)) is not None)
     lines.append("- First budget at which each strategy's median regret is <= "
                  f"{TARGET_REGRET} pt: " + (", ".join(f"{n} {100 * b:g} %" for b, n in reach)
                                             if reach else "none"))

@@ -135,8 +135,8 @@ def tabulate_quietly(run_dir: Path) -> Path:
     from nas.bench.report import write_report
     from nas.bench.table import load_bench
 
-    space = load_space(run_dir / read_meta(run_dir)["space_file"])
-    return write_report(load_bench(run_dir), expected=len(bench_points(space)))
+    bench = load_bench(run_dir)
+    return write_report(bench, expected=len(bench_points(load_space(bench.space_file))))
 
 
 def tabulate(run_dir: Path) -> int:

@@ -53,6 +53,11 @@ class Bench:
     seeds: int
     meta: dict[str, Any]
 
+    @property
+    def space_file(self) -> Path:
+        """The copy of the space file the bench was trained from (named in its meta.json)."""
+        return self.run_dir / self.meta["space_file"]
+
     def best(self) -> BenchPoint:
         """The point with the highest mean final accuracy (ties: fewer MACs, then key)."""
         return min(self.points.values(), key=lambda p: (-p.final, p.macs, p.key))

@@ -189,7 +189,7 @@ def _trial_device(budget: Budget) -> str:
     return "cuda" if budget.gpus_per_trial > 0 else "cpu"
 
 
-def _settings(space: Space, budget: Budget) -> TrialSettings:
+def trial_settings(space: Space, budget: Budget) -> TrialSettings:
     """What every trial shares: the space, the training budget, reference keys."""
     threads = max(1, int(budget.cpus_per_trial))
     train = dataclasses.replace(space.train, epochs=budget.epochs, seed=budget.seed,
@@ -379,7 +379,7 @@ def run_search(opts: SearchOptions, out: TextIO = sys.stdout,
                                                                opts.full_schedule),
                                              "space": space.name, "argv": sys.argv,
                                              "started": datetime.now(UTC).isoformat()})
-        settings = _settings(space, budget)
+        settings = trial_settings(space, budget)
         trainable = source.trainable(space, settings, opts, run_dir)  # bad data fails here
         training = True
         return _fit(space, budget, opts, run_dir, trainable, lock)
