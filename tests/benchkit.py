@@ -34,8 +34,8 @@ def write_bench(folder: Path, epochs: int = 2, space_text: str = BENCH) -> Path:
         rows.append({
             "trial_id": f"t{i:04d}", "status": "completed", "epochs": epochs,
             "arch_key": arch.key(), "genotype": arch.to_json(indent=None), "params": c.params,
-            "macs": c.macs, "latency_ms": 1.0 + i, "curve": json.dumps([sum(e) / 2 for e in
-                                                                      zip(*curves, strict=True)]),
+            "macs": c.macs, "latency_ms": 1.0 + i, "precision": "fp32",
+            "curve": json.dumps([sum(e) / 2 for e in zip(*curves, strict=True)]),
             "seed_curves": json.dumps(curves),
             "seed_loss_curves": json.dumps([[2.0 - 0.1 * e for e in range(epochs)]] * 2),
             "epoch_s_curve": json.dumps([2.0 * (i + 1)] * epochs),

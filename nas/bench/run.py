@@ -74,13 +74,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("space", type=Path, nargs="?", help="the bench space (.toml), or a bench"
                    " folder to tabulate again (bench.md, bench.html); omitted with --resume,"
                    " which reads the run folder's own copy")
+    p.add_argument("--reuse", type=Path, metavar="BENCH_DIR", help="copy the completed points"
+                   " of another bench whose space differs only in a setting those points cannot"
+                   " feel (e.g. zero_init_residual, for points without a residual) instead of"
+                   " training them again; each copied row names its bench")
     add_search_flags(p)
     return p
 
 
 def main(argv: list[str]) -> int:
     """The bench action: exit 0 when every point is done, 130 when interrupted."""
-    from nas.search.engine import run_search
+    from nas.search.engine import default_name, run_search
     from nas.search.report import resume_command, summarize
 
     args = parser().parse_args(argv)
@@ -106,17 +110,26 @@ def main(argv: list[str]) -> int:
             raise BenchError(f"--max-epochs: {args.max_epochs} must be >= 1")
         epochs = space.train.epochs if args.max_epochs is None else args.max_epochs
     check_bench_space(space, epochs)
+    if args.reuse and not args.name:  # the copies need the folder the search will use
+        args.name = default_name(space)
     total = len(bench_points(space))
     todo = remaining(space, args.results_dir / args.name, epochs) if args.resume \
         else bench_points(space)
+    copied = fill_from(args, space, todo, epochs) if args.reuse and todo else 0
+    if copied:
+        todo = remaining(space, args.results_dir / args.name, epochs)
+        if not todo:
+            print(f"Report: {tabulate_quietly(args.results_dir / args.name)}")
     if not todo:
         print(f"Bench {args.name}: all {total} points done; nothing to train.")
         return 0
     opts = dataclasses.replace(options_from(args, args.space or space.path), trials=total,
-                               points=tuple(todo))
+                               points=tuple(todo), prepared=bool(copied and not args.resume))
     print(f"Bench {space.name}: {len(todo)} of {total} points to train, {space.search.repeats}"
           f" seed(s) each, {epochs} epochs", flush=True)
     outcome = run_search(opts)
+    if copied and not args.resume:  # the search wrote the new folder's meta.json just now
+        record_reuse(outcome.run_dir, args.reuse, copied)
     left = remaining(space, outcome.run_dir, epochs)
     if left and not outcome.interrupted and args.resume:
         # Ray's restored experiment ended with points still missing (failed, or never asked):
@@ -128,6 +141,41 @@ def main(argv: list[str]) -> int:
     print(f"Bench: {total - len(left)} of {total} points done"
           + (f"; continue with: {resume_command(outcome.run_dir, 'bench')}" if left else ""))
     return 130 if outcome.interrupted or left else 0
+
+
+def fill_from(args: argparse.Namespace, space: Space, todo: list[dict[str, Any]],
+              epochs: int) -> int:
+    """Copy what `--reuse` may into the bench folder (created if new); return the count."""
+    from nas.bench.reuse import add_rows, reusable_rows
+    from nas.results import open_run_dir
+    from nas.train.device import resolve_precision
+
+    device = "cuda" if (args.gpus_per_trial or 0) > 0 else "cpu"
+    precision = resolve_precision(args.precision or space.train.precision, device)
+    copies = reusable_rows(space, todo, args.reuse, epochs, precision)
+    if len(copies) == len(todo) and not args.resume:
+        raise BenchError(f"--reuse {args.reuse}: holds every point of {space.path} trained the"
+                         " same way; replay or tabulate that bench instead of copying it")
+    run_dir = args.results_dir / args.name
+    if copies:
+        lock = open_run_dir(run_dir, args.resume)  # a new bench's folder starts here
+        try:
+            add_rows(run_dir, copies)
+            if args.resume:
+                record_reuse(run_dir, args.reuse, len(copies))
+        finally:
+            lock.release()
+    print(f"Bench {space.name}: {len(copies)} of {len(todo)} points to train copied from"
+          f" {args.reuse} (trained there exactly as here)", flush=True)
+    return len(copies)
+
+
+def record_reuse(run_dir: Path, source: Path, points: int) -> None:
+    """meta.json says which bench the copied rows came from (each row says it too)."""
+    from nas.bench.reuse import REUSED_FROM
+    from nas.results import update_meta
+
+    update_meta(run_dir, {REUSED_FROM: {"bench": source.name, "points": points}})
 
 
 def tabulate_quietly(run_dir: Path) -> Path:
