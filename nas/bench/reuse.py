@@ -71,13 +71,20 @@ def reusable_rows(space: Space, points: list[dict[str, Any]], source_dir: Path, 
         row = rows.get(genotype(space, params).key())
         if row is None or not all(init_independent(space, params, f) for f in init):
             continue
-        if row.get("precision") != precision:
-            raise BenchError(f"--reuse {source_dir}: its rows trained in {row.get('precision')},"
+        if _precision(row) != precision:
+            raise BenchError(f"--reuse {source_dir}: its rows trained in {_precision(row)},"
                              f" this bench trains in {precision}")
         copy = {k: v for k, v in row.items() if not str(k).startswith("param_")}
         copies.append({**copy, **{f"param_{k}": v for k, v in params.items()},
                        "checkpoint": None, REUSED_FROM: source_dir.name})
     return copies
+
+
+def _precision(row: dict[str, Any]) -> str:
+    """The precision a row trained in; rows from before precision was a setting (and a column)
+    trained in fp32, the only precision the trainer had."""
+    value = row.get("precision")
+    return value if isinstance(value, str) and value else "fp32"
 
 
 def add_rows(run_dir: Path, copies: list[dict[str, Any]]) -> None:
