@@ -59,6 +59,11 @@ STRATEGIES: dict[str, dict[str, Any]] = {
                                "reduction_factor": 3, "references": True},
     "TPE + ASHA, grace 3": {"sampler": "tpe", "grace_period": 3, "reduction_factor": 3,
                             "references": True},
+    # the fidelity issue's ablation: stopped trials told COMPLETE with their last accuracy
+    # (Ray's OptunaSearch) instead of PRUNED with their curve
+    "TPE + ASHA, stopped told COMPLETE": {"sampler": "tpe", "grace_period": 1,
+                                          "reduction_factor": 3, "references": True,
+                                          "stopped_as": "complete"},
 }
 DEFAULT, BASELINE = "TPE + ASHA (default)", "random"
 TARGET_REGRET, TARGET_BUDGET = 0.5, 0.30  # points; fraction of the bench's compute

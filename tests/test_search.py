@@ -117,6 +117,7 @@ def test_a_real_search_fills_the_table(tmp_path):
     assert meta["scheduler"] == {"name": "asha", "metric": "val_acc", "mode": "max",
                                  "time_attr": "training_iteration", "max_t": 4,
                                  "grace_period": 1, "reduction_factor": 2}
+    assert meta["searcher"] == {"stopped_as": "pruned"}
     assert "Best (full budget, best of 4 epochs): trial" in done.stdout
 
 

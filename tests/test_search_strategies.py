@@ -27,6 +27,7 @@ def test_each_strategy_is_the_bench_space_with_its_search_settings(bench, tmp_pa
         grace = settings["grace_period"]
         assert space.search.grace_period == (bench.epochs if grace == st.FULL else grace), name
         assert space.search.multivariate == settings.get("multivariate"), name
+        assert space.search.stopped_as == settings.get("stopped_as", "pruned"), name
         assert not space.references  # the default's references use mid_act none: not here
     wide = write_bench(tmp_path / "wide", space_text=WIDE)
     path.write_text(st.strategy_space(load_bench(wide), st.STRATEGIES["TPE + ASHA (default)"], 9))

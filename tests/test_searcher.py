@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import pickle
+from pathlib import Path
 
 import optuna
 import pytest
@@ -136,3 +137,29 @@ def test_sampler_settings_default_to_the_old_fixed_values_and_are_settable(tmp_p
     assert sampler_settings(load_space(sized), 0)["population_size"] == 4
     assert isinstance(build_sampler(load_space(sized), sampler_settings(load_space(sized), 0)),
                       optuna.samplers.NSGAIISampler)
+
+
+def test_stopped_as_complete_tells_a_stopped_trial_its_last_accuracy():
+    space = load_space(SPACE)
+    study = optuna.create_study(sampler=build_sampler(space, sampler_settings(space, 0)))
+    s = StudySearcher(study, DefineByRun(space), ["val_acc"], 3, stopped_as="complete")
+    for trial_id in "abc":
+        s.suggest(trial_id)
+    s.on_trial_complete("a", {"curve": [0.15], "training_iteration": 1, "status": "running"})
+    s.on_trial_complete("b", {"curve": [0.2, 0.3, 0.35], "training_iteration": 3,
+                              "status": "running"})
+    s.on_trial_complete("c", {"curve": [0.1, 0.12], "training_iteration": 2,
+                              "status": "diverged"})
+    a, b, c = (told(s, t) for t in "abc")
+    assert (a.state, a.value, a.user_attrs["status"]) == (TrialState.COMPLETE, 0.15, "stopped")
+    assert (b.state, b.value) == (TrialState.COMPLETE, 0.35)
+    assert c.state == TrialState.PRUNED  # only ASHA's stops change: a diverged trial is not one
+
+
+def test_stopped_as_is_a_checked_search_setting(tmp_path):
+    text = Path(SPACE).read_text().replace("[search]\n", '[search]\nstopped_as = "complete"\n', 1)
+    assert load_space(write_space(tmp_path, text)).search.stopped_as == "complete"
+    assert load_space(SPACE).search.stopped_as == "pruned"
+    bad = text.replace('stopped_as = "complete"', 'stopped_as = "finished"')
+    with pytest.raises(ValueError, match="stopped_as"):
+        load_space(write_space(tmp_path, bad, "bad.toml"))

@@ -159,11 +159,13 @@ def scheduler_settings(space: Space, budget: Budget, full_schedule: bool = False
 
 def search_settings(space: Space, budget: Budget, full_schedule: bool = False
                     ) -> dict[str, Any]:
-    """The sampler's and the scheduler's resolved settings, for meta.json and the Tuner."""
+    """The sampler's, the scheduler's and the searcher's resolved settings, for meta.json and
+    the Tuner."""
     from nas.search.samplers import sampler_settings
 
     return {"sampler": sampler_settings(space, budget.seed),
-            "scheduler": scheduler_settings(space, budget, full_schedule)}
+            "scheduler": scheduler_settings(space, budget, full_schedule),
+            "searcher": {"stopped_as": space.search.stopped_as}}
 
 
 def _study(space: Space, storage, name: str, sampler):
@@ -282,7 +284,8 @@ def _tuner(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, tra
                else RunStudyStorage(run_dir))
     study = _study(space, storage, run_dir.name, build_sampler(space, settings["sampler"]))
     searcher = StudySearcher(study, DefineByRun(space), list(space.objectives.metrics),
-                             budget.epochs, list(opts.points) or _reference_points(space))
+                             budget.epochs, list(opts.points) or _reference_points(space),
+                             space.search.stopped_as)
     # wrapped here rather than by Ray (max_concurrent_trials) so the generator is ours
     search_alg = RunSearchGenerator(ConcurrencyLimiter(searcher, budget.concurrency))
     asha = {k: v for k, v in settings["scheduler"].items() if k != "name"}

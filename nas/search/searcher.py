@@ -33,17 +33,21 @@ STATES = {"completed": TrialState.COMPLETE, "stopped": TrialState.PRUNED,
           "failed": TrialState.FAIL}
 
 
-def outcome(result: TrialReport, error: bool, max_epochs: int,
-            metrics: list[str]) -> tuple[str, TrialState, list[float] | None]:
-    """(table status, Optuna state, values to tell) of a finished trial's last report."""
+def outcome(result: TrialReport, error: bool, max_epochs: int, metrics: list[str],
+            stopped_as: str = "pruned") -> tuple[str, TrialState, list[float] | None]:
+    """(table status, Optuna state, values to tell) of a finished trial's last report;
+    stopped_as "complete" tells an ASHA-stopped trial COMPLETE with its last accuracy."""
     status = trial_status(result, max_epochs, error)
     curve = finite_curve(result)
     state = STATES[status]
+    if status == "stopped" and stopped_as == "complete" and curve:
+        state = TrialState.COMPLETE
     if status == "diverged" and not curve:
         state = TrialState.FAIL  # diverged in its first epoch: nothing was measured
     if state != TrialState.COMPLETE:
         return status, state, None  # Optuna records a pruned trial's last intermediate value
-    # the full budget's accuracy; a second objective (a cost) comes from the report
+    # the last epoch's accuracy (the full budget's but for stopped_as "complete"); a second
+    # objective (a cost) comes from the report
     return status, state, [curve[-1][1], *(float(result[m]) for m in metrics[1:])]
 
 
@@ -66,12 +70,14 @@ class StudySearcher(Searcher):
     """Ray Tune's searcher over an Optuna study (ask on suggest, tell on complete)."""
 
     def __init__(self, study: optuna.Study, define: Callable[[optuna.Trial], Any],
-                 metrics: list[str], max_epochs: int, points: list[dict[str, Any]] = ()):
+                 metrics: list[str], max_epochs: int, points: list[dict[str, Any]] = (),
+                 stopped_as: str = "pruned"):
         modes = ["max" if d == optuna.study.StudyDirection.MAXIMIZE else "min"
                  for d in study.directions]
         one = len(metrics) == 1
         super().__init__(metric=metrics[0] if one else metrics, mode=modes[0] if one else modes)
         self.study, self.define, self.metrics, self.max_epochs = study, define, metrics, max_epochs
+        self.stopped_as = stopped_as
         self.trials: dict[str, optuna.Trial] = {}  # Ray trial id -> its running Optuna trial
         self.reported: dict[str, int] = {}  # Ray trial id -> epochs told as intermediate values
         for point in points:  # the reference points, asked first
@@ -100,7 +106,8 @@ class StudySearcher(Searcher):
         if trial is None:
             return  # told already (Ray may repeat the notice after a restore)
         result = result or {}
-        status, state, values = outcome(result, error, self.max_epochs, self.metrics)
+        status, state, values = outcome(result, error, self.max_epochs, self.metrics,
+                                        self.stopped_as)
         self._report(trial_id, trial, result)
         self.reported.pop(trial_id, None)
         for key, value in constraints(result).items():

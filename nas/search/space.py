@@ -41,6 +41,7 @@ from nas.train.trainer import TrainConfig
 
 Value = bool | int | float | str
 Sampler = Literal["tpe", "nsga2", "random", "grid"]
+StoppedAs = Literal["pruned", "complete"]
 Metric = Literal["val_acc", "macs", "params"]
 
 
@@ -130,6 +131,9 @@ class Search:
     concurrency: int = 2
     grace_period: int = 1  # ASHA: epochs every trial gets before it can be stopped
     reduction_factor: int = 3
+    # How an ASHA-stopped trial is told to Optuna: PRUNED with its curve (what happened), or
+    # COMPLETE with its last accuracy, as Ray's OptunaSearch tells it (an ablation, not advice)
+    stopped_as: StoppedAs = "pruned"
     max_t: int | None = None  # ASHA: epochs a trial trains at most (None: [train].epochs)
     gpu_trials: int | None = None  # budget when a GPU is present (None: same as trials)
     gpu_epochs: int | None = None
