@@ -93,3 +93,22 @@ def test_bench_reuse_copies_half_and_trains_half_through_the_stack(tmp_path):
                     "--results-dir", str(tmp_path), "--reuse", str(source))
     assert again.returncode != 0 and "holds every point" in again.stderr
     assert not (tmp_path / "g2").exists()
+
+
+def test_a_resumed_bench_is_completed_from_another_without_training(tmp_path):
+    source = write_bench(tmp_path / "source", space_text=RESIDUAL)
+    target = write_bench(tmp_path / "g1", space_text=GAMMA1)
+    space = load_space(target / "bench.toml")
+    residual = {genotype(space, p).key() for p in bench_points(space) if _residual(space, p)}
+    table = read_table(target)
+    # only the residual points trained here
+    table[table["arch_key"].isin(residual)].to_csv(target / "trials.csv", index=False)
+    done = run_cli("bench", "--resume", "--name", "g1", "--results-dir", str(tmp_path),
+                   "--reuse", str(source))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "2 of 2 points to train copied from" in done.stdout
+    assert "all 4 points done" in done.stdout
+    table = read_table(target)
+    assert len(table) == 4 and (table[REUSED_FROM] == "source").sum() == 2
+    assert read_meta(target)[REUSED_FROM] == {"bench": "source", "points": 2}
+    assert (target / "bench.md").is_file()  # re-tabulated with the copied points
