@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from nas.bench import report
+from nas.bench.reuse import REUSED_FROM
 from nas.bench.run import bench_points
 from nas.bench.table import load_bench
-from nas.results import BENCH_HTML, BENCH_MD, BENCH_PNG, TABLE, read_meta
+from nas.results import BENCH_HTML, BENCH_MD, BENCH_PNG, TABLE, read_meta, read_table
 from nas.search.space import genotype, load_space
 from tests.benchkit import final_of, write_bench
 from tests.searchkit import BENCH, ROOT, run_cli
@@ -78,8 +79,9 @@ def test_seed_tau_interval_and_epoch_taus_within_each_choice(tmp_path):
     assert "| groups |" not in text  # 2 points per group count: too few to rank
 
 
-def test_the_committed_bench_is_complete_and_retabulates_from_its_own_files():
-    committed = ROOT / "results" / "bench" / "spectrum_bench"
+@pytest.mark.parametrize("name", ["spectrum_bench", "spectrum_bench_gamma1"])
+def test_a_committed_bench_is_complete_and_retabulates_from_its_own_files(name):
+    committed = ROOT / "results" / "bench" / name
     bench = load_bench(committed)
     space = load_space(committed / read_meta(committed)["space_file"])
     expected = {genotype(space, p).key() for p in bench_points(space)}
@@ -87,3 +89,14 @@ def test_the_committed_bench_is_complete_and_retabulates_from_its_own_files():
     assert bench.seeds == 2 and bench.epochs >= 10
     assert all(len(c) == bench.epochs for p in bench.points.values() for c in p.curves)
     assert report.markdown(bench, expected=72) in (committed / BENCH_MD).read_text()
+
+
+def test_the_gamma1_bench_copied_exactly_the_points_without_a_residual():
+    gamma1, gamma0 = (ROOT / "results" / "bench" / n for n in ("spectrum_bench_gamma1",
+                                                                "spectrum_bench"))
+    table = read_table(gamma1).set_index("arch_key")
+    copied = table[table[REUSED_FROM] == "spectrum_bench"]
+    assert len(copied) == 36 and set(copied["s1_residual"]) == {"none"}
+    assert set(table.drop(copied.index)["s1_residual"]) == {"identity"}
+    source = read_table(gamma0).set_index("arch_key")
+    assert (copied["seed_curves"] == source.loc[copied.index, "seed_curves"]).all()
