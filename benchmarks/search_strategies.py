@@ -273,6 +273,19 @@ def verdicts(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
+def single_seed_floor(bench: Bench) -> list[str]:
+    """The regret of training every point once, with one seed, and returning the best: how far
+    a single seed's ranking misleads at the top, whatever the strategy."""
+    cells = []
+    for seed in range(bench.seeds):
+        pick = max(bench.points.values(), key=lambda p: (p.curves[seed][-1], -p.macs))
+        cells.append(f"seed {seed}: {100 * bench.regret(pick.key):.2f} pt (rank"
+                     f" {bench.rank(pick.key)})")
+    return ["- Noise floor: every point trained once with one seed, the best one returned: "
+            + "; ".join(cells) + " (how loosely one seed ranks the top points: regrets of"
+            " that size are within a single seed's noise)"]
+
+
 def figure(frame: pd.DataFrame):
     """Regret against compute per strategy, the IQR as a band."""
     import plotly.graph_objects as go
@@ -362,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - start
     frame = summarize(results, bench, budgets)
     wall20 = timed_default_replay(args.bench, args.speed)
-    text = markdown(frame, bench, header) + "\n\n" + "\n".join(verdicts(frame)) + (
+    text = markdown(frame, bench, header) + "\n\n" + "\n".join(
+        verdicts(frame) + single_seed_floor(bench)) + (
         f"\n\nA replayed 20-trial default search (`run_search.py --replay`, speed"
         f" {args.speed:g}x) took {wall20:.1f} s wall (target < 60 s). {len(jobs)} replays ran"
         f" in {elapsed:.0f} s, {args.jobs} at a time; {len(earlier)} were"
