@@ -148,11 +148,10 @@ def fill_from(args: argparse.Namespace, space: Space, todo: list[dict[str, Any]]
     """Copy what `--reuse` may into the bench folder (created if new); return the count."""
     from nas.bench.reuse import add_rows, reusable_rows
     from nas.results import open_run_dir
-    from nas.train.device import resolve_precision
+    from nas.search.flags import run_precision
 
-    device = "cuda" if (args.gpus_per_trial or 0) > 0 else "cpu"
-    precision = resolve_precision(args.precision or space.train.precision, device)
-    copies = reusable_rows(space, todo, args.reuse, epochs, precision)
+    copies = reusable_rows(space, todo, args.reuse, epochs,
+                           run_precision(args, space.train.precision))
     if len(copies) == len(todo) and not args.resume:
         raise BenchError(f"--reuse {args.reuse}: holds every point of {space.path} trained the"
                          " same way; replay or tabulate that bench instead of copying it")
