@@ -13,12 +13,15 @@ import argparse
 import dataclasses
 import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas.bench.table import BenchError
 from nas.results import META, read_meta, read_table, text
 from nas.search.flags import add_search_flags, options_from
 from nas.search.space import Space, genotype, load_space, searched
+
+if TYPE_CHECKING:
+    from nas.search.engine import SearchOptions
 
 MAX_POINTS = 5000  # a bench trains every point: larger spaces are for searches, not benches
 
@@ -115,7 +118,8 @@ def main(argv: list[str]) -> int:
     total = len(bench_points(space))
     todo = remaining(space, args.results_dir / args.name, epochs) if args.resume \
         else bench_points(space)
-    copied = fill_from(args, space, todo, epochs) if args.reuse and todo else 0
+    opts = options_from(args, args.space or space.path)
+    copied = fill_from(args, opts, space, todo, epochs) if args.reuse and todo else 0
     if copied:
         todo = remaining(space, args.results_dir / args.name, epochs)
         if not todo:
@@ -123,8 +127,8 @@ def main(argv: list[str]) -> int:
     if not todo:
         print(f"Bench {args.name}: all {total} points done; nothing to train.")
         return 0
-    opts = dataclasses.replace(options_from(args, args.space or space.path), trials=total,
-                               points=tuple(todo), prepared=bool(copied and not args.resume))
+    opts = dataclasses.replace(opts, trials=total, points=tuple(todo),
+                               prepared=bool(copied and not args.resume))
     print(f"Bench {space.name}: {len(todo)} of {total} points to train, {space.search.repeats}"
           f" seed(s) each, {epochs} epochs", flush=True)
     outcome = run_search(opts)
@@ -143,19 +147,17 @@ def main(argv: list[str]) -> int:
     return 130 if outcome.interrupted or left else 0
 
 
-def fill_from(args: argparse.Namespace, space: Space, todo: list[dict[str, Any]],
-              epochs: int) -> int:
+def fill_from(args: argparse.Namespace, opts: SearchOptions, space: Space,
+              todo: list[dict[str, Any]], epochs: int) -> int:
     """Copy what `--reuse` may into the bench folder (created if new); return the count."""
     from nas.bench.reuse import add_rows, reusable_rows
     from nas.results import open_run_dir
-    from nas.search.flags import run_precision
 
-    copies = reusable_rows(space, todo, args.reuse, epochs,
-                           run_precision(args, space.train.precision))
+    run_dir = args.results_dir / args.name
+    copies = reusable_rows(space, todo, args.reuse, epochs, bench_precision(run_dir, opts, space))
     if len(copies) == len(todo) and not args.resume:
         raise BenchError(f"--reuse {args.reuse}: holds every point of {space.path} trained the"
                          " same way; replay or tabulate that bench instead of copying it")
-    run_dir = args.results_dir / args.name
     if copies:
         lock = open_run_dir(run_dir, args.resume)  # a new bench's folder starts here
         try:
@@ -167,6 +169,19 @@ def fill_from(args: argparse.Namespace, space: Space, todo: list[dict[str, Any]]
     print(f"Bench {space.name}: {len(copies)} of {len(todo)} points to train copied from"
           f" {args.reuse} (trained there exactly as here)", flush=True)
     return len(copies)
+
+
+def bench_precision(run_dir: Path, opts: SearchOptions, space: Space) -> str:
+    """The precision the bench's trials train in: what a resumed bench recorded, else what the
+    search will resolve (with this machine's GPUs, as a local cluster sees them)."""
+    import torch
+
+    from nas.search.engine import resolve_budget, trial_precision
+
+    recorded = read_meta(run_dir).get("precision") if (run_dir / META).is_file() else None
+    if recorded:
+        return recorded
+    return trial_precision(resolve_budget(space, opts, torch.cuda.device_count()))
 
 
 def record_reuse(run_dir: Path, source: Path, points: int) -> None:

@@ -202,7 +202,7 @@ def trial_settings(space: Space, budget: Budget) -> TrialSettings:
     return TrialSettings(space=space, train=train, repeats=space.search.repeats, references=refs)
 
 
-def _precision(budget: Budget) -> str:
+def trial_precision(budget: Budget) -> str:
     """The precision the trials resolve to on this machine (each trial's row says its own)."""
     return resolve_precision(budget.precision, _trial_device(budget))
 
@@ -377,7 +377,7 @@ def run_search(opts: SearchOptions, out: TextIO = sys.stdout,
         _check_resources(budget, resources)
         if not opts.resume:
             write_meta(run_dir, space.path, {"budget": dataclasses.asdict(budget),
-                                             "precision": _precision(budget),
+                                             "precision": trial_precision(budget),
                                              **search_settings(space, budget,
                                                                opts.full_schedule),
                                              "space": space.name, "argv": sys.argv,

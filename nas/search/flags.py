@@ -50,11 +50,3 @@ def options_from(args: argparse.Namespace, space: Path):
         name=args.name, seed=args.seed, resume=args.resume, address=args.address,
         storage=args.storage, results_dir=args.results_dir)
 
-
-def run_precision(args: argparse.Namespace, default: str) -> str:
-    """The precision ("fp32" | "bf16") a run with these flags trains in on this machine;
-    `default` is the space's [train] precision."""
-    from nas.train.device import resolve_precision
-
-    device = "cuda" if (args.gpus_per_trial or 0) > 0 else "cpu"
-    return resolve_precision(args.precision or default, device)
