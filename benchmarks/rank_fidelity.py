@@ -33,13 +33,15 @@ from nas.bench.rank import kendall_tau as kendall
 from nas.bench.rank import spearman_rho as spearman
 from nas.bench.table import Bench, load_bench
 from nas.data import load_splits
-from nas.results import SUPERNET_CSV, SUPERNET_JSON, read_csv
+from nas.results import MODEL_FILE, SUPERNET_CSV, SUPERNET_DIR, SUPERNET_JSON, read_csv, read_meta
 from nas.search.space import Space, load_space
 from nas.supernet.model import SuperNet
 from nas.supernet.paths import enumerate_points
 from nas.supernet.proxies import PROXIES
-from nas.supernet.score import batches, proxy_scorer, supernet_scorer, train_subset
+from nas.supernet.run import train_config
+from nas.supernet.score import batches, proxy_scorer, train_subset
 from nas.supernet.train import train_supernet
+from nas.supernet.workers import local_scorer, scoring_job
 from nas.train.device import resolve_device, resolve_precision
 
 MIN_POINTS = 8  # fewer points make every statistic noise (--min-points to override)
@@ -48,58 +50,95 @@ VERIFY = 5  # the pipeline verifies the top 5 stand-alone
 
 @dataclasses.dataclass(frozen=True)
 class Predictor:
-    """A score per bench point and the seconds it took to compute all of them."""
+    """A score per bench point and the core-seconds it took to compute all of them (what the
+    bench's one-thread trials are charged in)."""
 
     name: str
     scores: list[float]
-    seconds: float
+    core_s: float
 
 
 def supernet_predictors(space: Space, bench: Bench, archs: list[Genotype], epochs: list[int],
                         args: argparse.Namespace) -> list[Predictor]:
-    """One supernet per epoch count (its own schedule), scoring the bench's points."""
+    """One supernet per epoch count (its own schedule), scoring the bench's points here."""
     splits = load_splits(space.data, args.data_dir)
     found = []
     for count in epochs:
         cfg = dataclasses.replace(space.train, epochs=count, seed=args.seed,
                                   warmup_epochs=min(space.train.warmup_epochs, count))
-        device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
         net = SuperNet(space)
         start = time.monotonic()
         with tempfile.TemporaryDirectory() as folder:
             train_supernet(net, space, splits, cfg, Path(folder), sandwich=not args.no_sandwich)
-        net.to(device)
-        scorer = supernet_scorer(
-            net, batches(train_subset(splits, args.calibration_images, cfg.seed), splits, cfg,
-                         device, cfg.batch_size),
-            batches(splits.val, splits, cfg, device, cfg.eval_batch_size),
-            resolve_precision(cfg.precision, device))
-        scores = [scorer(a) for a in archs]
-        found.append(Predictor(f"supernet, {count} epoch{'s' * (count > 1)}", scores,
-                               time.monotonic() - start))
-        print(f"{found[-1].name}: {found[-1].seconds:.0f}s", file=sys.stderr, flush=True)
+        name = f"supernet, {count} epoch{'s' * (count > 1)}"
+        found += _scored(name, net, space, splits, cfg, archs, args.calibration_images,
+                         time.monotonic() - start, 0.0)
     return found
 
 
-def run_predictors(runs: list[Path], keys: list[str]) -> list[Predictor]:
-    """Scores from `run_search.py supernet ... --top-k 0` run folders: their supernet.csv, and
-    their supernet.json's training and scoring seconds (for every point of the space)."""
+def _scored(name: str, net: SuperNet, space: Space, splits, cfg, archs: list[Genotype],
+            images: int, seconds: float, core_s: float) -> list[Predictor]:
+    """A trained supernet's accuracy and loss rankings of `archs`, scored in this process;
+    charged `core_s` plus `seconds` of this process's threads."""
+    device = resolve_device(cfg.device)
+    start = time.monotonic()
+    job = scoring_job(net, space, splits, train_subset(splits, images, cfg.seed), cfg,
+                      resolve_precision(cfg.precision, device))
+    scores = local_scorer(job, device)(archs)
+    used = core_s + (seconds + time.monotonic() - start) * torch.get_num_threads()
+    print(f"{name}: {used:.0f} core-s", file=sys.stderr, flush=True)
+    return [Predictor(name, [s["score"] for s in scores], used),
+            Predictor(f"{name}, −val loss", [-s["val_loss"] for s in scores], used)]
+
+
+def run_predictors(runs: list[Path], keys: list[str], archs: list[Genotype],
+                   args: argparse.Namespace) -> list[Predictor]:
+    """Scores from `run_search.py supernet ... --top-k 0` run folders: their supernet.csv
+    (accuracy, and -val loss where recorded), charged their training and scoring core-seconds
+    for every point of the space; then each run's checkpoint re-scored here with each of
+    --rescore-calibration's image counts."""
     found = []
     for run in runs:
         record = json.loads((run / SUPERNET_JSON).read_text())
-        table = read_csv(run / SUPERNET_CSV)
-        scores = dict(zip(table["arch_key"].astype(str), table["score"], strict=True))
-        missing = [k for k in keys if k not in scores]
+        table = read_csv(run / SUPERNET_CSV).set_index("arch_key")
+        table.index = table.index.astype(str)
+        missing = [k for k in keys if k not in table.index]
         if missing:
             raise SystemExit(f"rank_fidelity: error: {run / SUPERNET_CSV} has no score for"
                              f" {len(missing)} bench point(s), e.g. {missing[0]}")
         settings = record["settings"]
         name = (f"{settings['rank']}, {settings['epochs']} epoch{'s' * (settings['epochs'] > 1)}"
                 if settings["rank"] == "supernet" else settings["rank"])
-        found.append(Predictor(f"{name} ({run.name})", [scores[k] for k in keys],
-                               record.get("train_s", 0.0) + record["score_s"]))
+        name += "" if settings.get("sandwich", True) else ", no sandwich"
+        name += f" ({run.name})"
+        if "score_cores" not in record:
+            raise SystemExit(f"rank_fidelity: error: {run / SUPERNET_JSON} has no score_cores"
+                             " (written before scoring recorded its cores): score it again")
+        train = record.get("train_s", 0.0) * record.get("train_threads", 0)
+        used = train + record["score_s"] * record["score_cores"]
+        found.append(Predictor(name, [float(table.at[k, "score"]) for k in keys], used))
+        if "val_loss" in table.columns:
+            found.append(Predictor(f"{name}, −val loss",
+                                   [-float(table.at[k, "val_loss"]) for k in keys], used))
+        if settings["rank"] == "supernet":
+            found += _rescored(run, name, settings, train, archs, args)
     return found
+
+
+def _rescored(run: Path, name: str, settings: dict, train_core_s: float, archs: list[Genotype],
+              args: argparse.Namespace) -> list[Predictor]:
+    """A run's trained supernet re-scored with other calibration sizes (no retraining)."""
+    if not args.rescore_calibration:
+        return []
+    space = load_space(run / read_meta(run)["space_file"])
+    splits = load_splits(space.data, args.data_dir)
+    cfg = train_config(space, settings)  # as the run trained and scored
+    net = SuperNet(space)
+    net.load_state_dict(torch.load(run / SUPERNET_DIR / MODEL_FILE, weights_only=True))
+    return [p for images in args.rescore_calibration
+            for p in _scored(f"{name}, calibration {images} images", net, space, splits, cfg,
+                             archs, images, 0.0, train_core_s)]
 
 
 def proxy_predictors(space: Space, archs: list[Genotype], args) -> list[Predictor]:
@@ -111,8 +150,9 @@ def proxy_predictors(space: Space, archs: list[Genotype], args) -> list[Predicto
     found = []
     for name in PROXIES:
         start = time.monotonic()
-        scorer = proxy_scorer(name, x, y, args.seed)
-        found.append(Predictor(name, [scorer(a) for a in archs], time.monotonic() - start))
+        scores = proxy_scorer(name, x, y, args.seed)(archs)
+        found.append(Predictor(name, [s["score"] for s in scores],
+                               (time.monotonic() - start) * torch.get_num_threads()))
     return found
 
 
@@ -149,11 +189,11 @@ def pipeline_rows(predictors: list[Predictor], bench: Bench, keys: list[str],
     """Score, then verify the top 5 (charged their bench compute): regret at compute used."""
     total = sum(sum(bench.points[k].epoch_seconds) * len(bench.points[k].curves) for k in keys)
     per_point = [sum(bench.points[k].epoch_seconds) * len(bench.points[k].curves) for k in keys]
-    rows = ["| pipeline | compute (s) | share of bench compute | regret (pt) |",
+    rows = ["| pipeline | compute (core-s) | share of bench compute | regret (pt) |",
             "|---|---|---|---|"]
     for p in predictors:
         verify = sum(per_point[i] for i in top(p.scores, VERIFY))
-        used = p.seconds + verify
+        used = p.core_s + verify
         rows.append(f"| {p.name} + verify top-{VERIFY} | {used:,.0f} | {used / total:.1%} |"
                     f" {100 * regret(p.scores, truth, VERIFY):.2f} |")
     rng, k = np.random.default_rng(0), min(VERIFY, len(truth))
@@ -198,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="also (or instead, with --supernet-epochs and nothing after it) read the"
                    " scores of `run_search.py supernet SPACE --top-k 0` run folders")
     p.add_argument("--calibration-images", type=int, default=1024)
+    p.add_argument("--rescore-calibration", type=int, nargs="*", default=[],
+                   help="re-score each --supernet-runs checkpoint with BN recalibrated on this"
+                   " many training images (each count its own ranking)")
     p.add_argument("--no-sandwich", action="store_true")
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
@@ -223,13 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     archs = [Genotype.from_json(bench.points[k].genotype) for k in keys]
     truth = [bench.points[k].final for k in keys]
     predictors = supernet_predictors(space, bench, archs, args.supernet_epochs, args)
-    predictors += run_predictors(args.supernet_runs, keys)
+    predictors += run_predictors(args.supernet_runs, keys, archs, args)
     predictors += proxy_predictors(space, archs, args) + bench_predictors(bench, keys)
     shares = ("" if not partial else " With a partial bench the top 5 are a large share of the"
               " points present, so the shares below say little about the full bench.")
     text = [f"# Rank fidelity on {bench.run_dir.name}", "", f"**{status}.**", "",
             f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine()}; {load_note()} at"
-            " the end (timings are wall seconds on a shared machine).", "",
+            " the end (timings on a shared machine).", "",
             f"Truth: mean over {bench.seeds} seed(s) of the validation accuracy after"
             f" {bench.epochs} epochs. Seed-to-seed Kendall τ ceiling:"
             f" {ceiling(bench, keys, args.bootstrap)}. Bench compute of these points:"
@@ -237,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
             "## Ranking", "", *fidelity_rows(predictors, truth, args.bootstrap), "",
             f"## End to end: score, then verify the top {VERIFY}", "",
             f"Verification is charged the bench's own compute for those points ({bench.seeds}"
-            " seed(s), the whole schedule); the score's compute is its wall time here." + shares,
+            " seed(s), the whole schedule, one core per trial); a score is charged its"
+            " core-seconds: wall time × the torch threads (training, in-process scoring) or the"
+            " cores of the Ray scoring workers." + shares,
             "",
             *pipeline_rows(predictors, bench, keys, truth),
             *strategy_rows(args.strategies, 0.2), "",

@@ -34,6 +34,16 @@ def test_unshareable_block_kinds_are_a_one_line_error(tmp_path):
     assert not (tmp_path / "tiny").exists()
 
 
+def test_missing_data_leaves_no_run_folder_behind(tmp_path):
+    space = write_space(tmp_path, SUPERNET)
+    empty = tmp_path / "nodata"
+    empty.mkdir()
+    done = run_cli("supernet", str(space), "--name", "x", "--data-dir", str(empty),
+                   "--results-dir", str(tmp_path), timeout=120)
+    assert done.returncode != 0 and "CIFAR-10 not found" in done.stderr
+    assert not (tmp_path / "x").exists()  # so the same command can simply be run again
+
+
 def test_a_proxy_ranking_scores_the_space_without_training(tmp_path, cifar_dir):
     space = write_space(tmp_path, SUPERNET)
     done = run_cli("supernet", str(space), "--rank", "synflow", "--top-k", "0", "--name", "p",

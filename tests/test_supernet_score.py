@@ -12,7 +12,7 @@ from nas.data import ImageSet
 from nas.search.space import genotype, load_space
 from nas.supernet.model import SuperNet
 from nas.supernet.paths import enumerate_points
-from nas.supernet.score import accuracy, recalibrate, score_space
+from nas.supernet.score import evaluate, one_by_one, recalibrate, score_space
 from nas.train.augment import DeviceBatches
 from tests.searchkit import SUPERNET, TINY, write_space
 
@@ -59,36 +59,44 @@ def test_recalibration_sets_each_bn_to_its_sub_networks_statistics(space):
     assert not torch.allclose(late.running_var, recalibrated)
 
 
-def test_accuracy_counts_correct_predictions(space):
+def test_evaluate_counts_correct_predictions_and_averages_the_loss(space):
     data = _images(40)
     net = SuperNet(space)
     net.set_path(genotype(space, enumerate_points(space)[0]))
     batches = _batches(data)
     with torch.no_grad():
         net.eval()
-        predicted = torch.cat([net(x).argmax(1) for x, _ in batches])
-    correct = int((predicted == data.labels).sum())
-    assert 0 < correct < len(data) and accuracy(net, batches) == correct / len(data)
+        logits = torch.cat([net(x) for x, _ in batches])
+    correct = int((logits.argmax(1) == data.labels).sum())
+    acc, loss = evaluate(net, batches)
+    assert 0 < correct < len(data) and acc == correct / len(data)
+    assert loss == pytest.approx(float(torch.nn.functional.cross_entropy(logits, data.labels)),
+                                 rel=1e-5)
 
 
 def test_an_enumerable_space_is_scored_whole_and_ranked(space):
-    table = score_space(space, lambda a: -float(cost(a).macs), "params", trials=1000, seed=0)
+    scorer = one_by_one(lambda a: {"score": -float(cost(a).macs), "extra": 1.0})
+    table = score_space(space, scorer, "params", trials=1000, seed=0, batch=3)
     assert len(table) == 64 and list(table["rank"]) == list(range(1, 65))
     assert table["macs"].is_monotonic_increasing  # score = -MACs, best first
     assert table["arch_key"].is_unique
     for row in table.head(3).to_dict("records"):
         assert genotype(space, json.loads(row["point"])).key() == row["arch_key"]
-    assert {"s1_groups", "s2_order", "params", "genotype"} <= set(table.columns)
+    assert {"s1_groups", "s2_order", "params", "genotype", "extra"} <= set(table.columns)
 
 
-def test_a_larger_space_is_scored_by_optuna_trials(tmp_path):
+@pytest.mark.parametrize("batch", [1, 4])
+def test_a_larger_space_is_scored_by_optuna_trials(tmp_path, batch):
     big = load_space(write_space(tmp_path, TINY))  # 144 points
-    calls = []
+    calls, sizes = [], []
 
-    def scorer(arch):
-        calls.append(arch.key())
-        return float(cost(arch).params)
+    def scorer(archs):
+        sizes.append(len(archs))
+        calls.extend(a.key() for a in archs)
+        return [{"score": float(cost(a).params)} for a in archs]
 
-    table = score_space(big, scorer, "params", trials=20, seed=0)
+    table = score_space(big, scorer, "params", trials=20, seed=0, batch=batch)
     assert 1 <= len(table) <= 20 and len(calls) == len(set(calls)) == len(table)
-    assert table["score"].is_monotonic_decreasing
+    assert table["score"].is_monotonic_decreasing and max(sizes) <= batch
+    again = score_space(big, scorer, "params", trials=20, seed=0, batch=batch)
+    assert list(again["arch_key"]) == list(table["arch_key"])  # seeded: the same points

@@ -35,20 +35,14 @@ from nas.results import (
     write_json,
     write_meta,
 )
-from nas.search.engine import data_spec, default_name
+from nas.search.engine import data_spec, default_name, resolve_budget, start_ray, stop_ray
 from nas.search.flags import add_search_flags, options_from
 from nas.search.space import Space, load_space
 from nas.supernet.model import SuperNet
 from nas.supernet.paths import SupernetError, check_supported
-from nas.supernet.score import (
-    RANKINGS,
-    batches,
-    proxy_scorer,
-    score_space,
-    supernet_scorer,
-    train_subset,
-)
+from nas.supernet.score import RANKINGS, batches, proxy_scorer, score_space, train_subset
 from nas.supernet.train import train_supernet
+from nas.supernet.workers import ScoringJob, WorkerPool, local_scorer, scoring_job
 from nas.train.device import resolve_device, resolve_precision
 from nas.train.trainer import TrainConfig
 
@@ -107,17 +101,25 @@ def main(argv: list[str]) -> int:
         check_supported(space)
     run_dir = args.results_dir / (args.name or default_name(space))
     lock = open_run_dir(run_dir, args.resume)  # handed back before the verification takes it
-    try:
-        table = _prepare_and_score(space, args, run_dir)
+    try:  # one Ray cluster (when scoring or verifying needs one) serves both
+        try:
+            table = _prepare_and_score(space, args, run_dir)
+        except BaseException:
+            if not (run_dir / SUPERNET_DIR).exists():
+                lock.discard()  # nothing trained yet (bad data, say): the command can rerun
+            raise
+        finally:
+            lock.release()
+        print(f"Scored {len(table)} points by {table['ranking'].iloc[0]}; top"
+              f" {min(5, len(table))}: {', '.join(f'{s:.4f}' for s in table['score'][:5])}"
+              f" ({run_dir / SUPERNET_CSV})", flush=True)
+        top_k = json.loads((run_dir / SUPERNET_JSON).read_text())["settings"]["top_k"]
+        if top_k == 0:
+            return 0
+        return _verify(space, args, table.head(top_k), run_dir)
     finally:
-        lock.release()
-    print(f"Scored {len(table)} points by {table['ranking'].iloc[0]}; top {min(5, len(table))}:"
-          f" {', '.join(f'{s:.4f}' for s in table['score'][:5])} ({run_dir / SUPERNET_CSV})",
-          flush=True)
-    top_k = json.loads((run_dir / SUPERNET_JSON).read_text())["settings"]["top_k"]
-    if top_k == 0:
-        return 0
-    return _verify(space, args, table.head(top_k), run_dir)
+        if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+            stop_ray()
 
 
 def _prepare_and_score(space: Space, args: argparse.Namespace, run_dir: Path):
@@ -137,7 +139,8 @@ def _prepare_and_score(space: Space, args: argparse.Namespace, run_dir: Path):
     return _score(space, args, settings, run_dir) if table.empty else table
 
 
-def _train_config(space: Space, settings: dict[str, Any]) -> TrainConfig:
+def train_config(space: Space, settings: dict[str, Any]) -> TrainConfig:
+    """The supernet's training settings: the space's [train] with the run's own settings."""
     epochs = settings["epochs"]
     return dataclasses.replace(space.train, epochs=epochs, seed=settings["seed"],
                                precision=settings.get("precision", space.train.precision),
@@ -150,15 +153,16 @@ def _score(space: Space, args: argparse.Namespace, settings: dict[str, Any], run
     update_meta(run_dir, {"data": {"mean": list(splits.mean), "std": list(splits.std),
                                    "train_images": len(splits.train),
                                    "val_images": len(splits.val), "classes": splits.train.classes}})
-    cfg = _train_config(space, settings)
+    cfg = train_config(space, settings)
     device = resolve_device(cfg.device)
     record = json.loads((run_dir / SUPERNET_JSON).read_text())
     start = time.monotonic()
-    calibration = batches(train_subset(splits, settings["calibration_images"], cfg.seed),
-                          splits, cfg, device, cfg.batch_size)
+    calibration = train_subset(splits, settings["calibration_images"], cfg.seed)
+    pool = None
     if settings["rank"] == "supernet":
         torch.manual_seed(cfg.seed)
         supernet = SuperNet(space)
+        record["train_threads"] = torch.get_num_threads()
         history = train_supernet(
             supernet, space, splits, cfg, run_dir / SUPERNET_DIR,
             sandwich=settings["sandwich"], uniform=settings["uniform_paths"],
@@ -167,28 +171,57 @@ def _score(space: Space, args: argparse.Namespace, settings: dict[str, Any], run
                                 flush=True))
         record["train_s"] = round(sum(r.epoch_seconds for r in history), 1)
         record["history"] = [dataclasses.asdict(r) for r in history]
-        supernet.to(device)
-        val = batches(splits.val, splits, cfg, device, cfg.eval_batch_size)
         precision = resolve_precision(cfg.precision, device)
         record["precision"] = precision
-        scorer = supernet_scorer(supernet, calibration, val, precision)
+        job = scoring_job(supernet, space, splits, calibration, cfg, precision)
+        pool, workers, cores = _workers(space, args, job)
+        scorer = pool or local_scorer(job, device)
     else:
         x, y = next(iter(batches(train_subset(splits, 64, cfg.seed), splits, cfg, device, 64)))
-        scorer = proxy_scorer(settings["rank"], x, y, cfg.seed)
+        scorer, workers, cores = proxy_scorer(settings["rank"], x, y, cfg.seed), 1, 1
     scoring = time.monotonic()
-    table = score_space(space, scorer, settings["rank"], settings["score_trials"], cfg.seed,
-                        log=_progress)
-    record |= {"score_s": round(time.monotonic() - scoring, 1),
-               "wall_s": round(time.monotonic() - start, 1), "points": len(table),
-               "device": device.type}
+    try:
+        table = score_space(space, scorer, settings["rank"], settings["score_trials"], cfg.seed,
+                            log=_progress(), batch=workers)
+    finally:
+        if pool is not None:
+            pool.close()
+    record |= {"score_s": round(time.monotonic() - scoring, 1), "score_workers": workers,
+               "score_cores": cores, "wall_s": round(time.monotonic() - start, 1),
+               "points": len(table), "device": device.type}
     atomic_write(run_dir / SUPERNET_CSV, lambda tmp: table.to_csv(tmp, index=False))
     write_json(run_dir / SUPERNET_JSON, record)
     return read_csv(run_dir / SUPERNET_CSV)
 
 
-def _progress(done: int, total: int) -> None:
-    if done == total or done % 50 == 0:
-        print(f"scored {done}/{total}", flush=True)
+def _workers(space: Space, args: argparse.Namespace, job: ScoringJob
+             ) -> tuple[WorkerPool | None, int, float]:
+    """Ray scoring workers as the search would run trials (--concurrency, --cpus-per-trial,
+    --gpus-per-trial, --address), or none for a concurrency of 1; with the cores they hold."""
+    opts = options_from(args, space.path)
+    if opts.concurrency == 1 or (opts.concurrency is None and space.search.concurrency == 1
+                                 and not torch.cuda.is_available()):
+        return None, 1, float(torch.get_num_threads())
+    resources = start_ray(opts)
+    budget = resolve_budget(space, opts, int(resources.get("GPU", 0)))
+    workers = budget.concurrency
+    if budget.gpus_per_trial == 0:
+        workers = min(workers, max(1, int(resources.get("CPU", 1) // budget.cpus_per_trial)))
+    if workers == 1:
+        return None, 1, float(torch.get_num_threads())
+    pool = WorkerPool(job, workers, budget.cpus_per_trial, budget.gpus_per_trial)
+    return pool, workers, workers * budget.cpus_per_trial
+
+
+def _progress():
+    """A progress log: a line at every 50 points passed and at the end."""
+    printed = [0]
+
+    def log(done: int, total: int) -> None:
+        if done == total or done // 50 > printed[0] // 50:
+            printed[0] = done
+            print(f"scored {done}/{total}", flush=True)
+    return log
 
 
 def _verify(space: Space, args: argparse.Namespace, top, run_dir: Path) -> int:

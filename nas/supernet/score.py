@@ -1,4 +1,4 @@
-"""Scoring sub-networks: BN recalibrated per sub-network, then validation accuracy; or a proxy."""
+"""Scoring sub-networks: BN recalibrated per sub-network, then validation accuracy and loss."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nas.arch.cost import cost
@@ -25,7 +26,8 @@ from nas.train.device import autocast
 from nas.train.trainer import TrainConfig
 
 RANKINGS = ("supernet", *PROXIES, "params")
-Scorer = Callable[[Genotype], float]
+Scores = dict[str, float]  # "score" (higher is better) and any extra columns of the point
+Scorer = Callable[[list[Genotype]], list[Scores]]  # a batch at a time: workers share it out
 
 
 def train_subset(splits: Splits, images: int, seed: int) -> ImageSet:
@@ -35,10 +37,11 @@ def train_subset(splits: Splits, images: int, seed: int) -> ImageSet:
     return ImageSet(splits.train.images[pick], splits.train.labels[pick], splits.train.classes)
 
 
-def batches(images: ImageSet, splits: Splits, cfg: TrainConfig, device: torch.device,
+def batches(images: ImageSet, norm: Splits, cfg: TrainConfig, device: torch.device | str,
             batch_size: int) -> DeviceBatches:
-    """Unaugmented batches in a fixed order, laid out as the trainer lays them out."""
-    return DeviceBatches(images, splits.mean, splits.std, batch_size=batch_size, device=device,
+    """Unaugmented batches in a fixed order, normalised by `norm`'s mean and std (a Splits or a
+    ScoringJob), laid out as the trainer lays them out."""
+    return DeviceBatches(images, norm.mean, norm.std, batch_size=batch_size, device=device,
                          train=False, channels_last=cfg.channels_last)
 
 
@@ -64,22 +67,34 @@ def recalibrate(model: nn.Module, data: DeviceBatches, precision: str = "fp32") 
 
 
 @torch.inference_mode()
-def accuracy(model: nn.Module, data: DeviceBatches, precision: str = "fp32") -> float:
-    """Top-1 accuracy in eval mode (NaN for no images)."""
+def evaluate(model: nn.Module, data: DeviceBatches, precision: str = "fp32"
+             ) -> tuple[float, float]:
+    """Top-1 accuracy and mean cross-entropy in eval mode (NaN for no images)."""
     model.eval()
+    correct, loss = 0, 0.0
     with autocast(data.device, precision):
-        correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in data)
-    return correct / data.images_per_epoch if data.images_per_epoch else math.nan
+        for x, y in data:
+            logits = model(x).float()
+            correct += int((logits.argmax(1) == y).sum())
+            loss += float(F.cross_entropy(logits, y, reduction="sum"))
+    n = data.images_per_epoch
+    return (correct / n, loss / n) if n else (math.nan, math.nan)
+
+
+def one_by_one(score: Callable[[Genotype], Scores]) -> Scorer:
+    """A batch scorer that scores its batch in this process, one point after another."""
+    return lambda archs: [score(a) for a in archs]
 
 
 def supernet_scorer(supernet: SuperNet, calibration: DeviceBatches, val: DeviceBatches,
-                    precision: str = "fp32") -> Scorer:
-    """Validation accuracy of a sub-network after its own BN recalibration, computed in the
-    precision the supernet trained in ("fp32" or "bf16")."""
-    def score(arch: Genotype) -> float:
+                    precision: str = "fp32") -> Callable[[Genotype], Scores]:
+    """Validation accuracy (the score) and loss of a sub-network after its own BN
+    recalibration, computed in the precision the supernet trained in ("fp32" or "bf16")."""
+    def score(arch: Genotype) -> Scores:
         supernet.set_path(arch)
         recalibrate(supernet, calibration, precision)
-        return accuracy(supernet, val, precision)
+        acc, loss = evaluate(supernet, val, precision)
+        return {"score": acc, "val_loss": loss}
     return score
 
 
@@ -89,36 +104,42 @@ def proxy_scorer(name: str, x: torch.Tensor, y: torch.Tensor, seed: int) -> Scor
     Every BN scale starts at 1: a zero-gamma residual init would cut every path (and gradient)
     through the branches and blind the proxies to them.
     """
-    def score(arch: Genotype) -> float:
+    def score(arch: Genotype) -> Scores:
         if name == "params":
-            return float(cost(arch).params)
+            return {"score": float(cost(arch).params)}
         torch.manual_seed(seed)
-        return proxy(name, build(arch, zero_init_residual=False).to(x.device), x, y)
-    return score
+        return {"score": proxy(name, build(arch, zero_init_residual=False).to(x.device), x, y)}
+    return one_by_one(score)
 
 
-def score_point(space: Space, params: dict[str, Any], arch: Genotype, value: float,
+def score_point(space: Space, params: dict[str, Any], arch: Genotype, scores: Scores,
                 ranking: str) -> dict[str, Any]:
     """One row of the scored-points table."""
     c = cost(arch)
-    return {"arch_key": arch.key(), "score": value, "ranking": ranking, "params": c.params,
+    return {"arch_key": arch.key(), "score": scores["score"], "ranking": ranking,
+            **{k: v for k, v in scores.items() if k != "score"}, "params": c.params,
             "macs": c.macs, "point": json.dumps(searched_params(space, params)),
             "genotype": arch.to_json(indent=None), **genotype_columns(arch)}
 
 
 def score_space(space: Space, scorer: Scorer, ranking: str, trials: int, seed: int,
-                log: Callable[[int, int], None] = lambda done, total: None) -> pd.DataFrame:
-    """Every point of an enumerable space, else `trials` Optuna TPE trials on the scores;
-    the table best first (ties to fewer MACs), with its rank."""
+                log: Callable[[int, int], None] = lambda done, total: None,
+                batch: int = 1) -> pd.DataFrame:
+    """Every point of an enumerable space, else `trials` Optuna TPE trials on the scores,
+    handed to the scorer `batch` points at a time; the table best first (ties to fewer MACs),
+    with its rank."""
     points = enumerate_points(space)
     rows: dict[str, dict[str, Any]] = {}
     if points is not None and len(points) <= trials:
-        for i, params in enumerate(points, start=1):
-            arch = genotype(space, params)
-            rows[arch.key()] = score_point(space, params, arch, scorer(arch), ranking)
-            log(i, len(points))
+        step = max(batch, 1) * 4  # a few points per worker per call: fewer round trips
+        for start in range(0, len(points), step):
+            chunk = points[start:start + step]
+            archs = [genotype(space, params) for params in chunk]
+            for params, arch, scores in zip(chunk, archs, scorer(archs), strict=True):
+                rows[arch.key()] = score_point(space, params, arch, scores, ranking)
+            log(start + len(chunk), len(points))
     else:
-        rows = _optuna(space, scorer, ranking, trials, seed, log)
+        rows = _optuna(space, scorer, ranking, trials, seed, log, batch)
     table = pd.DataFrame(list(rows.values()))
     table = table.sort_values(["score", "macs", "arch_key"], ascending=[False, True, True],
                               kind="stable").reset_index(drop=True)
@@ -127,8 +148,9 @@ def score_space(space: Space, scorer: Scorer, ranking: str, trials: int, seed: i
 
 
 def _optuna(space: Space, scorer: Scorer, ranking: str, trials: int, seed: int,
-            log: Callable[[int, int], None]) -> dict[str, dict[str, Any]]:
-    """TPE over the space with the scorer as objective; a repeated point is scored once."""
+            log: Callable[[int, int], None], batch: int) -> dict[str, dict[str, Any]]:
+    """TPE over the space with the scorer as objective, `batch` trials asked at a time (the
+    constant liar keeps them apart); a repeated point is scored once, an infeasible one pruned."""
     import optuna
 
     from nas.search.space import DefineByRun, violation
@@ -136,21 +158,29 @@ def _optuna(space: Space, scorer: Scorer, ranking: str, trials: int, seed: int,
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows: dict[str, dict[str, Any]] = {}
     ask = DefineByRun(space)
-
-    def objective(trial) -> float:
-        ask(trial)
-        try:
-            arch = genotype(space, trial.params)
-        except GenotypeError:
-            raise optuna.TrialPruned() from None
-        if violation(space, arch) is not None:
-            raise optuna.TrialPruned()
-        if arch.key() not in rows:
-            rows[arch.key()] = score_point(space, trial.params, arch, scorer(arch), ranking)
-        log(trial.number + 1, trials)
-        return rows[arch.key()]["score"]
-
-    study = optuna.create_study(direction="maximize",
-                                sampler=optuna.samplers.TPESampler(seed=seed))
-    study.optimize(objective, n_trials=trials)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(
+        seed=seed, constant_liar=batch > 1))
+    done = 0
+    while done < trials:
+        asked, new = [], {}
+        for _ in range(min(batch, trials - done)):
+            trial = study.ask()
+            ask(trial)
+            try:
+                arch = genotype(space, trial.params)
+            except GenotypeError:
+                arch = None
+            if arch is None or violation(space, arch) is not None:
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                continue
+            asked.append((trial, arch))
+            if arch.key() not in rows:
+                new.setdefault(arch.key(), (trial.params, arch))
+        for (params, arch), scores in zip(new.values(),
+                                          scorer([a for _, a in new.values()]), strict=True):
+            rows[arch.key()] = score_point(space, params, arch, scores, ranking)
+        for trial, arch in asked:
+            study.tell(trial, rows[arch.key()]["score"])
+        done += min(batch, trials - done)
+        log(done, trials)
     return rows
