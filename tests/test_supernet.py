@@ -158,6 +158,34 @@ class Interrupt(Exception):
     """Stands for Ctrl-C after an epoch's checkpoint."""
 
 
+def test_a_step_updates_only_the_weights_its_paths_use(space, cifar_dir):
+    """Uniform paths without the sandwich: a weight first used on a later step trains then
+    (torch's fused SGD alone fails there), and an unused one does not move."""
+    import dataclasses
+
+    from nas.data import load_splits
+    from nas.supernet.train import SupernetTrainer
+
+    splits = load_splits(dataclasses.replace(space.data, train_size=100, val_size=50), cifar_dir)
+    cfg = dataclasses.replace(space.train, epochs=1, batch_size=50, cpu_threads=1)
+    points = enumerate_points(space)
+    first = genotype(space, points[0])
+    other = next(genotype(space, p) for p in points
+                 if genotype(space, p).stages[0].order != first.stages[0].order)
+    torch.manual_seed(0)
+    net = SuperNet(space)
+    trainer = SupernetTrainer(net, space, splits, cfg, sandwich=False)
+    weight = {o: net.stages.s1.b1[o].conv_pw1.weight for o in ("dw_pw", "pw_dw")}
+    used, unused = first.stages[0].order, other.stages[0].order
+    x, y = next(iter(trainer.train_batches))
+    for arch, moved, still in ((first, used, unused), (other, unused, used)):
+        trainer.sampler.step = lambda arch=arch: [arch]
+        before = {o: w.detach().clone() for o, w in weight.items()}
+        trainer.train_step(x, y)
+        assert not torch.equal(weight[moved], before[moved])
+        assert torch.equal(weight[still], before[still])
+
+
 def _interrupt(report):
     raise Interrupt
 

@@ -68,6 +68,8 @@ def test_supernet_search_end_to_end_verifies_the_top_two_through_ray(tmp_path, c
     assert len(scores) == 64 and scores["score"].between(0, 1).all()
     record = json.loads((run / SUPERNET_JSON).read_text())
     assert record["settings"]["epochs"] == 1 and len(record["history"]) == 1
+    assert record["score_workers"] == 2 and record["score_cores"] == 2  # [search] concurrency
+    assert scores["val_loss"].gt(0).all()
     assert (run / SUPERNET_DIR / "model.pt").is_file()
     trials = read_table(run)
     assert sorted(trials["arch_key"]) == sorted(scores["arch_key"][:2])
@@ -78,8 +80,28 @@ def test_supernet_search_end_to_end_verifies_the_top_two_through_ray(tmp_path, c
     page = tmp_path / "page.html"
     assert run_cli("dashboard", str(run), "--out", str(page)).returncode == 0
     assert "scores-table" in page.read_text() and "verified val acc" in page.read_text()
+    assert "<th>val_loss</th>" in page.read_text()
     out = tmp_path / "export"
     exported = run_cli("export", str(run), "--best", "--out", str(out))
     assert exported.returncode == 0, exported.stderr
     best = best_trial(trials)  # export --best takes the best verified trial
     assert Genotype.from_json((out / GENOTYPE_FILE).read_text()).key() == best["arch_key"]
+
+
+@pytest.mark.slow
+def test_ray_workers_score_as_this_process_does(tmp_path, cifar_dir):
+    space = write_space(tmp_path, SUPERNET)
+    tables = {}
+    for name, flags in (("local", ["--concurrency", "1"]), ("ray", [])):
+        done = run_cli("supernet", str(space), "--epochs", "1", "--top-k", "0", "--name", name,
+                       "--calibration-images", "100", *flags, "--results-dir", str(tmp_path),
+                       env=_env(cifar_dir), timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        record = json.loads((tmp_path / name / SUPERNET_JSON).read_text())
+        assert record["score_workers"] == (1 if name == "local" else 2)
+        tables[name] = read_csv(tmp_path / name / SUPERNET_CSV).set_index("arch_key")
+    local, ray = tables["local"], tables["ray"]
+    assert len(local) == 64 and sorted(local.index) == sorted(ray.index)
+    assert (ray.loc[local.index, "score"] == local["score"]).all()
+    assert ray.loc[local.index, "val_loss"].to_numpy() == pytest.approx(
+        local["val_loss"].to_numpy(), rel=1e-4)

@@ -76,7 +76,8 @@ def scores_table(scores: pd.DataFrame, trials: pd.DataFrame) -> str:
     """The best scored points, with the verified stand-alone accuracy where one was trained."""
     frame = scores.head(SHOWN_SCORES)
     stages = sorted({c.split("_")[0] for c in frame.columns if c.endswith("_groups")})
-    columns = ["rank", "score", "params", "macs"] + [
+    columns = ["rank", "score", *(["val_loss"] if "val_loss" in frame else []), "params",
+               "macs"] + [
         f"{s}_{f}" for s in stages for f in SCORE_FIELDS if f"{s}_{f}" in frame.columns]
     frame = frame[columns].copy()
     if not trials.empty and "arch_key" in trials:

@@ -30,6 +30,7 @@ class SupernetTrainer(Trainer):
         self.sampler = PathSampler(space, cfg.seed, sandwich, uniform)
         supernet.set_path(self.sampler.largest)
         super().__init__(supernet, data, cfg)
+        _momentum_from_zero(self.optimizer)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         archs = self.sampler.step()
@@ -47,6 +48,23 @@ class SupernetTrainer(Trainer):
         super().load_state_dict(state)
         version, words, gauss = state["sampler"]
         self.sampler.rng.setstate((version, tuple(words), gauss))
+
+
+def _momentum_from_zero(optimizer: torch.optim.Optimizer) -> None:
+    """Give every parameter a zero SGD momentum buffer before the first step.
+
+    A step updates only the parameters its paths used (the others have no gradient, so SGD
+    skips them). Torch's fused SGD starts its buffers only on a step where none exists yet, and
+    fails (`expected Tensor ... got NoneType`) when a parameter gets its first gradient later --
+    which uniform sampling without the sandwich rule does. A zero buffer is what the first step
+    would make anyway: momentum * 0 + grad = grad.
+    """
+    if not isinstance(optimizer, torch.optim.SGD):
+        return  # AdamW starts each parameter's state on its own first gradient
+    for group in optimizer.param_groups:
+        if group["momentum"]:
+            for p in group["params"]:
+                optimizer.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
 
 
 def train_supernet(supernet: SuperNet, space: Space, data: Splits, cfg: TrainConfig,
