@@ -38,7 +38,7 @@ from nas.search.space import Space, load_space
 from nas.supernet.model import SuperNet
 from nas.supernet.paths import enumerate_points
 from nas.supernet.proxies import PROXIES
-from nas.supernet.run import train_config
+from nas.supernet.run import SANDWICH, UNIFORM_PATHS, train_config
 from nas.supernet.score import batches, proxy_scorer, train_subset
 from nas.supernet.train import train_supernet
 from nas.supernet.workers import local_scorer, scoring_job
@@ -70,8 +70,9 @@ def supernet_predictors(space: Space, bench: Bench, archs: list[Genotype], epoch
         net = SuperNet(space)
         start = time.monotonic()
         with tempfile.TemporaryDirectory() as folder:
-            train_supernet(net, space, splits, cfg, Path(folder), sandwich=not args.no_sandwich)
-        name = f"supernet, {count} epoch{'s' * (count > 1)}"
+            train_supernet(net, space, splits, cfg, Path(folder), sandwich=args.sandwich,
+                           uniform=args.uniform_paths)
+        name = _name(count, args.sandwich, args.uniform_paths)
         found += _scored(name, net, space, splits, cfg, archs, args.calibration_images,
                          time.monotonic() - start, 0.0)
     return found
@@ -84,20 +85,26 @@ def _scored(name: str, net: SuperNet, space: Space, splits, cfg, archs: list[Gen
     device = resolve_device(cfg.device)
     start = time.monotonic()
     job = scoring_job(net, space, splits, train_subset(splits, images, cfg.seed), cfg,
-                      resolve_precision(cfg.precision, device))
+                      resolve_precision(cfg.precision, device), "val_acc")  # both are kept
     scores = local_scorer(job, device)(archs)
     used = core_s + (seconds + time.monotonic() - start) * torch.get_num_threads()
     print(f"{name}: {used:.0f} core-s", file=sys.stderr, flush=True)
-    return [Predictor(name, [s["score"] for s in scores], used),
+    return [Predictor(name, [s["val_acc"] for s in scores], used),
             Predictor(f"{name}, −val loss", [-s["val_loss"] for s in scores], used)]
+
+
+def _name(epochs: int, sandwich: bool, uniform: int) -> str:
+    """A supernet predictor's name: its epochs and how it sampled paths."""
+    paths = f"{uniform} uniform path{'s' * (uniform > 1)}" + (" + sandwich" if sandwich else "")
+    return f"supernet, {epochs} epoch{'s' * (epochs > 1)}, {paths}"
 
 
 def run_predictors(runs: list[Path], keys: list[str], archs: list[Genotype],
                    args: argparse.Namespace) -> list[Predictor]:
     """Scores from `run_search.py supernet ... --top-k 0` run folders: their supernet.csv
     (accuracy, and -val loss where recorded), charged their training and scoring core-seconds
-    for every point of the space; then each run's checkpoint re-scored here with each of
-    --rescore-calibration's image counts."""
+    for every point of the space; the --rescore runs' checkpoints also scored again here with
+    each of --rescore-calibration's image counts."""
     found = []
     for run in runs:
         record = json.loads((run / SUPERNET_JSON).read_text())
@@ -108,16 +115,15 @@ def run_predictors(runs: list[Path], keys: list[str], archs: list[Genotype],
             raise SystemExit(f"rank_fidelity: error: {run / SUPERNET_CSV} has no score for"
                              f" {len(missing)} bench point(s), e.g. {missing[0]}")
         settings = record["settings"]
-        name = (f"{settings['rank']}, {settings['epochs']} epoch{'s' * (settings['epochs'] > 1)}"
-                if settings["rank"] == "supernet" else settings["rank"])
-        name += "" if settings.get("sandwich", True) else ", no sandwich"
-        name += f" ({run.name})"
+        name = (_name(settings["epochs"], settings["sandwich"], settings["uniform_paths"])
+                if settings["rank"] == "supernet" else settings["rank"]) + f" ({run.name})"
         if "score_cores" not in record:
             raise SystemExit(f"rank_fidelity: error: {run / SUPERNET_JSON} has no score_cores"
                              " (written before scoring recorded its cores): score it again")
         train = record.get("train_s", 0.0) * record.get("train_threads", 0)
         used = train + record["score_s"] * record["score_cores"]
-        found.append(Predictor(name, [float(table.at[k, "score"]) for k in keys], used))
+        accuracy = "val_acc" if "val_acc" in table.columns else "score"  # before --score-by
+        found.append(Predictor(name, [float(table.at[k, accuracy]) for k in keys], used))
         if "val_loss" in table.columns:
             found.append(Predictor(f"{name}, −val loss",
                                    [-float(table.at[k, "val_loss"]) for k in keys], used))
@@ -129,7 +135,7 @@ def run_predictors(runs: list[Path], keys: list[str], archs: list[Genotype],
 def _rescored(run: Path, name: str, settings: dict, train_core_s: float, archs: list[Genotype],
               args: argparse.Namespace) -> list[Predictor]:
     """A run's trained supernet re-scored with other calibration sizes (no retraining)."""
-    if not args.rescore_calibration:
+    if run not in args.rescore:
         return []
     space = load_space(run / read_meta(run)["space_file"])
     splits = load_splits(space.data, args.data_dir)
@@ -238,10 +244,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="also (or instead, with --supernet-epochs and nothing after it) read the"
                    " scores of `run_search.py supernet SPACE --top-k 0` run folders")
     p.add_argument("--calibration-images", type=int, default=1024)
-    p.add_argument("--rescore-calibration", type=int, nargs="*", default=[],
-                   help="re-score each --supernet-runs checkpoint with BN recalibrated on this"
-                   " many training images (each count its own ranking)")
-    p.add_argument("--no-sandwich", action="store_true")
+    p.add_argument("--rescore", type=Path, nargs="*", default=[],
+                   help="of the --supernet-runs, those whose checkpoint is scored again with"
+                   " each --rescore-calibration count")
+    p.add_argument("--rescore-calibration", type=int, nargs="*", default=[256, 4000],
+                   help="BN recalibration images of the re-scorings (default 256 4000)")
+    p.add_argument("--sandwich", action=argparse.BooleanOptionalAction, default=SANDWICH)
+    p.add_argument("--uniform-paths", type=int, default=UNIFORM_PATHS)
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", type=Path, default=default_data_dir())
@@ -250,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-points", type=int, default=MIN_POINTS)
     p.add_argument("--out", type=Path, default=Path("results/rank_fidelity.md"))
     args = p.parse_args(argv)
+    if not set(args.rescore) <= set(args.supernet_runs):
+        p.error("--rescore: each run must also be one of --supernet-runs")
     bench = load_bench(args.bench)
     space = load_space(bench.space_file)
     expected = len(enumerate_points(space) or [])

@@ -72,10 +72,13 @@ def test_scores_of_supernet_run_folders_are_read(tmp_path, cifar_dir):
     run.mkdir()
     # scores that rank the points as the fixture's finals do (they rise with the row index)
     # and a validation loss that ranks them backwards
-    pd.DataFrame({"arch_key": table["arch_key"], "score": range(len(table)),
-                  "val_loss": range(len(table))}).to_csv(run / SUPERNET_CSV, index=False)
+    n = len(table)
+    pd.DataFrame({"arch_key": table["arch_key"], "score": [-i for i in range(n)],
+                  "val_acc": range(n), "val_loss": range(n)}).to_csv(run / SUPERNET_CSV,
+                                                                      index=False)
     write_json(run / SUPERNET_JSON, {"settings": {"rank": "supernet", "epochs": 3, "seed": 0,
-                                                  "precision": "fp32"},
+                                                  "precision": "fp32", "sandwich": False,
+                                                  "uniform_paths": 3, "score_by": "val_loss"},
                                      "train_s": 10.0, "train_threads": 2, "score_s": 2.0,
                                      "score_cores": 3})
     _checkpoint(run, bench)
@@ -88,20 +91,21 @@ def test_scores_of_supernet_run_folders_are_read(tmp_path, cifar_dir):
     assert rank_fidelity.main(["--bench", str(bench), "--supernet-epochs", "--supernet-runs",
                                str(run), "--min-points", "4", "--bootstrap", "20",
                                "--strategies", str(strategies), "--data-dir", str(cifar_dir),
-                               "--rescore-calibration", "16", "--out", str(out)]) == 0
+                               "--rescore", str(run), "--rescore-calibration", "16", "--out",
+                               str(out)]) == 0
     assert "| tpe (median [IQR] of 30 runs) | | 5% | 1.50 [0.50–2.50] |" in out.read_text()
     assert "| 50% |" not in out.read_text()  # only budgets near the pipeline's
     row = next(line for line in out.read_text().splitlines()
-               if line.startswith("| supernet, 3 epochs (sn3) |"))
+               if line.startswith("| supernet, 3 epochs, 3 uniform paths (sn3) |"))
     assert row.split("|")[2].strip().startswith("+1.000")
     pipeline = next(line for line in out.read_text().splitlines()
-                    if line.startswith("| supernet, 3 epochs (sn3) + verify"))
+                    if line.startswith("| supernet, 3 epochs, 3 uniform paths (sn3) + verify"))
     loss = next(line for line in out.read_text().splitlines()
-                if line.startswith("| supernet, 3 epochs (sn3), −val loss |"))
+                if line.startswith("| supernet, 3 epochs, 3 uniform paths (sn3), −val loss |"))
     assert loss.split("|")[2].strip().startswith("-1.000")
     # the checkpoint re-scored with 16 calibration images: charged the training, plus its own
     rescored = [line for line in out.read_text().splitlines()
-                if line.startswith("| supernet, 3 epochs (sn3), calibration 16 images")]
+                if line.startswith("| supernet, 3 epochs, 3 uniform paths (sn3), calibration 16")]
     assert len(rescored) == 4  # accuracy and loss rankings, fidelity and pipeline rows
     pipeline_row = rescored[-2] if "+ verify" in rescored[-2] else rescored[-1]
     assert float(pipeline_row.split("|")[2].replace(",", "")) > 60  # 20 core-s + 40 + scoring

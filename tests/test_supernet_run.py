@@ -34,6 +34,15 @@ def test_unshareable_block_kinds_are_a_one_line_error(tmp_path):
     assert not (tmp_path / "tiny").exists()
 
 
+def test_supernet_settings_with_a_proxy_ranking_are_a_one_line_error(tmp_path):
+    space = write_space(tmp_path, SUPERNET)
+    done = run_cli("supernet", str(space), "--rank", "snip", "--score-by", "val_acc",
+                   "--results-dir", str(tmp_path), timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--rank snip" in lines[0] and "--score-by" in lines[0]
+
+
 def test_missing_data_leaves_no_run_folder_behind(tmp_path):
     space = write_space(tmp_path, SUPERNET)
     empty = tmp_path / "nodata"
@@ -69,7 +78,10 @@ def test_supernet_search_end_to_end_verifies_the_top_two_through_ray(tmp_path, c
     record = json.loads((run / SUPERNET_JSON).read_text())
     assert record["settings"]["epochs"] == 1 and len(record["history"]) == 1
     assert record["score_workers"] == 2 and record["score_cores"] == 2  # [search] concurrency
-    assert scores["val_loss"].gt(0).all()
+    settings = record["settings"]
+    assert (settings["sandwich"], settings["uniform_paths"], settings["score_by"]) == (
+        False, 3, "val_loss")  # the defaults the bench measured best
+    assert scores["val_loss"].gt(0).all() and (scores["score"] == -scores["val_loss"]).all()
     assert (run / SUPERNET_DIR / "model.pt").is_file()
     trials = read_table(run)
     assert sorted(trials["arch_key"]) == sorted(scores["arch_key"][:2])
@@ -102,6 +114,6 @@ def test_ray_workers_score_as_this_process_does(tmp_path, cifar_dir):
         tables[name] = read_csv(tmp_path / name / SUPERNET_CSV).set_index("arch_key")
     local, ray = tables["local"], tables["ray"]
     assert len(local) == 64 and sorted(local.index) == sorted(ray.index)
-    assert (ray.loc[local.index, "score"] == local["score"]).all()
-    assert ray.loc[local.index, "val_loss"].to_numpy() == pytest.approx(
-        local["val_loss"].to_numpy(), rel=1e-4)
+    assert (ray.loc[local.index, "val_acc"] == local["val_acc"]).all()
+    assert ray.loc[local.index, "score"].to_numpy() == pytest.approx(
+        local["score"].to_numpy(), rel=1e-4)

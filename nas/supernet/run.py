@@ -40,11 +40,23 @@ from nas.search.flags import add_search_flags, options_from
 from nas.search.space import Space, load_space
 from nas.supernet.model import SuperNet
 from nas.supernet.paths import SupernetError, check_supported
-from nas.supernet.score import RANKINGS, batches, proxy_scorer, score_space, train_subset
+from nas.supernet.score import (
+    RANKINGS,
+    SCORE_BY,
+    batches,
+    proxy_scorer,
+    score_space,
+    train_subset,
+)
 from nas.supernet.train import train_supernet
 from nas.supernet.workers import ScoringJob, WorkerPool, local_scorer, scoring_job
 from nas.train.device import resolve_device, resolve_precision
 from nas.train.trainer import TrainConfig
+
+# Measured on the spectrum bench (results/rank_fidelity_gamma1.md): uniform paths without the
+# sandwich rule rank the points better than the sandwich at the same paths per step.
+SANDWICH = False
+UNIFORM_PATHS = 3
 
 
 def parser() -> argparse.ArgumentParser:
@@ -52,7 +64,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run_search.py supernet",
         description="Train one weight-sharing supernet over a spectrum space (single-path"
-        " sampling with the sandwich rule), score every point with BN recalibrated per"
+        " sampling, optionally with the sandwich rule), score every point with BN recalibrated per"
         " sub-network (enumerable spaces whole, larger ones by Optuna), then train the top-k"
         " stand-alone through the usual Ray Tune pipeline into the same run folder.")
     p.add_argument("space", type=Path, help="search-space TOML file (spectrum blocks)")
@@ -63,10 +75,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rank", choices=RANKINGS, default="supernet",
                    help="what scores the points: the supernet, a zero-cost proxy of the untrained"
                    " network, or #params (default supernet)")
-    p.add_argument("--no-sandwich", action="store_true", help="uniform path sampling only"
-                   " (default: also the smallest and largest path every step)")
-    p.add_argument("--uniform-paths", type=int, default=1, help="uniformly sampled paths per"
-                   " step (default 1)")
+    p.add_argument("--sandwich", action=argparse.BooleanOptionalAction,
+                   help="also train the smallest and largest path every step (BigNAS); default"
+                   f" {'on' if SANDWICH else 'off'}: on the spectrum bench it ranked worse")
+    p.add_argument("--uniform-paths", type=int, help="uniformly sampled"
+                   f" paths per step (default {UNIFORM_PATHS})")
+    p.add_argument("--score-by", choices=SCORE_BY, help="a sub-network's"
+                   f" score: its negated validation loss or its accuracy (default {SCORE_BY[0]})")
     p.add_argument("--calibration-images", type=int, default=1024, help="training images that"
                    " re-estimate each sub-network's BN statistics (default 1024)")
     p.add_argument("--score-trials", type=int, default=1000, help="a space with more points"
@@ -86,8 +101,10 @@ def check_args(args: argparse.Namespace) -> None:
     if args.trials is not None:
         raise SupernetError("--trials: the supernet scores the space; --top-k sets how many"
                             " points are trained stand-alone")
-    if args.no_sandwich and args.rank != "supernet":
-        raise SupernetError("--no-sandwich: only a supernet ranking trains paths")
+    if args.rank != "supernet" and (args.sandwich, args.uniform_paths, args.score_by) != (
+            None, None, None):
+        raise SupernetError(f"--rank {args.rank}: --sandwich, --uniform-paths and --score-by"
+                            " set how a supernet trains and scores; a proxy trains nothing")
 
 
 def main(argv: list[str]) -> int:
@@ -125,12 +142,16 @@ def main(argv: list[str]) -> int:
 def _prepare_and_score(space: Space, args: argparse.Namespace, run_dir: Path):
     """The run's settings (a resumed run keeps its own), then the scored points table."""
     settings = {"rank": args.rank, "epochs": args.epochs or space.train.epochs,
-                "sandwich": not args.no_sandwich, "uniform_paths": args.uniform_paths,
+                "sandwich": SANDWICH if args.sandwich is None else args.sandwich,
+                "uniform_paths": args.uniform_paths or UNIFORM_PATHS,
+                "score_by": args.score_by or SCORE_BY[0],
                 "calibration_images": args.calibration_images, "score_trials": args.score_trials,
                 "top_k": args.top_k, "seed": space.search.seed if args.seed is None else args.seed,
                 "precision": args.precision or space.train.precision}
     if args.resume:
-        settings = json.loads((run_dir / SUPERNET_JSON).read_text())["settings"]
+        # a run from before --score-by scored by accuracy
+        settings = {"score_by": "val_acc"} | json.loads(
+            (run_dir / SUPERNET_JSON).read_text())["settings"]
     else:
         write_meta(run_dir, space.path, {"space": space.name, "argv": sys.argv,
                                          "started": datetime.now(UTC).isoformat()})
@@ -173,7 +194,8 @@ def _score(space: Space, args: argparse.Namespace, settings: dict[str, Any], run
         record["history"] = [dataclasses.asdict(r) for r in history]
         precision = resolve_precision(cfg.precision, device)
         record["precision"] = precision
-        job = scoring_job(supernet, space, splits, calibration, cfg, precision)
+        job = scoring_job(supernet, space, splits, calibration, cfg, precision,
+                          settings["score_by"])
         pool, workers, cores = _workers(space, args, job)
         scorer = pool or local_scorer(job, device)
     else:

@@ -26,6 +26,7 @@ from nas.train.device import autocast
 from nas.train.trainer import TrainConfig
 
 RANKINGS = ("supernet", *PROXIES, "params")
+SCORE_BY = ("val_loss", "val_acc")  # what a supernet score is: the negated loss, or accuracy
 Scores = dict[str, float]  # "score" (higher is better) and any extra columns of the point
 Scorer = Callable[[list[Genotype]], list[Scores]]  # a batch at a time: workers share it out
 
@@ -87,14 +88,18 @@ def one_by_one(score: Callable[[Genotype], Scores]) -> Scorer:
 
 
 def supernet_scorer(supernet: SuperNet, calibration: DeviceBatches, val: DeviceBatches,
-                    precision: str = "fp32") -> Callable[[Genotype], Scores]:
-    """Validation accuracy (the score) and loss of a sub-network after its own BN
-    recalibration, computed in the precision the supernet trained in ("fp32" or "bf16")."""
+                    precision: str, by: str) -> Callable[[Genotype], Scores]:
+    """Validation accuracy and loss of a sub-network after its own BN recalibration, computed
+    in the precision the supernet trained in ("fp32" or "bf16"); the score is the accuracy or
+    the negated loss (`by`)."""
+    if by not in SCORE_BY:
+        raise ValueError(f"score by {by!r}: one of {', '.join(SCORE_BY)}")
+
     def score(arch: Genotype) -> Scores:
         supernet.set_path(arch)
         recalibrate(supernet, calibration, precision)
         acc, loss = evaluate(supernet, val, precision)
-        return {"score": acc, "val_loss": loss}
+        return {"score": acc if by == "val_acc" else -loss, "val_acc": acc, "val_loss": loss}
     return score
 
 

@@ -26,14 +26,15 @@ class ScoringJob:
     std: tuple[float, ...]
     cfg: TrainConfig
     precision: str  # resolved: "fp32" or "bf16"
+    score_by: str  # one of nas.supernet.score.SCORE_BY
 
 
 def scoring_job(supernet: SuperNet, space: Space, splits: Splits, calibration: ImageSet,
-                cfg: TrainConfig, precision: str) -> ScoringJob:
+                cfg: TrainConfig, precision: str, score_by: str) -> ScoringJob:
     """The job of scoring with a trained supernet (its weights copied to the CPU)."""
     state = {k: v.detach().cpu() for k, v in supernet.state_dict().items()}
     return ScoringJob(space, state, calibration, splits.val, tuple(splits.mean),
-                      tuple(splits.std), cfg, precision)
+                      tuple(splits.std), cfg, precision, score_by)
 
 
 def local_scorer(job: ScoringJob, device: torch.device | str) -> Scorer:
@@ -43,7 +44,7 @@ def local_scorer(job: ScoringJob, device: torch.device | str) -> Scorer:
     net.to(device)
     calibration = batches(job.calibration, job, job.cfg, device, job.cfg.batch_size)
     val = batches(job.val, job, job.cfg, device, job.cfg.eval_batch_size)
-    return one_by_one(supernet_scorer(net, calibration, val, job.precision))
+    return one_by_one(supernet_scorer(net, calibration, val, job.precision, job.score_by))
 
 
 class _Worker:
