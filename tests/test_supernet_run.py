@@ -80,8 +80,8 @@ def test_supernet_search_end_to_end_verifies_the_top_two_through_ray(tmp_path, c
     assert record["score_workers"] == 2 and record["score_cores"] == 2  # [search] concurrency
     settings = record["settings"]
     assert (settings["sandwich"], settings["uniform_paths"], settings["score_by"]) == (
-        False, 3, "val_loss")  # the defaults the bench measured best
-    assert scores["val_loss"].gt(0).all() and (scores["score"] == -scores["val_loss"]).all()
+        False, 3, "val_acc")  # the defaults the bench measured best
+    assert scores["val_loss"].gt(0).all() and (scores["score"] == scores["val_acc"]).all()
     assert (run / SUPERNET_DIR / "model.pt").is_file()
     trials = read_table(run)
     assert sorted(trials["arch_key"]) == sorted(scores["arch_key"][:2])

@@ -26,7 +26,7 @@ from nas.train.device import autocast
 from nas.train.trainer import TrainConfig
 
 RANKINGS = ("supernet", *PROXIES, "params")
-SCORE_BY = ("val_loss", "val_acc")  # what a supernet score is: the negated loss, or accuracy
+SCORE_BY = ("val_acc", "val_loss")  # a supernet score: accuracy (default) or the negated loss
 Scores = dict[str, float]  # "score" (higher is better) and any extra columns of the point
 Scorer = Callable[[list[Genotype]], list[Scores]]  # a batch at a time: workers share it out
 
