@@ -57,6 +57,7 @@ def search(args: argparse.Namespace, env: dict[str, str], folder: Path) -> tuple
 def pipeline(args: argparse.Namespace, env: dict[str, str], folder: Path) -> tuple[float, dict]:
     command = [sys.executable, str(ROOT / "run_search.py"), "supernet", str(args.space),
                "--epochs", str(args.supernet_epochs), "--score-trials", str(args.score_trials),
+               "--calibration-images", str(args.calibration_images),
                "--top-k", str(args.top_k), *budget_flags(args), "--name", "supernet",
                "--results-dir", str(folder)]
     seconds, _ = timed(command, env, ROOT)
@@ -72,9 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--trials", type=int, help="the search's trials (default: the space's)")
     p.add_argument("--max-epochs", type=int, help="both runs' epoch cap (default: the space's)")
     # sized so the pipeline's wall time stays within the search's on 2 cores: 3 epochs of 3
-    # uniform paths (tau 0.41 on the bench), 80 scored points, 4 verified (two rounds of two)
+    # uniform paths (tau 0.41 on the bench), 70 points scored with BN recalibrated on 256
+    # images (tau 0.50 vs 0.52 with 1,024 on the bench, a third less time), 4 verified (two
+    # rounds of two); 80 points at 1,024 images took 1.08x the search's wall time
     p.add_argument("--supernet-epochs", type=int, default=3)
-    p.add_argument("--score-trials", type=int, default=80)
+    p.add_argument("--score-trials", type=int, default=70)
+    p.add_argument("--calibration-images", type=int, default=256)
     p.add_argument("--top-k", type=int, default=4)
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     p.add_argument("--data-dir", type=Path, default=default_data_dir())
@@ -98,7 +102,8 @@ def report(args: argparse.Namespace, search_s: float, found: dict, pipe_s: float
         f"| `run_search.py` (TPE + ASHA) | {search_s:.1f} s | {found['trials']} |"
         f" {found['acc']:.4f} | {found['trial']}, {epochs(found)} |",
         f"| `run_search.py supernet` ({args.supernet_epochs} supernet epochs,"
-        f" {args.score_trials} scored, top {args.top_k} verified) | {pipe_s:.1f} s"
+        f" {args.score_trials} scored with BN on {args.calibration_images} images, top"
+        f" {args.top_k} verified) | {pipe_s:.1f} s"
         f" (supernet training {verified['train_s']} s, scoring {verified['score_s']} s) |"
         f" {verified['trials']} | {verified['acc']:.4f} | {verified['trial']},"
         f" {epochs(verified)} |", "",
