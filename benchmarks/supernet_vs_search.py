@@ -74,12 +74,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-epochs", type=int, help="both runs' epoch cap (default: the space's)")
     # sized so the pipeline's wall time stays within the search's on 2 cores: 3 epochs of 3
     # uniform paths (tau 0.41 on the bench), 70 points scored with BN recalibrated on 256
-    # images (tau 0.50 vs 0.52 with 1,024 on the bench, a third less time), 4 verified (two
-    # rounds of two); 80 points at 1,024 images took 1.08x the search's wall time
+    # images (tau 0.50 vs 0.52 with 1,024 on the bench, a third less time), 2 verified (one
+    # round at concurrency 2): top 4 took 1.08x and 1.39x the search's wall time
+    # (results/supernet_vs_search.md)
     p.add_argument("--supernet-epochs", type=int, default=3)
     p.add_argument("--score-trials", type=int, default=70)
     p.add_argument("--calibration-images", type=int, default=256)
-    p.add_argument("--top-k", type=int, default=4)
+    p.add_argument("--top-k", type=int, default=2)
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     p.add_argument("--data-dir", type=Path, default=default_data_dir())
     p.add_argument("--keep", type=Path, help="keep the two run folders under this folder")
