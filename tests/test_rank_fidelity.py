@@ -108,7 +108,7 @@ def test_scores_of_supernet_run_folders_are_read(tmp_path, cifar_dir):
                 if line.startswith("| supernet, 3 epochs, 3 uniform paths (sn3), calibration 16")]
     assert len(rescored) == 4  # accuracy and loss rankings, fidelity and pipeline rows
     pipeline_row = rescored[-2] if "+ verify" in rescored[-2] else rescored[-1]
-    assert float(pipeline_row.split("|")[2].replace(",", "")) > 60  # 20 core-s + 40 + scoring
+    assert float(pipeline_row.split("|")[2].replace(",", "")) >= 60  # 20 core-s + 40 + scoring
     # 10 s x 2 threads of training, 2 s x 3 cores of scoring, plus the bench compute of all 4
     # points (the top 5 of 4): point i trains 2 epochs of (i + 1) s per seed, 2 seeds:
     # 4 * (1 + 2 + 3 + 4) = 40 core-s

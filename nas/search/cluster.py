@@ -36,7 +36,10 @@ class LocalCluster:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "nas.search.cluster", str(os.cpu_count() or 1)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-            env=env, start_new_session=True, cwd=Path(__file__).resolve().parents[2])
+            # RAY_ADDRESS (a user's, or one Ray left set after joining a cluster) would make
+            # the keeper's ray.init join that cluster instead of starting this one
+            env={k: v for k, v in env.items() if k != "RAY_ADDRESS"}, start_new_session=True,
+            cwd=Path(__file__).resolve().parents[2])
         self.address = self._read_address()
 
     def _read_address(self) -> str:
