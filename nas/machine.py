@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -12,16 +13,30 @@ BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 RELEVANT_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
                       "amx_tile", "amx_bf16", "amx_int8")
 CPUINFO = Path("/proc/cpuinfo")
+# The one switch that makes this machine pass for the other kind of CPU, so that both
+# resolutions of precision "auto" are exercised (tests, CI) on whichever CPU runs them.
+FAKE_CPU_ENV = "NAS_FAKE_CPU"
+FAKE_CPUS = {
+    "bf16": ("avx2", "fma", "avx512f", "avx512_bf16"),  # as a Zen 4 EPYC: native bf16
+    "avx2": ("avx2", "fma"),  # as a Zen 3 EPYC: bf16 emulated
+}
 
 
 def cpu_info(text: str | None = None) -> tuple[str | None, frozenset[str]]:
     """The CPU's model name and feature flags from /proc/cpuinfo's first processor (`text`
-    overrides the file); (None, empty) where the OS does not tell (not Linux, no access)."""
+    overrides the file); (None, empty) where the OS does not tell (not Linux, no access).
+    Reading this machine honours $NAS_FAKE_CPU (see fake_cpu)."""
     if text is None:
+        fake = fake_cpu()
         try:
-            text = CPUINFO.read_text()
+            model, flags = cpu_info(CPUINFO.read_text())
         except OSError:
-            return None, frozenset()
+            model, flags = None, frozenset()
+        if fake is None:
+            return model, flags
+        # the other vector ISAs go: a faked CPU has exactly the flags its kind names
+        kept = flags - set(RELEVANT_CPU_FLAGS)
+        return f"{model or 'unknown CPU'} [{FAKE_CPU_ENV}={fake}]", kept | set(FAKE_CPUS[fake])
     model, flags = None, frozenset()
     for line in text.splitlines():
         key, _, value = line.partition(":")
@@ -33,11 +48,22 @@ def cpu_info(text: str | None = None) -> tuple[str | None, frozenset[str]]:
     return model, flags
 
 
+def fake_cpu() -> str | None:
+    """The CPU kind $NAS_FAKE_CPU asks this machine to pass for ("bf16" or "avx2"), else None."""
+    value = os.environ.get(FAKE_CPU_ENV, "").strip()
+    if not value:
+        return None
+    if value not in FAKE_CPUS:
+        raise ValueError(f"${FAKE_CPU_ENV}={value!r}: allowed are {', '.join(FAKE_CPUS)}"
+                         " (or unset: this machine's own flags)")
+    return value
+
+
 def native_bf16_cpu(flags: Iterable[str] | None = None) -> bool:
     """Whether the CPU with these feature flags (None: this machine's) computes bf16 natively."""
     if flags is None:
         _, flags = cpu_info()
-        if not flags:  # no /proc/cpuinfo: ask torch's own CPU probe instead
+        if not flags and fake_cpu() is None:  # no /proc/cpuinfo: ask torch's CPU probe
             return _torch_says_bf16()
     return any(flag in BF16_CPU_FLAGS for flag in flags)
 

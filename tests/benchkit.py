@@ -11,6 +11,7 @@ from nas.arch.cost import cost
 from nas.bench.run import bench_points
 from nas.results import META, TABLE, write_json
 from nas.search.space import genotype, load_space
+from nas.train.device import resolve_precision
 from tests.searchkit import BENCH, write_space
 
 
@@ -19,9 +20,12 @@ def final_of(index: int) -> tuple[float, float]:
     return 0.30 + 0.05 * index, 0.32 + 0.05 * index
 
 
-def write_bench(folder: Path, epochs: int = 2, space_text: str = BENCH) -> Path:
+def write_bench(folder: Path, epochs: int = 2, space_text: str = BENCH,
+                precision: str | None = None) -> Path:
     """A bench folder: meta.json, the space copy, one completed row per point, curves rising
-    linearly to final_of(i), each epoch taking (i + 1) seconds per seed."""
+    linearly to final_of(i), each epoch taking (i + 1) seconds per seed; its rows trained at
+    `precision` (None: what 'auto' resolves to on this machine's CPU, as a bench here would)."""
+    precision = precision or resolve_precision("auto", "cpu")
     folder.mkdir(parents=True, exist_ok=True)
     space_file = write_space(folder, space_text, "bench.toml")
     space = load_space(space_file)
@@ -34,7 +38,7 @@ def write_bench(folder: Path, epochs: int = 2, space_text: str = BENCH) -> Path:
         rows.append({
             "trial_id": f"t{i:04d}", "status": "completed", "epochs": epochs,
             "arch_key": arch.key(), "genotype": arch.to_json(indent=None), "params": c.params,
-            "macs": c.macs, "latency_ms": 1.0 + i, "precision": "fp32",
+            "macs": c.macs, "latency_ms": 1.0 + i, "precision": precision,
             "curve": json.dumps([sum(e) / 2 for e in zip(*curves, strict=True)]),
             "seed_curves": json.dumps(curves),
             "seed_loss_curves": json.dumps([[2.0 - 0.1 * e for e in range(epochs)]] * 2),

@@ -31,7 +31,7 @@ def test_the_residual_init_matters_exactly_where_a_residual_is(tmp_path):
 
 
 def test_only_the_points_the_changed_init_cannot_affect_are_copied(tmp_path):
-    source = write_bench(tmp_path / "source", space_text=RESIDUAL)
+    source = write_bench(tmp_path / "source", space_text=RESIDUAL, precision="fp32")
     space = load_space(write_space(tmp_path, GAMMA1))
     copies = reusable_rows(space, bench_points(space), source, 2, "fp32")
     assert len(copies) == 2 and {c[REUSED_FROM] for c in copies} == {"source"}
@@ -49,14 +49,14 @@ def test_only_the_points_the_changed_init_cannot_affect_are_copied(tmp_path):
     (("repeats = 2", "repeats = 1"), "[search] repeats"),
 ])
 def test_a_bench_trained_differently_is_refused_naming_the_difference(tmp_path, change, named):
-    source = write_bench(tmp_path / "source", space_text=RESIDUAL)
+    source = write_bench(tmp_path / "source", space_text=RESIDUAL, precision="fp32")
     space = load_space(write_space(tmp_path, GAMMA1.replace(*change)))
     with pytest.raises(BenchError, match=f"--reuse .*source.*{named.replace('[', '.')}"):
         reusable_rows(space, bench_points(space), source, 2, "fp32")
 
 
 def test_other_epochs_or_precision_are_refused(tmp_path):
-    source = write_bench(tmp_path / "source", space_text=RESIDUAL)
+    source = write_bench(tmp_path / "source", space_text=RESIDUAL, precision="fp32")
     space = load_space(write_space(tmp_path, GAMMA1))
     with pytest.raises(BenchError, match="epochs"):
         reusable_rows(space, bench_points(space), source, 3, "fp32")

@@ -376,6 +376,24 @@ def test_auto_precision_reads_this_machines_cpuinfo(tmp_path, monkeypatch):
     assert resolve_precision("auto", "cpu") == "fp32"
 
 
+@pytest.mark.parametrize(("kind", "auto"), [("bf16", "bf16"), ("avx2", "fp32")])
+def test_the_fake_cpu_switch_passes_for_either_kind(tmp_path, monkeypatch, kind, auto):
+    fake = tmp_path / "cpuinfo"
+    fake.write_text(X86_BF16 if kind == "avx2" else X86_ZEN3)  # the machine is the other kind
+    monkeypatch.setattr(machine_module, "CPUINFO", fake)
+    monkeypatch.setenv(machine_module.FAKE_CPU_ENV, kind)
+    model, flags = cpu_info()
+    real = "AMD EPYC 9B14" if kind == "avx2" else "AMD EPYC 7B13"
+    assert model == f"{real} [NAS_FAKE_CPU={kind}]"  # a record says the flags were faked
+    assert set(relevant_cpu_flags(flags)) == set(machine_module.FAKE_CPUS[kind])
+    assert native_bf16_cpu() == (auto == "bf16")
+    assert resolve_precision("auto", "cpu") == auto
+    assert cpu_info(X86_BF16)[1] >= {"avx512_bf16"}  # a text passed in is read as it is
+    monkeypatch.setenv(machine_module.FAKE_CPU_ENV, "avx512")
+    with pytest.raises(ValueError, match=r"\$NAS_FAKE_CPU='avx512': allowed are bf16, avx2"):
+        cpu_info()
+
+
 def test_auto_precision_without_cuda_and_bad_names(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_precision("auto", "cuda", {"avx512_bf16"}) == "fp32"
