@@ -1,10 +1,12 @@
-"""Loading a search-space TOML file and checking it: every error names the file and the key."""
+"""Loading a space file (a path or a bundled name) and checking it; errors name file and key."""
 
 from __future__ import annotations
 
 import dataclasses
 import tomllib
 import typing
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,29 @@ def load_space(path: str | Path) -> Space:
     space = dataclasses.replace(space, references=_references(space, raw.get("references", {})))
     check_space(space)
     return space
+
+
+def bundled_spaces() -> Traversable:
+    """The folder of search spaces shipped with the package (the repository's search_spaces/)."""
+    return resources.files("nas.spaces")
+
+
+def space_file(name_or_path: str | Path) -> Path:
+    """A space's file: a path as given, or a bare name ('cifar_spectrum') as its bundled TOML."""
+    text = str(name_or_path)
+    if Path(text).is_file() or "/" in text or text.endswith(".toml"):
+        return Path(name_or_path)
+    folder = bundled_spaces()
+    resource = folder / f"{text}.toml"
+    if not resource.is_file():
+        names = sorted(r.name.removesuffix(".toml") for r in folder.iterdir()
+                       if r.name.endswith(".toml"))
+        raise SpaceError(f"{text}: no such search-space file or bundled space"
+                         f" (bundled: {', '.join(names) or 'none'})")
+    # An installed package's files are on disk, so as_file hands back the file itself (a zipped
+    # package's temporary copy would be gone on return: the wheel installs unzipped)
+    with resources.as_file(resource) as path:
+        return Path(path)
 
 
 def _section(path: Path, key: str, cls: type, value: Any) -> Any:
