@@ -34,7 +34,8 @@ from nas.bench.rank import spearman_rho as spearman
 from nas.bench.table import Bench, load_bench
 from nas.data import load_splits
 from nas.results import MODEL_FILE, SUPERNET_CSV, SUPERNET_DIR, SUPERNET_JSON, read_csv, read_meta
-from nas.search.space import Space, load_space
+from nas.search.space.load import load_space
+from nas.search.space.types import Space
 from nas.supernet.model import SuperNet
 from nas.supernet.paths import enumerate_points
 from nas.supernet.proxies import PROXIES

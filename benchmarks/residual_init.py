@@ -28,7 +28,9 @@ from benchmarks.common import default_data_dir, load_note, machine
 from nas.bench.table import Bench, load_bench
 from nas.results import atomic_write
 from nas.search.engine import Budget, trial_settings
-from nas.search.space import Space, genotype, load_space
+from nas.search.space.load import load_space
+from nas.search.space.points import genotype
+from nas.search.space.types import Space
 from nas.train.trainer import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -36,7 +36,8 @@ from benchmarks.common import machine
 from nas.bench.report import write_png
 from nas.bench.table import Bench, load_bench
 from nas.results import atomic_write, scored_rows
-from nas.search.space import base_name, dimensions, load_space
+from nas.search.space.load import load_space
+from nas.search.space.points import base_name, dimensions
 
 ROOT = Path(__file__).resolve().parents[1]
 # Replayed run folders are thrown away: on tmpfs when there is one, because Optuna's SQLite

@@ -75,7 +75,7 @@ def _search(args: argparse.Namespace) -> int:
     """The search action (or its dry run)."""
     from nas.search.engine import run_search
     from nas.search.report import describe_space, summarize
-    from nas.search.space import load_space
+    from nas.search.space.load import load_space
 
     if args.dry_run:
         print(describe_space(load_space(args.space)))

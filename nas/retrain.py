@@ -48,7 +48,8 @@ from nas.results import (
     warn_study_db,
     write_json,
 )
-from nas.search.space import Space, load_space
+from nas.search.space.load import load_space
+from nas.search.space.types import Space
 from nas.train.device import PRECISIONS, cpu_threads, resolve_device, resolve_precision
 from nas.train.trainer import TrainConfig, evaluate, fit
 

@@ -35,7 +35,9 @@ from nas.results import (
     write_json,
 )
 from nas.search.flags import add_search_flags, options_from
-from nas.search.space import Space, dimensions, load_space
+from nas.search.space.load import load_space
+from nas.search.space.points import dimensions
+from nas.search.space.types import Space
 
 
 class StudyError(ValueError):

@@ -18,7 +18,7 @@ from nas.results import (
     TABLE,
     write_json,
 )
-from nas.search.space import load_space
+from nas.search.space.load import load_space
 from nas.supernet.model import SuperNet
 from tests.benchkit import write_bench
 

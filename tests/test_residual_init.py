@@ -4,7 +4,8 @@ import pytest
 
 from benchmarks import residual_init as ri
 from nas.bench.table import load_bench
-from nas.search.space import genotype, load_space
+from nas.search.space.load import load_space
+from nas.search.space.points import genotype
 from tests.benchkit import write_bench
 from tests.searchkit import BENCH
 

@@ -25,7 +25,8 @@ from nas.machine import cpu_info, native_bf16_cpu, relevant_cpu_flags
 from nas.results import RunFolderError, open_run_dir, trial_checkpoint
 from nas.search.engine import Budget, SearchOptions, grid_size, resolve_budget
 from nas.search.samplers import build_sampler, sampler_settings
-from nas.search.space import load_space, searched
+from nas.search.space.load import load_space
+from nas.search.space.points import searched
 from nas.train.device import resolve_precision
 from tests.searchkit import FOLDER, ROOT, TINY, image_folder, run_cli, write_space
 

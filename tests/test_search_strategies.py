@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks import search_strategies as st
 from nas.bench.table import load_bench
-from nas.search.space import load_space
+from nas.search.space.load import load_space
 from tests.benchkit import write_bench
 from tests.searchkit import BENCH
 

@@ -14,7 +14,8 @@ from ray.tune.search import Searcher
 
 from nas.search.samplers import build_sampler, sampler_settings
 from nas.search.searcher import StudySearcher
-from nas.search.space import DefineByRun, load_space
+from nas.search.space.load import load_space
+from nas.search.space.points import DefineByRun
 from tests.searchkit import write_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -9,7 +9,10 @@ import pytest
 
 from nas.arch.cost import cost
 from nas.arch.genotype import divisor_at
-from nas.search import space as sp
+from nas.search.space.enumerate import count_architectures, grid
+from nas.search.space.load import load_space
+from nas.search.space.points import DefineByRun, dimensions, genotype, violation
+from nas.search.space.types import SpaceError
 
 SPACES = sorted(Path(__file__).resolve().parents[1].glob("search_spaces/*.toml"))
 
@@ -27,33 +30,33 @@ def test_the_shipped_spaces_are_there():
 
 @pytest.mark.parametrize("path", SPACES, ids=lambda p: p.stem)
 def test_shipped_spaces_load_with_flat_primitive_parameters(path):
-    space = sp.load_space(path)
-    for dim in sp.dimensions(space):
+    space = load_space(path)
+    for dim in dimensions(space):
         assert re.fullmatch(r"(s\d+_)?[a-z_]+", dim.name)
         assert all(isinstance(c, bool | int | float | str) for c in dim.choices)
     for name, params in space.references:
-        arch = sp.genotype(space, dict(params))
-        assert sp.violation(space, arch) is None, name
+        arch = genotype(space, dict(params))
+        assert violation(space, arch) is None, name
 
 
 @pytest.mark.parametrize("path", SPACES, ids=lambda p: p.stem)
 def test_reference_points_replay_through_fixed_trial(path):
-    space = sp.load_space(path)
-    define = sp.DefineByRun(space)
+    space = load_space(path)
+    define = DefineByRun(space)
     for _, params in space.references:
         params = dict(params)
         trial = optuna.trial.FixedTrial(params)
         define(trial)  # asks only for names present in the point
         asked = trial.params
-        assert sp.genotype(space, asked).key() == sp.genotype(space, params).key()
+        assert genotype(space, asked).key() == genotype(space, params).key()
 
 
 def test_spectrum_positions_map_to_divisors_of_each_width():
     assert [divisor_at(p, 32) for p in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)] == [1, 2, 4, 8, 16, 32]
     assert divisor_at(1.0, 728) == 728 and divisor_at(0.0, 728) == 1
-    space = sp.load_space("search_spaces/cifar_spectrum.toml")
+    space = load_space("search_spaces/cifar_spectrum.toml")
     params = {f"s{i}_spectrum": 1.0 for i in (1, 2, 3)}
-    arch = sp.genotype(space, params)
+    arch = genotype(space, params)
     assert [s.groups for s in arch.stages] == [32, 64, 128]
     assert arch.spectrum_position() == 1.0
 
@@ -69,35 +72,35 @@ kind = ["conv", "spectrum"]
 order = ["dw_pw", "pw_dw"]
 spectrum = [0.0, 1.0]
 """)
-    space = sp.load_space(path)
-    define = sp.DefineByRun(space)
+    space = load_space(path)
+    define = DefineByRun(space)
     trial = optuna.trial.FixedTrial({"s1_kind": "conv", "s1_spectrum": 1.0})
     define(trial)
     assert set(trial.params) == {"s1_kind", "s1_spectrum"}
-    assert sp.count_architectures(space) == 2 + 2 * 2
-    keys = {sp.genotype(space, p).key() for p in sp.grid(space)}
-    assert len(keys) == sp.count_architectures(space)
+    assert count_architectures(space) == 2 + 2 * 2
+    keys = {genotype(space, p).key() for p in grid(space)}
+    assert len(keys) == count_architectures(space)
 
 
 def test_count_matches_brute_force_on_the_ablation_space():
-    space = sp.load_space("search_spaces/xception_ablation.toml")
-    keys = {sp.genotype(space, p).key() for p in sp.grid(space)}
-    assert sp.count_architectures(space) == len(keys) == 12
+    space = load_space("search_spaces/xception_ablation.toml")
+    keys = {genotype(space, p).key() for p in grid(space)}
+    assert count_architectures(space) == len(keys) == 12
 
 
 def test_define_by_run_pickles():
-    space = sp.load_space("search_spaces/cifar_spectrum.toml")
-    assert pickle.loads(pickle.dumps(sp.DefineByRun(space))) == sp.DefineByRun(space)
+    space = load_space("search_spaces/cifar_spectrum.toml")
+    assert pickle.loads(pickle.dumps(DefineByRun(space))) == DefineByRun(space)
 
 
 def test_tpe_sampling_is_reproducible_under_a_seed():
-    space = sp.load_space("search_spaces/cifar_spectrum.toml")
-    define = sp.DefineByRun(space)
+    space = load_space("search_spaces/cifar_spectrum.toml")
+    define = DefineByRun(space)
 
     def run(seed):
         study = optuna.create_study(direction="maximize",
                                     sampler=optuna.samplers.TPESampler(seed=seed))
-        study.optimize(lambda t: (define(t), -cost(sp.genotype(space, t.params)).macs)[1],
+        study.optimize(lambda t: (define(t), -cost(genotype(space, t.params)).macs)[1],
                        n_trials=12)
         return [t.params for t in study.trials]
 
@@ -163,8 +166,8 @@ def test_tpe_sampling_is_reproducible_under_a_seed():
 )
 def test_space_errors_name_the_file_and_the_key(tmp_path, text, expected):
     path = _write(tmp_path, text)
-    with pytest.raises(sp.SpaceError) as err:
-        sp.load_space(path)
+    with pytest.raises(SpaceError) as err:
+        load_space(path)
     message = str(err.value)
     assert message.startswith(str(path)), message
     assert expected in message, message
@@ -172,29 +175,29 @@ def test_space_errors_name_the_file_and_the_key(tmp_path, text, expected):
 
 
 def test_train_precision_is_read_from_the_space(tmp_path):
-    assert sp.load_space("search_spaces/cifar_spectrum.toml").train.precision == "auto"
+    assert load_space("search_spaces/cifar_spectrum.toml").train.precision == "auto"
     path = _write(tmp_path, "[train]\nprecision = 'bf16'\n")
-    assert sp.load_space(path).train.precision == "bf16"
+    assert load_space(path).train.precision == "bf16"
 
 
 def test_missing_file():
-    with pytest.raises(sp.SpaceError, match="no such search-space file"):
-        sp.load_space("search_spaces/nope.toml")
+    with pytest.raises(SpaceError, match="no such search-space file"):
+        load_space("search_spaces/nope.toml")
 
 
 def test_explicit_group_counts_and_depthwise(tmp_path):
     path = _write(tmp_path, "[blocks]\ngroups = [4, 'depthwise']\nshared = ['groups']\n")
-    space = sp.load_space(path)
-    assert [s.groups for s in sp.genotype(space, {"groups": 4}).stages] == [4, 4, 4]
-    assert [s.groups for s in sp.genotype(space, {"groups": "depthwise"}).stages] == [32, 64, 128]
+    space = load_space(path)
+    assert [s.groups for s in genotype(space, {"groups": 4}).stages] == [4, 4, 4]
+    assert [s.groups for s in genotype(space, {"groups": "depthwise"}).stages] == [32, 64, 128]
 
 
 def test_matched_widths_bring_every_point_near_the_target():
-    space = sp.load_space("search_spaces/spectrum_matched.toml")
+    space = load_space("search_spaces/spectrum_matched.toml")
     target = space.macro.match_params
     widths = set()
-    for params in sp.grid(space):
-        arch = sp.genotype(space, params)
+    for params in grid(space):
+        arch = genotype(space, params)
         assert abs(cost(arch).params / target - 1) < 0.1, params
         count = params["groups"]
         step = 8 if count == "depthwise" else max(8, count)
@@ -203,27 +206,27 @@ def test_matched_widths_bring_every_point_near_the_target():
             assert all(s.groups == s.width for s in arch.stages)
         widths.add(tuple(s.width for s in arch.stages))
     assert len(widths) == 6  # fewer segments -> more params per channel -> narrower network
-    regular = sp.genotype(space, {"groups": 1})
-    separable = sp.genotype(space, {"groups": "depthwise"})
+    regular = genotype(space, {"groups": 1})
+    separable = genotype(space, {"groups": "depthwise"})
     assert regular.stages[-1].width < separable.stages[-1].width
 
 
 def test_match_macs_targets_macs(tmp_path):
     path = _write(tmp_path, "[macro]\nmatch_macs = 20_000_000\n[blocks]\nspectrum = [0.0, 1.0]\n"
                             "shared = ['spectrum']\n")
-    space = sp.load_space(path)
+    space = load_space(path)
     for position in (0.0, 1.0):
-        assert abs(cost(sp.genotype(space, {"spectrum": position})).macs / 20e6 - 1) < 0.15
+        assert abs(cost(genotype(space, {"spectrum": position})).macs / 20e6 - 1) < 0.15
 
 
 def test_a_choice_valid_with_some_other_choice_is_kept(tmp_path):
     # width 18 cannot be an inception stage but can be a spectrum one: searchable, and the
     # inception/18 point fails in its own trial (the broken test space relies on it)
-    space = sp.load_space(_write(tmp_path, "[macro]\nstrides = [2]\nwidths = [[16, 18]]\n"
+    space = load_space(_write(tmp_path, "[macro]\nstrides = [2]\nwidths = [[16, 18]]\n"
                                  "depths = [1]\n[blocks]\nkind = ['inception', 'spectrum']\n"))
-    assert {d.name: d.choices for d in sp.dimensions(space)}["s1_width"] == (16, 18)
+    assert {d.name: d.choices for d in dimensions(space)}["s1_width"] == (16, 18)
     # matched widths become multiples of the groups: 3 segments are fine there
-    matched = sp.load_space(_write(tmp_path, "[macro]\nmatch_params = 20000\n"
+    matched = load_space(_write(tmp_path, "[macro]\nmatch_params = 20000\n"
                                    "[blocks]\ngroups = [1, 3]\n"))
-    arch = sp.genotype(matched, {"s1_groups": 3, "s2_groups": 3, "s3_groups": 3})
+    arch = genotype(matched, {"s1_groups": 3, "s2_groups": 3, "s3_groups": 3})
     assert arch.stages[0].groups == 3

@@ -10,7 +10,7 @@ import pytest
 
 from nas import study
 from nas.results import write_json
-from nas.search.space import load_space
+from nas.search.space.load import load_space
 
 SPACE = "search_spaces/xception_mid_act.toml"
 

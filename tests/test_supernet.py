@@ -11,7 +11,8 @@ from torch.overrides import TorchFunctionMode
 
 from nas.arch.cost import cost
 from nas.arch.genotype import divisors
-from nas.search.space import genotype, load_space
+from nas.search.space.load import load_space
+from nas.search.space.points import genotype
 from nas.supernet.model import SuperNet
 from nas.supernet.ops import block_diagonal, centre_crop
 from nas.supernet.paths import PathSampler, SupernetError, check_supported, enumerate_points

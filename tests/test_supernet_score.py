@@ -9,7 +9,8 @@ import torch
 
 from nas.arch.cost import cost
 from nas.data import ImageSet
-from nas.search.space import genotype, load_space
+from nas.search.space.load import load_space
+from nas.search.space.points import genotype
 from nas.supernet.model import SuperNet
 from nas.supernet.paths import enumerate_points
 from nas.supernet.score import evaluate, one_by_one, recalibrate, score_space

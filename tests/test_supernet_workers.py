@@ -20,7 +20,8 @@ import json, sys
 import torch
 from nas.data import ImageSet
 from nas.search.engine import SearchOptions, start_ray, stop_ray
-from nas.search.space import genotype, load_space
+from nas.search.space.load import load_space
+from nas.search.space.points import genotype
 from nas.supernet.model import SuperNet
 from nas.supernet.paths import enumerate_points
 from nas.supernet.workers import ScoringJob, WorkerPool, local_scorer

@@ -19,7 +19,8 @@ from nas.bench.run import bench_points
 from nas.bench.table import Bench, BenchError, load_bench
 from nas.results import TrialReport, update_meta
 from nas.search.engine import SearchOptions
-from nas.search.space import Space, genotype
+from nas.search.space.points import genotype
+from nas.search.space.types import Space
 from nas.search.trial import TrialSettings, describe
 
 DEFAULT_SPEED = 100.0  # replayed epochs run this many times faster than they were measured

@@ -16,7 +16,9 @@ import torch
 
 from nas.bench.table import BenchError, load_bench
 from nas.results import read_table, write_table
-from nas.search.space import Space, genotype, load_space
+from nas.search.space.load import load_space
+from nas.search.space.points import genotype
+from nas.search.space.types import Space
 
 REUSED_FROM = "reused_from"  # column: the bench folder a copied row was trained in
 # TrainConfig fields that may differ between the benches: each only for points whose network

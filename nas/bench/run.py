@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 from nas.bench.table import BenchError
 from nas.results import META, read_meta, read_table, text
 from nas.search.flags import add_search_flags, options_from
-from nas.search.space import Space, genotype, load_space, searched
+from nas.search.space.load import load_space
+from nas.search.space.points import genotype, searched
+from nas.search.space.types import Space
 
 if TYPE_CHECKING:
     from nas.search.engine import SearchOptions

@@ -34,7 +34,9 @@ from nas.results import (
     update_meta,
     write_meta,
 )
-from nas.search.space import Space, genotype, load_space, searched
+from nas.search.space.load import load_space
+from nas.search.space.points import genotype, searched
+from nas.search.space.types import Space
 from nas.search.trial import TrialSettings, run_trial
 from nas.train.device import resolve_precision
 
@@ -277,7 +279,7 @@ def _tuner(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, tra
     from nas.search.relocate import RunSearchGenerator, RunStudyStorage
     from nas.search.samplers import build_sampler
     from nas.search.searcher import StudySearcher
-    from nas.search.space import DefineByRun
+    from nas.search.space.points import DefineByRun
 
     settings = search_settings(space, budget, opts.full_schedule)
     storage = (optuna.storages.RDBStorage(opts.storage) if opts.storage

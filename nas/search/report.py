@@ -23,14 +23,9 @@ from nas.results import (
     text,
 )
 from nas.search.samplers import sampler_settings
-from nas.search.space import (
-    Space,
-    count_architectures,
-    dimensions,
-    genotype,
-    sample_params,
-    violation,
-)
+from nas.search.space.enumerate import count_architectures
+from nas.search.space.points import dimensions, genotype, sample_params, violation
+from nas.search.space.types import Space
 
 
 def describe_space(space: Space, sample: int = 200) -> str:

@@ -6,7 +6,8 @@ from typing import Any
 
 import optuna
 
-from nas.search.space import Space, searched
+from nas.search.space.points import searched
+from nas.search.space.types import Space
 
 STARTUP_TRIALS = 8  # TPE's random trials before it models, at most (min with the trial count)
 POPULATION = 8  # NSGA-II's trials per generation

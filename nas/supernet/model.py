@@ -9,7 +9,7 @@ from torch import nn
 from nas.arch.genotype import Genotype
 from nas.arch.model import Network, build, init_weights, make_sequential
 from nas.arch.plan import Activation, Block, Conv, Norm, Pool, Seq, plan
-from nas.search.space import Space
+from nas.search.space.types import Space
 from nas.supernet.ops import SuperConv
 from nas.supernet.paths import check_supported, structural_points
 

@@ -10,7 +10,8 @@ from typing import Any
 from nas.arch.cost import cost
 from nas.arch.genotype import Genotype, GenotypeError
 from nas.arch.zoo import PRESETS
-from nas.search.space import Space, base_name, dimensions, genotype, searched, violation
+from nas.search.space.points import base_name, dimensions, genotype, searched, violation
+from nas.search.space.types import Space
 
 # What one set of supernet weights can serve: group counts slice one dense kernel, kernel sizes
 # crop one superkernel, op orders get their own weights, the rest has no weights of its own.

@@ -37,7 +37,8 @@ from nas.results import (
 )
 from nas.search.engine import data_spec, default_name, resolve_budget, start_ray, stop_ray
 from nas.search.flags import add_search_flags, options_from
-from nas.search.space import Space, load_space
+from nas.search.space.load import load_space
+from nas.search.space.types import Space
 from nas.supernet.model import SuperNet
 from nas.supernet.paths import SupernetError, check_supported
 from nas.supernet.score import (

@@ -17,7 +17,8 @@ from nas.arch.genotype import Genotype, GenotypeError
 from nas.arch.model import build
 from nas.data import ImageSet, Splits
 from nas.results import genotype_columns
-from nas.search.space import Space, genotype
+from nas.search.space.points import genotype
+from nas.search.space.types import Space
 from nas.supernet.model import SuperNet
 from nas.supernet.paths import enumerate_points, searched_params
 from nas.supernet.proxies import PROXIES, proxy
@@ -158,7 +159,7 @@ def _optuna(space: Space, scorer: Scorer, ranking: str, trials: int, seed: int,
     constant liar keeps them apart); a repeated point is scored once, an infeasible one pruned."""
     import optuna
 
-    from nas.search.space import DefineByRun, violation
+    from nas.search.space.points import DefineByRun, violation
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows: dict[str, dict[str, Any]] = {}

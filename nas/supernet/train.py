@@ -9,7 +9,7 @@ import torch
 
 from nas.data import Splits
 from nas.results import MODEL_FILE, STATE_FILE, atomic_write
-from nas.search.space import Space
+from nas.search.space.types import Space
 from nas.supernet.model import SuperNet
 from nas.supernet.paths import PathSampler, SupernetError
 from nas.train.trainer import EpochReport, TrainConfig, Trainer

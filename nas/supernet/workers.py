@@ -8,7 +8,7 @@ import torch
 
 from nas.arch.genotype import Genotype
 from nas.data import ImageSet, Splits
-from nas.search.space import Space
+from nas.search.space.types import Space
 from nas.supernet.model import SuperNet
 from nas.supernet.score import Scorer, Scores, batches, one_by_one, supernet_scorer
 from nas.train.trainer import TrainConfig

@@ -1,0 +1,1 @@
+"""Search spaces: the schema, loading and checks, points of a space, and enumeration."""
