@@ -11,6 +11,9 @@ from nas.search.space.points import genotype
 from tests.benchkit import write_bench
 from tests.searchkit import BENCH, run_cli, write_space
 
+# the fixture's rows train at what precision "auto" resolves to here, the bench must agree
+pytestmark = pytest.mark.precision
+
 # The tiny bench with a residual choice: 2 orders x 2 residuals, one spectrum position.
 RESIDUAL = (BENCH.replace("spectrum = [0.0, 1.0]", "spectrum = [0.0]")
             .replace('shared = ["spectrum", "order"]',

@@ -56,6 +56,7 @@ def test_best_reference_joins_the_top_trials_once(tiny_run):
         top_trials(no_refs, 1, best_reference=True)
 
 
+@pytest.mark.precision
 def test_retrain_writes_results_and_a_second_call_trains_nothing(run_copy, cifar_dir):
     done = run_cli("retrain", str(run_copy), "--top", "2", "--epochs", "1", "--seeds", "2",
                    "--cpus", "1", "--data-dir", str(cifar_dir))

@@ -72,6 +72,7 @@ def _data(cifar_dir, monkeypatch):
     monkeypatch.setenv("NAS_DATA_DIR", str(cifar_dir))
 
 
+@pytest.mark.precision
 def test_a_real_search_fills_the_table(tmp_path):
     space = write_space(tmp_path, TINY)
     done = run_cli("--space", str(space), "--name", "t", "--results-dir", str(tmp_path))

@@ -367,7 +367,9 @@ def test_auto_precision_on_cpu_follows_the_bf16_flags(flags, auto):
     assert resolve_precision("bf16", "cpu", flags) == "bf16"
 
 
+@pytest.mark.precision
 def test_auto_precision_reads_this_machines_cpuinfo(tmp_path, monkeypatch):
+    monkeypatch.delenv(machine_module.FAKE_CPU_ENV, raising=False)  # the file alone decides
     fake = tmp_path / "cpuinfo"
     monkeypatch.setattr(machine_module, "CPUINFO", fake)
     fake.write_text(X86_BF16)
@@ -440,6 +442,7 @@ def test_training_runs_convs_at_the_precision_and_keeps_fp32_state(precision, dt
     assert set(seen) == {dtype} and math.isfinite(report.train_loss)
 
 
+@pytest.mark.precision
 def test_auto_resolves_to_bf16_on_a_bf16_cpu(monkeypatch):
     monkeypatch.setattr(machine_module, "cpu_info", lambda: ("fake", frozenset({"amx_bf16"})))
     trainer = Trainer(tiny_net(), synthetic(), FAST)
@@ -488,6 +491,7 @@ def reference_fit(model: nn.Module, data: Splits, cfg: TrainConfig) -> None:
                 step += 1
 
 
+@pytest.mark.precision
 def test_fp32_training_is_bit_identical_to_the_loop_without_precision(monkeypatch):
     monkeypatch.setattr(machine_module, "cpu_info", lambda: ("fake", frozenset({"avx2"})))
     data, cfg = synthetic(256), dataclasses.replace(FAST, epochs=2, seed=5)
