@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from nas.bench.table import BenchError, load_bench
-from nas.results import read_table, write_table
+from nas.results.table import read_table, write_table
 from nas.search.space import Space, genotype, load_space
 
 REUSED_FROM = "reused_from"  # column: the bench folder a copied row was trained in
