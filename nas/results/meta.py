@@ -15,11 +15,13 @@ from nas.results.atomic import atomic_write, write_json
 from nas.results.errors import RunFolderError, first_line
 from nas.results.names import META
 
-PACKAGES = ("spectrum-nas", "torch", "optuna", "ray", "numpy", "pandas")
+PACKAGE = "spectrum-nas"  # this project's distribution name
+PACKAGES = (PACKAGE, "torch", "optuna", "ray", "numpy", "pandas")
 
 
 def git_sha(repo: Path) -> str | None:
-    """HEAD's SHA, with '-dirty' when tracked files differ; None outside a git checkout."""
+    """HEAD's SHA of the git checkout holding `repo`, with '-dirty' when tracked files differ;
+    None outside a checkout."""
     try:
         sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
                              text=True, check=True, timeout=10).stdout.strip()
@@ -56,20 +58,28 @@ def hardware() -> dict[str, Any]:
 
 def versions() -> dict[str, str | None]:
     """Installed versions of the packages that decide the results."""
-    found: dict[str, str | None] = {}
-    for name in PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    return found
+    return {name: _version(name) for name in PACKAGES}
+
+
+def _version(name: str) -> str | None:
+    """An installed distribution's version; None when it is not installed."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def provenance(workdir: Path) -> dict[str, str | None]:
+    """Which code ran: the SHA of the git checkout the run started in (None outside one, e.g.
+    an installed wheel run from any folder) and the installed package's version."""
+    return {"git_sha": git_sha(workdir), "package_version": _version(PACKAGE)}
 
 
 def write_meta(run_dir: Path, space_file: Path, extra: dict[str, Any]) -> None:
-    """meta.json (versions, git SHA, hardware, settings) and a copy of the space file."""
+    """meta.json (versions, provenance, hardware, settings) and a copy of the space file."""
     atomic_write(run_dir / space_file.name, lambda tmp: shutil.copyfile(space_file, tmp))
-    repo = Path(__file__).resolve().parents[2]
-    write_json(run_dir / META, {"versions": versions(), "git_sha": git_sha(repo),
+    # the working directory, not this file's: an installed package lives outside any checkout
+    write_json(run_dir / META, {"versions": versions(), **provenance(Path.cwd()),
                                 "hardware": hardware(), "space_file": space_file.name, **extra})
 
 
