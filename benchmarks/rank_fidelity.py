@@ -33,7 +33,9 @@ from nas.bench.rank import kendall_tau as kendall
 from nas.bench.rank import spearman_rho as spearman
 from nas.bench.table import Bench, load_bench
 from nas.data import load_splits
-from nas.results import MODEL_FILE, SUPERNET_CSV, SUPERNET_DIR, SUPERNET_JSON, read_csv, read_meta
+from nas.results.meta import read_meta
+from nas.results.names import MODEL_FILE, SUPERNET_CSV, SUPERNET_DIR, SUPERNET_JSON
+from nas.results.table import read_csv
 from nas.search.space.load import load_space
 from nas.search.space.types import Space
 from nas.supernet.model import SuperNet

@@ -26,7 +26,7 @@ from typing import Any
 
 from benchmarks.common import default_data_dir, load_note, machine
 from nas.bench.table import Bench, load_bench
-from nas.results import atomic_write
+from nas.results.atomic import atomic_write
 from nas.search.engine import Budget, trial_settings
 from nas.search.space.load import load_space
 from nas.search.space.points import genotype

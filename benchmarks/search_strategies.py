@@ -35,7 +35,8 @@ import pandas as pd
 from benchmarks.common import machine
 from nas.bench.report import write_png
 from nas.bench.table import Bench, load_bench
-from nas.results import atomic_write, scored_rows
+from nas.results.atomic import atomic_write
+from nas.results.ranking import scored_rows
 from nas.search.space.load import load_space
 from nas.search.space.points import base_name, dimensions
 

@@ -21,7 +21,9 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.common import default_data_dir, load_note, machine, timed
-from nas.results import best_trial, read_meta, read_table
+from nas.results.meta import read_meta
+from nas.results.ranking import best_trial
+from nas.results.table import read_table
 from nas.search.engine import LOCAL_ENV, QUIET_ENV
 from nas.train.device import PRECISIONS
 

@@ -21,7 +21,11 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import default_data_dir, load_note, machine, timed
-from nas.results import SUPERNET_JSON, atomic_write, best_trial, read_meta, read_table
+from nas.results.atomic import atomic_write
+from nas.results.meta import read_meta
+from nas.results.names import SUPERNET_JSON
+from nas.results.ranking import best_trial
+from nas.results.table import read_table
 from nas.search.engine import LOCAL_ENV, QUIET_ENV
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -29,23 +29,14 @@ from nas.arch.cost import cost
 from nas.arch.describe import millions
 from nas.arch.genotype import Genotype
 from nas.arch.model import build
-from nas.results import (
-    CHECKPOINT_METRICS,
-    GENOTYPE_FILE,
-    MODEL_FILE,
-    SCORED,
-    TABLE,
-    atomic_write,
-    fidelity_text,
-    number,
-    parse_genotype,
-    ranked,
-    read_meta,
-    read_trials,
-    text,
-    trial_checkpoint,
-    warn_study_db,
-)
+from nas.results.atomic import atomic_write
+from nas.results.checkpoints import trial_checkpoint
+from nas.results.meta import read_meta
+from nas.results.names import CHECKPOINT_METRICS, GENOTYPE_FILE, MODEL_FILE, SCORED, TABLE
+from nas.results.ranking import fidelity_text, ranked
+from nas.results.study_db import warn_study_db
+from nas.results.table import parse_genotype, read_trials
+from nas.results.values import number, text
 from nas.train.device import cpu_threads
 
 OBJECTIVES = ("val_acc", "params", "macs", "latency_ms")
@@ -83,7 +74,7 @@ def choose(run_dir: Path, rows: list[dict[str, Any]], trial: str | None = None,
         return found[0]
     if objective not in OBJECTIVES:
         raise ExportError(f"--objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
-    # completed and stopped trials only, in the ranking every view shares (nas.results.ranked)
+    # completed and stopped trials only, in the ranking every view shares (results.ranking)
     scored = [r for r in ranked(pd.DataFrame(rows)).to_dict("records")
               if trial_checkpoint(run_dir, r) is not None]
     if not scored:
@@ -237,7 +228,7 @@ class Exported:
     formatted: bool
     max_diff: float
     onnx_diff: float | None
-    fidelity: str = ""  # which fidelity the trial's accuracy is at (nas.results.fidelity_text)
+    fidelity: str = ""  # which fidelity the trial's accuracy is at (results.ranking)
 
 
 def outputs(out: Path, onnx: bool) -> list[Path]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nas.results import atomic_write
+from nas.results.atomic import atomic_write
 
 # torch's exporter (dynamo=True, the default since torch 2.9) needs onnx and onnxscript;
 # onnxruntime runs the check.

@@ -34,20 +34,13 @@ from nas.arch.describe import millions
 from nas.arch.genotype import Genotype
 from nas.arch.model import build
 from nas.data import ImageSet, Splits, channel_stats, load_splits
-from nas.results import (
-    RETRAIN_CSV,
-    RETRAIN_JSON,
-    atomic_write,
-    number,
-    parse_genotype,
-    ranked,
-    read_csv,
-    read_meta,
-    read_trials,
-    text,
-    warn_study_db,
-    write_json,
-)
+from nas.results.atomic import atomic_write, write_json
+from nas.results.meta import read_meta
+from nas.results.names import RETRAIN_CSV, RETRAIN_JSON
+from nas.results.ranking import ranked
+from nas.results.study_db import warn_study_db
+from nas.results.table import parse_genotype, read_csv, read_trials
+from nas.results.values import number, text
 from nas.search.space.load import load_space
 from nas.search.space.types import Space
 from nas.train.device import PRECISIONS, cpu_threads, resolve_device, resolve_precision

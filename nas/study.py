@@ -19,21 +19,11 @@ from typing import Any
 
 import pandas as pd
 
-from nas.results import (
-    META,
-    METRICS,
-    STUDY_CSV,
-    STUDY_JSON,
-    STUDY_MD,
-    atomic_write,
-    number,
-    read_meta,
-    read_table,
-    shown,
-    stage_column,
-    text,
-    write_json,
-)
+from nas.results.atomic import atomic_write, write_json
+from nas.results.meta import read_meta
+from nas.results.names import META, STUDY_CSV, STUDY_JSON, STUDY_MD, stage_column
+from nas.results.table import read_table
+from nas.results.values import METRICS, number, shown, text
 from nas.search.flags import add_search_flags, options_from
 from nas.search.space.load import load_space
 from nas.search.space.points import dimensions

@@ -9,7 +9,8 @@ import pandas as pd
 
 from nas.arch.cost import cost
 from nas.bench.run import bench_points
-from nas.results import META, TABLE, write_json
+from nas.results.atomic import write_json
+from nas.results.names import META, TABLE
 from nas.search.space.load import load_space
 from nas.search.space.points import genotype
 from nas.train.device import resolve_precision

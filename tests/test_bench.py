@@ -9,7 +9,8 @@ import pytest
 from nas.bench.run import BenchError, bench_points, check_bench_space
 from nas.dashboard.data import load_run
 from nas.dashboard.page import payload
-from nas.results import EXPERIMENT, OPTUNA_DB, PARQUET, TABLE, read_table
+from nas.results.names import EXPERIMENT, OPTUNA_DB, PARQUET, TABLE
+from nas.results.table import read_table
 from nas.search.space.load import load_space
 from nas.search.space.points import genotype
 from tests.searchkit import BENCH, TINY, run_cli, write_space

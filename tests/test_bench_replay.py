@@ -8,7 +8,8 @@ from nas.bench.replay import replay_seed
 from nas.bench.table import load_bench
 from nas.dashboard.data import load_run
 from nas.dashboard.page import payload
-from nas.results import read_meta, read_table
+from nas.results.meta import read_meta
+from nas.results.table import read_table
 from tests.benchkit import write_bench
 from tests.searchkit import BENCH, run_cli, write_space
 

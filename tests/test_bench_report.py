@@ -10,7 +10,9 @@ from nas.bench import report
 from nas.bench.reuse import REUSED_FROM
 from nas.bench.run import bench_points
 from nas.bench.table import load_bench
-from nas.results import BENCH_HTML, BENCH_MD, BENCH_PNG, TABLE, read_meta, read_table
+from nas.results.meta import read_meta
+from nas.results.names import BENCH_HTML, BENCH_MD, BENCH_PNG, TABLE
+from nas.results.table import read_table
 from nas.search.space.load import load_space
 from nas.search.space.points import genotype
 from tests.benchkit import final_of, write_bench

@@ -5,7 +5,8 @@ import pytest
 from nas.bench.reuse import REUSED_FROM, init_independent, reusable_rows
 from nas.bench.run import bench_points
 from nas.bench.table import BenchError, load_bench
-from nas.results import read_meta, read_table
+from nas.results.meta import read_meta
+from nas.results.table import read_table
 from nas.search.space.load import load_space
 from nas.search.space.points import genotype
 from tests.benchkit import write_bench

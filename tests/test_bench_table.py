@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from nas.bench.table import BenchError, load_bench
-from nas.results import TABLE, write_json
+from nas.results.atomic import write_json
+from nas.results.names import TABLE
 from tests.benchkit import final_of, write_bench
 
 

@@ -78,7 +78,8 @@ def test_machine_line_names_model_flags_and_bf16():
 @pytest.mark.slow
 def test_supernet_vs_search_compares_the_best_verified_accuracies(tmp_path, cifar_dir):
     from benchmarks import supernet_vs_search
-    from nas.results import best_trial, read_table
+    from nas.results.ranking import best_trial
+    from nas.results.table import read_table
     from tests.searchkit import TINY, write_space
 
     space = write_space(tmp_path, TINY)

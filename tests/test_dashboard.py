@@ -19,7 +19,7 @@ from nas.cli import main as cli_main
 from nas.dashboard.data import ACC_AT, at_epoch, load_run, pareto_mask
 from nas.dashboard.importance import importances
 from nas.dashboard.server import Dashboard, DashServer
-from nas.results import best_trial
+from nas.results.ranking import best_trial
 from tests.searchkit import ROOT
 
 PAYLOAD = re.compile(r'<script type="application/json" id="dash-payload">(.*?)</script>', re.S)

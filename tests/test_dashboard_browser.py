@@ -18,7 +18,8 @@ import pytest
 from nas.dashboard.data import load_run
 from nas.dashboard.page import write_html
 from nas.dashboard.server import Dashboard, DashServer
-from nas.results import atomic_write, best_trial
+from nas.results.atomic import atomic_write
+from nas.results.ranking import best_trial
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

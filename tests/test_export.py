@@ -18,14 +18,12 @@ from nas.arch.genotype import Genotype
 from nas.arch.model import build
 from nas.export import ExportError, choose, export
 from nas.onnx_export import OnnxError
-from nas.results import (
-    RunFolderError,
-    best_trial,
-    number,
-    read_meta,
-    read_trials,
-    trial_checkpoint,
-)
+from nas.results.checkpoints import trial_checkpoint
+from nas.results.errors import RunFolderError
+from nas.results.meta import read_meta
+from nas.results.ranking import best_trial
+from nas.results.table import read_trials
+from nas.results.values import number
 from nas.retrain import top_trials
 from tests.searchkit import run_cli
 

@@ -9,15 +9,8 @@ import pytest
 import torch
 
 from benchmarks import rank_fidelity
-from nas.results import (
-    META,
-    MODEL_FILE,
-    SUPERNET_CSV,
-    SUPERNET_DIR,
-    SUPERNET_JSON,
-    TABLE,
-    write_json,
-)
+from nas.results.atomic import write_json
+from nas.results.names import META, MODEL_FILE, SUPERNET_CSV, SUPERNET_DIR, SUPERNET_JSON, TABLE
 from nas.search.space.load import load_space
 from nas.supernet.model import SuperNet
 from tests.benchkit import write_bench

@@ -2,15 +2,10 @@
 
 import pandas as pd
 
-from nas.results import (
-    PARQUET,
-    best_trial,
-    fidelity_text,
-    ranked,
-    read_table,
-    trial_status,
-    write_table,
-)
+from nas.results.names import PARQUET
+from nas.results.ranking import best_trial, fidelity_text, ranked
+from nas.results.records import trial_status
+from nas.results.table import read_table, write_table
 
 
 def test_mixed_choice_columns_survive_both_formats(tmp_path):

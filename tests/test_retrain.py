@@ -11,7 +11,7 @@ import torch
 
 from nas import retrain as retrain_module
 from nas.data import ImageSet, Splits
-from nas.results import read_trials
+from nas.results.table import read_trials
 from nas.retrain import RetrainError, final_splits, retrain, run_space, top_trials
 from nas.train.device import resolve_precision
 from tests.searchkit import run_cli

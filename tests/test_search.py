@@ -22,7 +22,9 @@ import torch
 from nas.arch.genotype import Genotype
 from nas.arch.model import build
 from nas.machine import cpu_info, native_bf16_cpu, relevant_cpu_flags
-from nas.results import RunFolderError, open_run_dir, trial_checkpoint
+from nas.results.checkpoints import trial_checkpoint
+from nas.results.errors import RunFolderError
+from nas.results.lock import open_run_dir
 from nas.search.engine import Budget, SearchOptions, grid_size, resolve_budget
 from nas.search.samplers import build_sampler, sampler_settings
 from nas.search.space.load import load_space

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from nas import study
-from nas.results import write_json
+from nas.results.atomic import write_json
 from nas.search.space.load import load_space
 
 SPACE = "search_spaces/xception_mid_act.toml"

@@ -8,16 +8,9 @@ import os
 import pytest
 
 from nas.arch.genotype import Genotype
-from nas.results import (
-    GENOTYPE_FILE,
-    META,
-    SUPERNET_CSV,
-    SUPERNET_DIR,
-    SUPERNET_JSON,
-    best_trial,
-    read_csv,
-    read_table,
-)
+from nas.results.names import GENOTYPE_FILE, META, SUPERNET_CSV, SUPERNET_DIR, SUPERNET_JSON
+from nas.results.ranking import best_trial
+from nas.results.table import read_csv, read_table
 from tests.searchkit import SUPERNET, TINY, run_cli, write_space
 
 

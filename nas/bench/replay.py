@@ -17,7 +17,8 @@ from typing import Any
 
 from nas.bench.run import bench_points
 from nas.bench.table import Bench, BenchError, load_bench
-from nas.results import TrialReport, update_meta
+from nas.results.meta import update_meta
+from nas.results.records import TrialReport
 from nas.search.engine import SearchOptions
 from nas.search.space.points import genotype
 from nas.search.space.types import Space

@@ -14,7 +14,8 @@ import pandas as pd
 from nas.arch.genotype import Genotype
 from nas.bench.rank import bootstrap_ci, kendall_tau
 from nas.bench.table import Bench, BenchPoint
-from nas.results import BENCH_HTML, BENCH_MD, BENCH_PNG, atomic_write
+from nas.results.atomic import atomic_write
+from nas.results.names import BENCH_HTML, BENCH_MD, BENCH_PNG
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; the PNG is skipped without it
 

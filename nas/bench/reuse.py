@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from nas.bench.table import BenchError, load_bench
-from nas.results import read_table, write_table
+from nas.results.table import read_table, write_table
 from nas.search.space.load import load_space
 from nas.search.space.points import genotype
 from nas.search.space.types import Space

@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.bench.table import BenchError
-from nas.results import META, read_meta, read_table, text
+from nas.results.meta import read_meta
+from nas.results.names import META
+from nas.results.table import read_table
+from nas.results.values import text
 from nas.search.flags import add_search_flags, options_from
 from nas.search.space.load import load_space
 from nas.search.space.points import genotype, searched
@@ -153,7 +156,7 @@ def fill_from(args: argparse.Namespace, opts: SearchOptions, space: Space,
               todo: list[dict[str, Any]], epochs: int) -> int:
     """Copy what `--reuse` may into the bench folder (created if new); return the count."""
     from nas.bench.reuse import add_rows, reusable_rows
-    from nas.results import open_run_dir
+    from nas.results.lock import open_run_dir
 
     run_dir = args.results_dir / args.name
     copies = reusable_rows(space, todo, args.reuse, epochs, bench_precision(run_dir, opts, space))
@@ -189,7 +192,7 @@ def bench_precision(run_dir: Path, opts: SearchOptions, space: Space) -> str:
 def record_reuse(run_dir: Path, source: Path, points: int) -> None:
     """meta.json says which bench the copied rows came from (each row says it too)."""
     from nas.bench.reuse import REUSED_FROM
-    from nas.results import update_meta
+    from nas.results.meta import update_meta
 
     update_meta(run_dir, {REUSED_FROM: {"bench": source.name, "points": points}})
 

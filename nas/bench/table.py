@@ -9,7 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.results import META, TABLE, RunFolderError, read_csv, read_meta, text
+from nas.results.errors import RunFolderError
+from nas.results.meta import read_meta
+from nas.results.names import META, TABLE
+from nas.results.table import read_csv
+from nas.results.values import text
 
 # The trials-table columns a bench needs, each per point.
 COLUMNS = ("arch_key", "genotype", "status", "epochs", "params", "macs", "latency_ms",

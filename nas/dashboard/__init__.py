@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     from nas.dashboard.data import load_run
-    from nas.results import warn_study_db
+    from nas.results.study_db import warn_study_db
 
     run = load_run(args.run_dir)  # FileNotFoundError: the CLI prints it as one line
     warn_study_db(args.run_dir, "dashboard")

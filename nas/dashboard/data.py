@@ -13,19 +13,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nas.results import (
+from nas.results.meta import read_meta
+from nas.results.names import (
     META,
     RETRAIN_CSV,
     STUDY_CSV,
     STUDY_JSON,
     SUPERNET_CSV,
     TABLE,
-    best_trial,
-    read_csv,
-    read_meta,
-    scored_rows,
     stage_numbers,
 )
+from nas.results.ranking import best_trial, scored_rows
+from nas.results.table import read_csv
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ class Run:
         return stage_numbers(self.table.columns)
 
     def best(self) -> pd.Series | None:
-        """The best full-budget trial (nas.results.ranked), else the best stopped one."""
+        """The best full-budget trial (nas.results.ranking.ranked), else the best stopped one."""
         return best_trial(self.table)
 
     @property

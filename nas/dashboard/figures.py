@@ -17,7 +17,8 @@ from plotly.subplots import make_subplots
 from nas.arch.describe import describe_arch
 from nas.arch.genotype import Genotype
 from nas.dashboard.data import ACC_AT, Fidelity, curve, pareto_mask
-from nas.results import SCORED, text
+from nas.results.names import SCORED
+from nas.results.values import text
 
 TEMPLATE = "plotly_white"
 ACC = ACC_AT  # every comparison chart reads the accuracy at its one fidelity (epoch)

@@ -7,7 +7,7 @@ import warnings
 import pandas as pd
 
 from nas.dashboard.data import ACC_AT
-from nas.results import text
+from nas.results.values import text
 
 MIN_TRIALS = 4  # below this the top-10% set PED-ANOVA compares against is a single trial
 PARAM = "param_"  # the trials table's columns of the searched parameters

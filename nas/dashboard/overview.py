@@ -12,7 +12,9 @@ import pandas as pd
 from nas.arch.describe import describe_arch
 from nas.arch.genotype import Genotype
 from nas.dashboard.data import Run, describe_test, final_tests
-from nas.results import RETRAIN_CSV, STATUSES, TABLE, fidelity_text, measured_on, text
+from nas.results.names import RETRAIN_CSV, STATUSES, TABLE
+from nas.results.ranking import fidelity_text
+from nas.results.values import measured_on, text
 
 
 def section(key: str, title: str, question: str, body: str) -> str:

@@ -25,7 +25,9 @@ from nas.dashboard.data import (
 from nas.dashboard.importance import importances
 from nas.dashboard.overview import overview, section
 from nas.dashboard.table import SHOWN_SCORES, cell, scores_table, trials_table
-from nas.results import STUDY_CSV, SUPERNET_CSV, TABLE, atomic_write, text
+from nas.results.atomic import atomic_write
+from nas.results.names import STUDY_CSV, SUPERNET_CSV, TABLE
+from nas.results.values import text
 
 
 def static(name: str) -> str:

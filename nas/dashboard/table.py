@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from nas.dashboard.data import curve, final_tests
-from nas.results import text
+from nas.results.values import text
 
 LONG = 40  # characters shown of long cells (genotype JSON, curves, paths); the rest on hover
 COUNTS = {"params", "macs"}  # shown with thousands separators

@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 from nas.data.batches import BIN_DIRNAME, PY_DIRNAME, BatchesDir, find_batches_dir
 from nas.data.core import DataError
-from nas.results import atomic_write
+from nas.results.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from nas.data.core import DataError
-from nas.results import atomic_write
+from nas.results.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 

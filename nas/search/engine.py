@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import json
 import logging
 import math
@@ -19,21 +18,13 @@ from typing import Any, Protocol, TextIO
 import pandas as pd
 
 from nas.data import DataSpec, Splits, load_splits
-from nas.results import (
-    EXPERIMENT,
-    META,
-    RunFolderError,
-    RunLock,
-    add_search_time,
-    check_study_db,
-    open_run_dir,
-    prune_incomplete_checkpoints,
-    read_meta,
-    read_table,
-    trial_dirname,
-    update_meta,
-    write_meta,
-)
+from nas.results.checkpoints import prune_incomplete_checkpoints
+from nas.results.errors import RunFolderError, disk_full
+from nas.results.lock import RunLock, open_run_dir
+from nas.results.meta import add_search_time, read_meta, update_meta, write_meta
+from nas.results.names import EXPERIMENT, META, trial_dirname
+from nas.results.study_db import check_study_db
+from nas.results.table import read_table
 from nas.search.space.load import load_space
 from nas.search.space.points import genotype, searched
 from nas.search.space.types import Space
@@ -425,24 +416,6 @@ def _data_meta(splits: Splits) -> dict[str, Any]:
                                   "classes": list(splits.train.classes)}))
 
 
-# How a full disk reads in a trial's error text or in Optuna's (SQLite's) errors.
-DISK_FULL = ("No space left on device", "[Errno 28]", "database or disk is full")
-
-
-def disk_full(err: BaseException) -> bool:
-    """Whether an error, or one it was raised from (a trial's, Optuna's), is a full disk."""
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.errno == errno.ENOSPC:
-            return True
-        if any(mark in str(current) for mark in DISK_FULL):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
-
-
 def _record_time(run_dir: Path, seconds: float, lock: RunLock) -> None:
     """Add this search's wall time, and any a killed earlier one left uncounted, to search_s."""
     add_search_time(run_dir, seconds + lock.carried_s)
@@ -471,7 +444,7 @@ def _fit(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, train
     try:
         if opts.resume and opts.restore and tune.Tuner.can_restore(str(experiment.resolve())):
             # Ray re-roots the trials at the path given here; the monitor and the study's
-            # storage find this folder through the lock (nas.results.held_run_dir).
+            # storage find this folder through the lock (nas.results.lock.held_run_dir).
             tuner = tune.Tuner.restore(str(experiment.resolve()), trainable=trainable,
                                        resume_unfinished=True, resume_errored=False,
                                        restart_errored=False)  # the monitor comes back with it

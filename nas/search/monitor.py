@@ -12,21 +12,14 @@ import pandas as pd
 from ray.tune import Callback
 
 from nas.arch.genotype import Genotype
-from nas.results import (
-    TrialReport,
-    best_checkpoint,
-    best_trial,
-    checkpoint_path,
-    genotype_columns,
-    held_run_dir,
-    number,
-    prune_incomplete_checkpoints,
-    read_table,
-    text,
-    trial_status,
-    write_table,
-)
-from nas.search.engine import DISK_FULL
+from nas.results.checkpoints import best_checkpoint, prune_incomplete_checkpoints
+from nas.results.errors import DISK_FULL
+from nas.results.lock import held_run_dir
+from nas.results.names import checkpoint_path
+from nas.results.ranking import best_trial
+from nas.results.records import TrialReport, trial_status
+from nas.results.table import genotype_columns, read_table, write_table
+from nas.results.values import number, text
 
 CARRIED = ("arch_key", "reference", "params", "macs", "latency_ms", "device", "precision",
            "reason")

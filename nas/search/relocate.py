@@ -10,7 +10,9 @@ from typing import Any
 import optuna
 from ray.tune.search import SearchGenerator
 
-from nas.results import RunFolderError, held_run_dir, optuna_url
+from nas.results.errors import RunFolderError
+from nas.results.lock import held_run_dir
+from nas.results.names import optuna_url
 
 
 class RunStudyStorage(optuna.storages.RDBStorage):

@@ -8,20 +8,10 @@ from pathlib import Path
 from nas.arch.cost import cost
 from nas.arch.describe import describe_arch, millions
 from nas.arch.genotype import Genotype, GenotypeError
-from nas.results import (
-    EXPERIMENT,
-    META,
-    OPTUNA_DB,
-    PARQUET,
-    SCORED,
-    TABLE,
-    best_trial,
-    fidelity_text,
-    measured_on,
-    number,
-    read_meta,
-    text,
-)
+from nas.results.meta import read_meta
+from nas.results.names import EXPERIMENT, META, OPTUNA_DB, PARQUET, SCORED, TABLE
+from nas.results.ranking import best_trial, fidelity_text
+from nas.results.values import measured_on, number, text
 from nas.search.samplers import sampler_settings
 from nas.search.space.enumerate import count_architectures
 from nas.search.space.points import dimensions, genotype, sample_params, violation

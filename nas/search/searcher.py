@@ -19,13 +19,9 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from nas.results import (
-    OPTUNA_STATUS_ATTR,
-    OPTUNA_TRIAL_ATTR,
-    TrialReport,
-    atomic_write,
-    trial_status,
-)
+from nas.results.atomic import atomic_write
+from nas.results.names import OPTUNA_STATUS_ATTR, OPTUNA_TRIAL_ATTR
+from nas.results.records import TrialReport, trial_status
 
 # How each status of the trials table is told to Optuna (diverged: PRUNED only with a curve).
 STATES = {"completed": TrialState.COMPLETE, "stopped": TrialState.PRUNED,

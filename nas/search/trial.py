@@ -17,7 +17,8 @@ from nas.arch.cost import cost
 from nas.arch.genotype import Genotype
 from nas.arch.model import build
 from nas.data import Splits
-from nas.results import CHECKPOINT_METRICS, GENOTYPE_FILE, MODEL_FILE, STATE_FILE, TrialReport
+from nas.results.names import CHECKPOINT_METRICS, GENOTYPE_FILE, MODEL_FILE, STATE_FILE
+from nas.results.records import TrialReport
 from nas.search.space.points import constraint_values, genotype, violation
 from nas.search.space.types import Space
 from nas.train.device import resolve_device

@@ -19,22 +19,12 @@ from typing import Any
 import torch
 
 from nas.data import load_splits
-from nas.results import (
-    META,
-    SUPERNET_CSV,
-    SUPERNET_DIR,
-    SUPERNET_JSON,
-    TABLE,
-    atomic_write,
-    open_run_dir,
-    read_csv,
-    read_meta,
-    read_table,
-    text,
-    update_meta,
-    write_json,
-    write_meta,
-)
+from nas.results.atomic import atomic_write, write_json
+from nas.results.lock import open_run_dir
+from nas.results.meta import read_meta, update_meta, write_meta
+from nas.results.names import META, SUPERNET_CSV, SUPERNET_DIR, SUPERNET_JSON, TABLE
+from nas.results.table import read_csv, read_table
+from nas.results.values import text
 from nas.search.engine import data_spec, default_name, resolve_budget, start_ray, stop_ray
 from nas.search.flags import add_search_flags, options_from
 from nas.search.space.load import load_space

@@ -16,7 +16,7 @@ from nas.arch.cost import cost
 from nas.arch.genotype import Genotype, GenotypeError
 from nas.arch.model import build
 from nas.data import ImageSet, Splits
-from nas.results import genotype_columns
+from nas.results.table import genotype_columns
 from nas.search.space.points import genotype
 from nas.search.space.types import Space
 from nas.supernet.model import SuperNet

@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 
 from nas.data import Splits
-from nas.results import MODEL_FILE, STATE_FILE, atomic_write
+from nas.results.atomic import atomic_write
+from nas.results.names import MODEL_FILE, STATE_FILE
 from nas.search.space.types import Space
 from nas.supernet.model import SuperNet
 from nas.supernet.paths import PathSampler, SupernetError

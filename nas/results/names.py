@@ -1,0 +1,65 @@
+"""Every file and folder name of a run folder, the trials table's column names and statuses."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+# The run folder's files and folders.
+TABLE = "trials.csv"  # one row per finished trial (TrialReport + the genotype's columns)
+PARQUET = "trials.parquet"  # the same table, typed
+META = "meta.json"  # versions, git SHA, hardware, settings, budget, search wall time
+OPTUNA_DB = "optuna.db"  # the Optuna study (SQLite) unless --storage names another
+EXPERIMENT = "ray"  # the Ray experiment folder, one trial_<id>/ folder per trial
+LOCK = ".search.lock"  # flock'ed by the one search using the folder; records its PID and start
+RETRAIN_CSV = "retrain.csv"  # one row per retrained (trial, seed, epochs)
+RETRAIN_JSON = "retrain.json"  # retrain settings and per-trial mean/std
+STUDY_CSV = "study.csv"  # one row per level of a study, seeds pooled
+STUDY_MD = "study.md"  # the same table in Markdown, with the compute used
+STUDY_JSON = "study.json"  # study.csv's own metadata: which columns label its rows
+BENCH_MD = "bench.md"  # what a bench says: tables by choice, rank agreement, the front
+BENCH_HTML = "bench.html"  # its figure: accuracy along the spectrum
+BENCH_PNG = "bench.png"  # the same figure as an image, where headless Chromium is installed
+SUPERNET_CSV = "supernet.csv"  # one row per point scored by the supernet (or a proxy), best first
+SUPERNET_JSON = "supernet.json"  # the supernet's settings, training curve and compute
+SUPERNET_DIR = "supernet"  # the supernet's checkpoint (MODEL_FILE, STATE_FILE)
+# A checkpoint folder (Ray's checkpoint_<n>/ inside trial_<id>/).
+MODEL_FILE = "model.pt"  # the state dict alone: loadable with torch.load(weights_only=True)
+STATE_FILE = "trainer.pt"  # optimizer, schedule and RNG state, to resume an interrupted trial
+GENOTYPE_FILE = "genotype.json"
+CHECKPOINT_METRICS = "metrics.json"  # epoch, val_acc and the other files' sizes (a manifest)
+# The trials table: its per-stage columns (s<stage>_<field>) and how a trial ended.
+STAGE_COLUMN = re.compile(r"^s(\d+)_(\w+)$")
+STATUSES = ("completed", "stopped", "diverged", "infeasible", "failed")
+SCORED = ("completed", "stopped")  # statuses whose accuracy is a real measurement
+FULL_BUDGET = "completed"  # trained every epoch of the budget: the results ranked first
+# In optuna.db: each Optuna trial's user attributes name its Ray trial and its table status.
+OPTUNA_TRIAL_ATTR = "trial_id"
+OPTUNA_STATUS_ATTR = "status"
+
+
+def stage_column(stage: int, field: str) -> str:
+    """The trials table's per-stage column: stage_column(1, "groups") == "s1_groups"."""
+    return f"s{stage}_{field}"
+
+
+def stage_numbers(columns: Iterable[str]) -> list[int]:
+    """The stage numbers a table has columns for (from its s<i>_kind columns)."""
+    found = (STAGE_COLUMN.match(str(c)) for c in columns)
+    return sorted({int(m.group(1)) for m in found if m and m.group(2) == "kind"})
+
+
+def trial_dirname(trial_id: str) -> str:
+    """The folder Ray writes a trial into, inside the experiment folder."""
+    return f"trial_{trial_id}"
+
+
+def checkpoint_path(trial_id: str, checkpoint: str) -> Path:
+    """Where a trial's checkpoint folder is, relative to the run folder (what the table says)."""
+    return Path(EXPERIMENT) / trial_dirname(trial_id) / checkpoint
+
+
+def optuna_url(run_dir: Path) -> str:
+    """The SQLAlchemy URL of the run folder's own Optuna study."""
+    return f"sqlite:///{run_dir / OPTUNA_DB}"
