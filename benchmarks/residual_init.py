@@ -27,7 +27,8 @@ from typing import Any
 from benchmarks.common import default_data_dir, load_note, machine
 from nas.bench.table import Bench, load_bench
 from nas.results import atomic_write
-from nas.search.engine import Budget, trial_settings
+from nas.search.engine import trial_settings
+from nas.search.resume import Budget
 from nas.search.space import Space, genotype, load_space
 from nas.train.trainer import TrainConfig
 

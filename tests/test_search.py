@@ -23,7 +23,8 @@ from nas.arch.genotype import Genotype
 from nas.arch.model import build
 from nas.machine import cpu_info, native_bf16_cpu, relevant_cpu_flags
 from nas.results import RunFolderError, open_run_dir, trial_checkpoint
-from nas.search.engine import Budget, SearchOptions, grid_size, resolve_budget
+from nas.search.engine import SearchOptions, grid_size, resolve_budget
+from nas.search.resume import Budget
 from nas.search.samplers import build_sampler, sampler_settings
 from nas.search.space import load_space, searched
 from nas.train.device import resolve_precision
