@@ -3,7 +3,7 @@
 
 import sys
 
-from nas.cli import main
+from nas.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

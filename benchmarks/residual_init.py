@@ -27,7 +27,8 @@ from typing import Any
 from benchmarks.common import default_data_dir, load_note, machine
 from nas.bench.table import Bench, load_bench
 from nas.results.atomic import atomic_write
-from nas.search.engine import Budget, trial_settings
+from nas.search.engine import trial_settings
+from nas.search.resume import Budget
 from nas.search.space.load import load_space
 from nas.search.space.points import genotype
 from nas.search.space.types import Space

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from nas.search.engine import SearchOptions, run_search
+from nas.search.engine import SearchOptions, search
 
 SPACE = """
 name = "overhead"
@@ -52,7 +52,7 @@ def main() -> None:
         space = Path(folder) / "overhead.toml"
         space.write_text(SPACE)
         start = time.monotonic()
-        outcome = run_search(
+        outcome = search(
             SearchOptions(
                 space=space,
                 trials=args.trials,

@@ -144,7 +144,7 @@ def _start_worker() -> None:
 def replay(job: tuple[str, int, str, float, float, int, str]) -> dict[str, Any]:
     """One strategy, one seed: the replayed trials table and its wall time."""
     from nas.bench.replay import Replay
-    from nas.search.engine import SearchOptions, run_search
+    from nas.search.engine import ProgramOptions, SearchOptions, search
 
     name, seed, space_text, speed, budget_s, trials, bench_dir = job
     with tempfile.TemporaryDirectory(dir=SCRATCH) as tmp:
@@ -152,10 +152,10 @@ def replay(job: tuple[str, int, str, float, float, int, str]) -> dict[str, Any]:
         space.write_text(space_text)
         start = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):
-            outcome = run_search(SearchOptions(space=space, trials=trials, seed=seed,
-                                               name="replay", results_dir=Path(tmp),
-                                               compute_budget_s=budget_s),
-                                 source=Replay(Path(bench_dir), speed))
+            outcome = search(SearchOptions(space=space, trials=trials, seed=seed,
+                                           name="replay", results_dir=Path(tmp)),
+                             ProgramOptions(compute_budget_s=budget_s),
+                             source=Replay(Path(bench_dir), speed))
         wall = time.perf_counter() - start
         table = outcome.table[[c for c in KEPT if c in outcome.table]]
         return {"strategy": name, "seed": seed, "wall_s": wall, "speed": speed,

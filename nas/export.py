@@ -11,7 +11,6 @@ more accurate one would have been chosen.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -43,6 +42,7 @@ OBJECTIVES = ("val_acc", "params", "macs", "latency_ms")
 CODE_FILE = "model.py"
 WEIGHTS_FILE = "weights.pt"
 ONNX_FILE = "model.onnx"
+TOLERANCE = 0.01  # accuracy a cheaper trial may give up (--objective other than val_acc)
 MATCH_TOLERANCE = 1e-6  # the exported code runs the same ops in the same order: exact in practice
 
 
@@ -61,7 +61,7 @@ def _describe_missing(row: dict[str, Any]) -> str:
 
 
 def choose(run_dir: Path, rows: list[dict[str, Any]], trial: str | None = None,
-           objective: str = "val_acc", tolerance: float = 0.01) -> dict[str, Any]:
+           objective: str = "val_acc", tolerance: float = TOLERANCE) -> dict[str, Any]:
     """The row to export: `trial`, or the best by `objective` (see the module docstring)."""
     if trial is not None:
         found = [r for r in rows if str(r["trial_id"]) == trial]
@@ -247,15 +247,34 @@ def check_outputs(out: Path, onnx: bool, force: bool) -> None:
                           " overwrite, or choose another folder")
 
 
-def export(run_dir: Path, out: Path, *, trial: str | None = None, objective: str = "val_acc",
-           tolerance: float = 0.01, force: bool = False, onnx: bool = False) -> Exported:
+@dataclass(frozen=True)
+class ExportRequest:
+    """An export as asked: which run and trial (None: the best by `objective`), where to."""
+
+    run_dir: Path
+    out: Path
+    trial: str | None = None
+    objective: str | None = None  # None: val_acc; only without `trial`
+    tolerance: float = TOLERANCE
+    force: bool = False
+    onnx: bool = False
+
+
+def export(request: ExportRequest) -> Exported:
     """Choose, load, generate and check everything in memory; only then write the files."""
+    run_dir, out, onnx, force = request.run_dir, request.out, request.onnx, request.force
+    if request.trial is not None and request.objective is not None:
+        raise ExportError("--objective chooses among trials; it does not go with --trial")
+    if not 0 <= request.tolerance <= 1:
+        raise ExportError(f"--tolerance {request.tolerance}: must be in [0, 1]")
+    warn_study_db(run_dir, "export")
     check_outputs(out, onnx, force)
     if onnx:
         from nas.onnx_export import require
 
         require()
-    row = choose(run_dir, read_trials(run_dir), trial, objective, tolerance)
+    row = choose(run_dir, read_trials(run_dir), request.trial, request.objective or "val_acc",
+                 request.tolerance)
     loaded = load_trial(run_dir, row)
     meta = read_meta(run_dir)
     data = meta.get("data") if isinstance(meta.get("data"), dict) else {}
@@ -312,42 +331,3 @@ def summary(done: Exported, run_dir: Path) -> str:
         lines.append(f"  {done.files[3]}  checked with onnxruntime (max |diff|"
                      f" {done.onnx_diff:.1e})")
     return "\n".join(lines)
-
-
-def parser() -> argparse.ArgumentParser:
-    """Flags of the export action."""
-    p = argparse.ArgumentParser(
-        prog="run_search.py export",
-        description="Write a searched architecture as standalone PyTorch code (model.py), its"
-        " trained weights (weights.pt) and its genotype (genotype.json).")
-    p.add_argument("run", type=Path, help="the search run folder (results/<name>)")
-    which = p.add_mutually_exclusive_group()
-    which.add_argument("--trial", help=f"the trial id to export (see {TABLE})")
-    which.add_argument("--best", action="store_true",
-                       help="the best trial by --objective (the default)")
-    p.add_argument("--objective", choices=OBJECTIVES,
-                   help="val_acc (default): highest best_val_acc; params / macs / latency_ms:"
-                   " the cheapest trial within --tolerance of the best accuracy")
-    p.add_argument("--tolerance", type=float, default=0.01,
-                   help="accuracy a cheaper trial may give up, with --objective other than"
-                   " val_acc (default 0.01)")
-    p.add_argument("--out", type=Path, required=True, help="folder to write the files into")
-    p.add_argument("--force", action="store_true", help="overwrite earlier exports in --out")
-    p.add_argument("--onnx", action="store_true",
-                   help="also write model.onnx and check it with onnxruntime (needs the"
-                   " 'onnx' extra)")
-    return p
-
-
-def main(argv: list[str]) -> int:
-    """The export action."""
-    args = parser().parse_args(argv)
-    if args.trial is not None and args.objective is not None:
-        raise ExportError("--objective chooses among trials; it does not go with --trial")
-    if not 0 <= args.tolerance <= 1:
-        raise ExportError(f"--tolerance {args.tolerance}: must be in [0, 1]")
-    warn_study_db(args.run, "export")
-    done = export(args.run, args.out, trial=args.trial, objective=args.objective or "val_acc",
-                  tolerance=args.tolerance, force=args.force, onnx=args.onnx)
-    print(summary(done, args.run))
-    return 0

@@ -15,12 +15,10 @@ retrain continues where it stopped.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import os
 import statistics
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,9 +39,9 @@ from nas.results.ranking import ranked
 from nas.results.study_db import warn_study_db
 from nas.results.table import parse_genotype, read_csv, read_trials
 from nas.results.values import number, text
-from nas.search.space.load import load_space
+from nas.search.resume import space_copy
 from nas.search.space.types import Space
-from nas.train.device import PRECISIONS, cpu_threads, resolve_device, resolve_precision
+from nas.train.device import cpu_threads, resolve_device, resolve_precision
 from nas.train.trainer import TrainConfig, evaluate, fit
 
 COLUMNS = ("trial_id", "seed", "epochs", "status", "test_acc", "train_loss", "train_s", "wall_s",
@@ -92,14 +90,6 @@ def _candidate(row: dict[str, Any]) -> Candidate:
     arch = parse_genotype(text(row.get("genotype")), f"trial {row['trial_id']} genotype")
     return Candidate(str(row["trial_id"]), arch, number(row["best_val_acc"]),
                      text(row.get("reference")))
-
-
-def run_space(run_dir: Path) -> Space:
-    """The search space the run used (its copy in the run folder)."""
-    name = str(read_meta(run_dir).get("space_file", ""))
-    if not name or Path(name).name != name:
-        raise RetrainError(f"{run_dir}: meta.json names no space file")
-    return load_space(run_dir / name)
 
 
 def final_splits(space: Space, data_dir: Path | None) -> Splits:
@@ -208,17 +198,42 @@ def _check_precision(rows: list[dict[str, Any]], epochs: int, precision: str) ->
                            " the two (pass --precision to match, or use another --epochs)")
 
 
-def retrain(run_dir: Path, top: int, epochs: int | None, seeds: int, data_dir: Path | None,
-            cpus: int | None, log=print, best_reference: bool = False,
-            precision: str | None = None) -> list[dict[str, Any]]:
+@dataclasses.dataclass(frozen=True)
+class RetrainRequest:
+    """A retrain as asked: the run, how many architectures, epochs and seeds, and where."""
+
+    run_dir: Path
+    top: int = 3
+    epochs: int | None = None  # None: the space's [train] epochs
+    seeds: int = 3
+    best_reference: bool = False
+    data_dir: Path | None = None
+    cpus: int | None = None  # None: the space's cpu_threads, else every core
+    precision: str | None = None  # None: the search's
+
+
+def check_request(request: RetrainRequest) -> None:
+    """Counts >= 1: a 0 is refused, never read as the default."""
+    for flag, value in (("--top", request.top), ("--epochs", request.epochs),
+                        ("--seeds", request.seeds), ("--cpus", request.cpus)):
+        if value is not None and value < 1:
+            raise RetrainError(f"{flag} {value}: must be >= 1")
+
+
+def retrain(request: RetrainRequest, log=print) -> list[dict[str, Any]]:
     """Train what is missing, keep retrain.csv / retrain.json current; return the summary."""
+    check_request(request)
+    run_dir, top, seeds = request.run_dir, request.top, request.seeds
+    best_reference = request.best_reference
+    warn_study_db(run_dir, "retrain")
     candidates = top_trials(read_trials(run_dir), top, best_reference)
-    space = run_space(run_dir)
-    epochs = epochs or space.train.epochs
+    space = space_copy(run_dir, read_meta(run_dir))
+    epochs = request.epochs or space.train.epochs
     cfg = dataclasses.replace(space.train, epochs=epochs,
                               warmup_epochs=min(space.train.warmup_epochs, epochs),
-                              cpu_threads=cpus or space.train.cpu_threads or os.cpu_count(),
-                              precision=precision or search_precision(run_dir, space))
+                              cpu_threads=(request.cpus or space.train.cpu_threads
+                                           or os.cpu_count()),
+                              precision=request.precision or search_precision(run_dir, space))
     rows = read_rows(run_dir)
     _check_precision(rows, epochs, resolve_precision(cfg.precision, resolve_device(cfg.device)))
     done = {(str(r["trial_id"]), int(r["seed"]), int(r["epochs"])) for r in rows}
@@ -237,7 +252,7 @@ def retrain(run_dir: Path, top: int, epochs: int | None, seeds: int, data_dir: P
         f" {epochs} epoch{plural}; {len(todo)} runs to train"
         + (f", {seeds * len(candidates) - len(todo)} already in {RETRAIN_CSV}" if done else ""))
     if todo:
-        splits = final_splits(space, data_dir)
+        splits = final_splits(space, request.data_dir)
         settings |= {"train_images": len(splits.train), "test_images": len(splits.test)}
         log(f"  training on {len(splits.train)} images (train + validation), testing on"
             f" {len(splits.test)} held-out test images")
@@ -253,48 +268,3 @@ def retrain(run_dir: Path, top: int, epochs: int | None, seeds: int, data_dir: P
     summary = summarize(candidates, rows, epochs)
     write_results(run_dir, rows, settings, summary)
     return summary
-
-
-def parser() -> argparse.ArgumentParser:
-    """Flags of the retrain action."""
-    p = argparse.ArgumentParser(
-        prog="run_search.py retrain",
-        description="Train the search's top architectures from scratch on train+validation"
-        " and report held-out test accuracy (mean ± std over seeds). Finished runs are kept in"
-        f" the run folder ({RETRAIN_CSV}, {RETRAIN_JSON}) and not repeated.")
-    p.add_argument("run", type=Path, help="the search run folder (results/<name>)")
-    p.add_argument("--top", type=int, default=3,
-                   help="distinct architectures to retrain, best first (default 3)")
-    p.add_argument("--epochs", type=int, help="epochs per run (default: the space's [train])")
-    p.add_argument("--seeds", type=int, default=3, help="seeds 0..S-1 per architecture"
-                   " (default 3)")
-    p.add_argument("--best-reference", action="store_true",
-                   help="also retrain the best reference point (if not in the top K): the"
-                   " yardstick the search's find is measured against")
-    p.add_argument("--data-dir", type=Path, help="data location, as for the search")
-    p.add_argument("--cpus", type=int, help="torch CPU threads (default: all cores)")
-    p.add_argument("--precision", choices=PRECISIONS,
-                   help="training and test precision (default: the search's; 'auto' is bf16"
-                   " where the device computes it natively, else fp32)")
-    return p
-
-
-def main(argv: list[str]) -> int:
-    """The retrain action."""
-    args = parser().parse_args(argv)
-    for flag, value in (("--top", args.top), ("--epochs", args.epochs), ("--seeds", args.seeds),
-                        ("--cpus", args.cpus)):
-        if value is not None and value < 1:
-            raise RetrainError(f"{flag} {value}: must be >= 1")
-    warn_study_db(args.run, "retrain")
-    try:
-        summary = retrain(args.run, args.top, args.epochs, args.seeds, args.data_dir, args.cpus,
-                          best_reference=args.best_reference, precision=args.precision)
-    except KeyboardInterrupt:
-        kept = len(read_rows(args.run))
-        print(f"Interrupted: {kept} finished runs are kept in {args.run / RETRAIN_CSV}; the same"
-              " command continues with the rest.", file=sys.stderr)
-        return 130
-    print(table(summary))
-    print(f"Results: {args.run / RETRAIN_CSV}, {args.run / RETRAIN_JSON}")
-    return 0

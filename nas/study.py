@@ -9,23 +9,25 @@ final-epoch validation accuracies of its seeds.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import math
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from nas.search.resume import space_copy
+
+if TYPE_CHECKING:
+    from nas.search.engine import SearchOptions
 from nas.results.atomic import atomic_write, write_json
 from nas.results.meta import read_meta
 from nas.results.names import META, STUDY_CSV, STUDY_JSON, STUDY_MD, stage_column
 from nas.results.table import read_table
 from nas.results.values import METRICS, number, shown, text
-from nas.search.flags import add_search_flags, options_from
-from nas.search.space.load import load_space
 from nas.search.space.points import dimensions
 from nas.search.space.types import Space
 
@@ -182,7 +184,7 @@ def write_study(run_dir: Path) -> str:
     if not (run_dir / META).exists():
         raise StudyError(f"{run_dir}: not a run folder (no {META})")
     meta = read_meta(run_dir)
-    space = load_space(run_dir / meta["space_file"])
+    space = space_copy(run_dir, meta)
     table = read_table(run_dir)
     if table.empty:
         raise StudyError(f"{run_dir}: no finished trial to tabulate yet")
@@ -203,30 +205,30 @@ def write_study(run_dir: Path) -> str:
     return body
 
 
-def parser() -> argparse.ArgumentParser:
-    """Flags of the study action: the search's, with the space (or run folder) positional."""
-    p = argparse.ArgumentParser(
-        prog="run_search.py study",
-        description=f"Run a study space's grid (seeds = [search].repeats) and write {STUDY_CSV},"
-        f" {STUDY_MD} and {STUDY_JSON} in its run folder; given a run folder, tabulate it"
-        " again.")
-    p.add_argument("target", type=Path, help="a study space (.toml) or a finished run folder")
-    add_search_flags(p)
-    return p
+@dataclass(frozen=True)
+class StudyRequest:
+    """A study as asked: a study space to search (the options' space too), or a finished run
+    folder to tabulate again."""
+
+    target: Path
+    options: SearchOptions
 
 
-def main(argv: list[str]) -> int:
-    """The study action."""
-    args = parser().parse_args(argv)
+def study(request: StudyRequest) -> int:
+    """Search the study space (unless given a run folder), then tabulate it: exit 0, or 130
+    when the search was interrupted."""
+    from nas.search.engine import check_options
+
+    check_options(request.options)  # a 0 is refused even where no search runs
     code = 0
-    if args.target.is_dir():
-        run_dir = args.target
+    if request.target.is_dir():
+        run_dir = request.target
     else:
-        from nas.search.engine import run_search
+        from nas.search.engine import search
         from nas.search.report import summarize
 
-        outcome = run_search(options_from(args, args.target))
-        print(summarize(outcome, f"study {args.target}"))
+        outcome = search(request.options)
+        print(summarize(outcome, f"study {request.target}"))
         run_dir, code = outcome.run_dir, 130 if outcome.interrupted else 0
     print(write_study(run_dir))
     print(f"Written: {run_dir / STUDY_CSV}, {run_dir / STUDY_MD}, {run_dir / STUDY_JSON}")

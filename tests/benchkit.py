@@ -47,5 +47,7 @@ def write_bench(folder: Path, epochs: int = 2, space_text: str = BENCH,
             "epoch_s_curve": json.dumps([2.0 * (i + 1)] * epochs),
             **{f"param_{k}": v for k, v in params.items()}})
     pd.DataFrame(rows).to_csv(folder / TABLE, index=False)
-    write_json(folder / META, {"space_file": space_file.name, "budget": {"epochs": epochs}})
+    budget = {"trials": len(rows), "epochs": epochs, "concurrency": 1, "cpus_per_trial": 1.0,
+              "gpus_per_trial": 0.0, "seed": space.search.seed, "precision": "fp32"}
+    write_json(folder / META, {"space_file": space_file.name, "budget": budget})
     return folder

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from plotly.offline import get_plotlyjs
 
-from nas.cli import main as cli_main
+from nas.cli.main import main as cli_main
 from nas.dashboard.data import ACC_AT, at_epoch, load_run, pareto_mask
 from nas.dashboard.importance import importances
 from nas.dashboard.server import Dashboard, DashServer

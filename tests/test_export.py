@@ -16,7 +16,7 @@ import torch
 from nas import export as export_module
 from nas.arch.genotype import Genotype
 from nas.arch.model import build
-from nas.export import ExportError, choose, export
+from nas.export import ExportError, ExportRequest, choose, export
 from nas.onnx_export import OnnxError
 from nas.results.checkpoints import trial_checkpoint
 from nas.results.errors import RunFolderError
@@ -59,7 +59,8 @@ def cli_exports(tiny_run, tmp_path_factory):
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"Exported trial {best['trial_id']}" in done.stdout
     assert "; full budget, best of 4 epochs)" in done.stdout  # the fidelity it ranks at
-    export(tiny_run, root / "trial", trial=other["trial_id"])  # the same path, in-process
+    # the same path, in-process
+    export(ExportRequest(tiny_run, root / "trial", trial=other["trial_id"]))
     return root, {"best": best, "trial": other}
 
 
@@ -161,9 +162,9 @@ def test_existing_files_are_kept_unless_forced(cli_exports, tiny_run):
     before = {name: (folder / name).read_bytes() for name in FILES}
     trial = rows["trial"]["trial_id"]
     with pytest.raises(ExportError, match="--force"):
-        export(tiny_run, folder, trial=trial)
+        export(ExportRequest(tiny_run, folder, trial=trial))
     assert {name: (folder / name).read_bytes() for name in FILES} == before
-    export(tiny_run, folder, trial=trial, force=True)
+    export(ExportRequest(tiny_run, folder, trial=trial, force=True))
     assert Genotype.from_json((folder / "genotype.json").read_text()) == Genotype.from_json(
         rows["trial"]["genotype"])
 
@@ -188,9 +189,9 @@ def test_failed_and_diverged_trials_cannot_be_exported(broken_run, tmp_path):
     assert f"trial {failed} has no checkpoint" in done.stderr and "status failed" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     with pytest.raises(ExportError, match="no completed or stopped trial has a checkpoint"):
-        export(broken_run, tmp_path / "b")
+        export(ExportRequest(broken_run, tmp_path / "b"))
     with pytest.raises(ExportError, match="no trial 'nope'"):
-        export(broken_run, tmp_path / "c", trial="nope")
+        export(ExportRequest(broken_run, tmp_path / "c", trial="nope"))
     assert not any(tmp_path.iterdir())
 
 
@@ -243,7 +244,7 @@ def test_code_like_genotypes_are_refused_and_nothing_is_written(tampered, tmp_pa
     expected = {"code_kind": r"stage s1\.kind: .* is not one of", "code_act": r"\.act: ",
                 "extra_key": "unknown field 'evil'"}[change]
     with pytest.raises(RunFolderError, match=expected):
-        export(run_dir, out, trial=row["trial_id"])
+        export(ExportRequest(run_dir, out, trial=row["trial_id"]))
     assert not out.exists()
 
 
@@ -252,7 +253,7 @@ def test_checkpoint_must_match_the_table(tampered, tmp_path):
     other = next(r for r in read_trials(run_dir) if r["genotype"] != row["genotype"])
     (trial_checkpoint(run_dir, row) / "genotype.json").write_text(other["genotype"])
     with pytest.raises(ExportError, match="differs from trial"):
-        export(run_dir, tmp_path / "out", trial=row["trial_id"])
+        export(ExportRequest(run_dir, tmp_path / "out", trial=row["trial_id"]))
     assert not (tmp_path / "out").exists()
 
 
@@ -267,14 +268,14 @@ def test_missing_onnx_packages_are_named_and_nothing_is_written(tiny_run, tmp_pa
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "onnxruntime" else real(name, *a))
     with pytest.raises(OnnxError, match=r"onnxruntime.*pip install 'spectrum-nas\[onnx\]'"):
-        export(tiny_run, tmp_path / "out", onnx=True)
+        export(ExportRequest(tiny_run, tmp_path / "out", onnx=True))
     assert not (tmp_path / "out").exists()
 
 
 def test_onnx_export_matches_torch(tiny_run, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    done = export(tiny_run, tmp_path / "out", onnx=True)
+    done = export(ExportRequest(tiny_run, tmp_path / "out", onnx=True))
     assert (tmp_path / "out" / "model.onnx").is_file()
     assert done.onnx_diff is not None and done.onnx_diff <= 1e-4
 

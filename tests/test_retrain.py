@@ -10,9 +10,12 @@ import pytest
 import torch
 
 from nas import retrain as retrain_module
+from nas.cli import retrain as retrain_cli
 from nas.data import ImageSet, Splits
+from nas.results.meta import read_meta
 from nas.results.table import read_trials
-from nas.retrain import RetrainError, final_splits, retrain, run_space, top_trials
+from nas.retrain import RetrainError, RetrainRequest, final_splits, retrain, top_trials
+from nas.search.resume import space_copy
 from nas.train.device import resolve_precision
 from tests.searchkit import run_cli
 
@@ -80,7 +83,8 @@ def test_retrain_writes_results_and_a_second_call_trains_nothing(run_copy, cifar
         assert math.isclose(trial["test_acc_std"], statistics.stdev(accs))
     before = (run_copy / "retrain.csv").read_text()
     lines = []
-    retrain(run_copy, top=2, epochs=1, seeds=2, data_dir=cifar_dir, cpus=1, log=lines.append)
+    retrain(RetrainRequest(run_copy, top=2, epochs=1, seeds=2, data_dir=cifar_dir, cpus=1),
+            log=lines.append)
     assert "0 runs to train" in lines[0] and len(lines) == 1  # no data loaded, nothing trained
     assert (run_copy / "retrain.csv").read_text() == before
 
@@ -92,8 +96,8 @@ def test_retrain_refuses_to_mix_precisions_in_one_epoch_budget(run_copy, cifar_d
     assert (pd.read_csv(run_copy / "retrain.csv")["precision"] == "bf16").all()
     with pytest.raises(RetrainError, match="holds 1-epoch runs in bf16 and this retrain would"
                        " train in fp32"):
-        retrain(run_copy, top=1, epochs=1, seeds=2, data_dir=cifar_dir, cpus=1,
-                precision="fp32")
+        retrain(RetrainRequest(run_copy, top=1, epochs=1, seeds=2, data_dir=cifar_dir, cpus=1,
+                               precision="fp32"))
 
 
 def test_an_interrupted_retrain_continues_with_the_missing_runs(run_copy, cifar_dir, monkeypatch):
@@ -108,17 +112,18 @@ def test_an_interrupted_retrain_continues_with_the_missing_runs(run_copy, cifar_
 
     monkeypatch.setattr(retrain_module, "train_once", train_once)
     with pytest.raises(KeyboardInterrupt):
-        retrain(run_copy, top=1, epochs=1, seeds=2, data_dir=cifar_dir, cpus=1, log=print)
+        retrain(RetrainRequest(run_copy, top=1, epochs=1, seeds=2, data_dir=cifar_dir, cpus=1))
     assert len(pd.read_csv(run_copy / "retrain.csv")) == 1  # the first run was kept
     calls.clear()
     monkeypatch.setattr(retrain_module, "train_once", real)
-    summary = retrain(run_copy, top=1, epochs=1, seeds=2, data_dir=cifar_dir, cpus=1, log=print)
+    summary = retrain(RetrainRequest(run_copy, top=1, epochs=1, seeds=2, data_dir=cifar_dir,
+                                     cpus=1))
     table = pd.read_csv(run_copy / "retrain.csv")
     assert sorted(table["seed"]) == [0, 1] and summary[0]["runs"] == 2
 
 
 def test_merged_training_data_and_no_test_set_refused(run_copy, cifar_dir, monkeypatch):
-    space = run_space(run_copy)
+    space = space_copy(run_copy, read_meta(run_copy))
     splits = final_splits(space, cifar_dir)
     assert len(splits.train) == 900 and len(splits.val) == 0 and len(splits.test) == 1000
 
@@ -134,13 +139,13 @@ def test_merged_training_data_and_no_test_set_refused(run_copy, cifar_dir, monke
 
 def test_flags_are_checked(run_copy):
     with pytest.raises(RetrainError, match="--seeds 0"):
-        retrain_module.main([str(run_copy), "--seeds", "0"])
+        retrain_cli.main([str(run_copy), "--seeds", "0"])
 
 
 def test_ctrl_c_says_how_to_continue(run_copy, monkeypatch, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(retrain_module, "retrain", interrupted)
-    assert retrain_module.main([str(run_copy)]) == 130
+    monkeypatch.setattr(retrain_cli, "retrain", interrupted)
+    assert retrain_cli.main([str(run_copy)]) == 130
     assert "the same command continues" in capsys.readouterr().err

@@ -25,7 +25,8 @@ from nas.machine import cpu_info, native_bf16_cpu, relevant_cpu_flags
 from nas.results.checkpoints import trial_checkpoint
 from nas.results.errors import RunFolderError
 from nas.results.lock import open_run_dir
-from nas.search.engine import Budget, SearchOptions, grid_size, resolve_budget
+from nas.search.engine import SearchOptions, grid_size, resolve_budget
+from nas.search.resume import Budget
 from nas.search.samplers import build_sampler, sampler_settings
 from nas.search.space.load import load_space
 from nas.search.space.points import searched

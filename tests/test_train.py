@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas import machine as machine_module
+from nas.cli.flags import PRECISIONS as FLAG_PRECISIONS
 from nas.data import DataSpec, ImageSet, Splits, load_splits
 from nas.machine import cpu_info, native_bf16_cpu, relevant_cpu_flags
-from nas.search.flags import PRECISIONS as FLAG_PRECISIONS
 from nas.train.augment import DeviceBatches
 from nas.train.device import PRECISIONS, autocast, cpu_threads, resolve_precision
 from nas.train.latency import measure_latency

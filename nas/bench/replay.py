@@ -78,13 +78,15 @@ class Replay:
     bench_dir: Path
     speed: float = DEFAULT_SPEED
 
+    def __post_init__(self) -> None:
+        if not self.speed > 0:  # refused before the search starts, a dry run included
+            raise BenchError(f"--replay-speed: {self.speed} must be > 0")
+
     def trainable(self, space: Space, settings: TrialSettings, opts: SearchOptions,
                   run_dir: Path) -> Any:
         """The bench loaded once and checked to cover the space; the replaying trainable."""
         from ray import tune
 
-        if not self.speed > 0:
-            raise BenchError(f"--replay-speed {self.speed}: must be > 0")
         bench = load_bench(self.bench_dir)
         check_covered(bench, space)
         if settings.train.epochs > bench.epochs:

@@ -9,9 +9,9 @@ clone holds only the committed table), so an interrupted bench never repeats fin
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,7 @@ from nas.results.meta import read_meta
 from nas.results.names import META
 from nas.results.table import read_table
 from nas.results.values import text
-from nas.search.flags import add_search_flags, options_from
+from nas.search.resume import saved_run
 from nas.search.space.load import load_space
 from nas.search.space.points import genotype, searched
 from nas.search.space.types import Space
@@ -72,78 +72,68 @@ def remaining(space: Space, run_dir: Path, epochs: int) -> list[dict[str, Any]]:
     return [p for p in bench_points(space) if genotype(space, p).key() not in done]
 
 
-def parser() -> argparse.ArgumentParser:
-    """Flags of the bench action: the search's, with the space positional."""
-    p = argparse.ArgumentParser(
-        prog="run_search.py bench",
-        description="Train every point of an enumerable space (each [search].repeats seeds,"
-        " the whole [train] schedule, no early stopping) into one run folder: a ground truth"
-        " to replay searches against. Resumable with --resume --name NAME.")
-    p.add_argument("space", type=Path, nargs="?", help="the bench space (.toml), or a bench"
-                   " folder to tabulate again (bench.md, bench.html); omitted with --resume,"
-                   " which reads the run folder's own copy")
-    p.add_argument("--reuse", type=Path, metavar="BENCH_DIR", help="copy the completed points"
-                   " of another bench whose space differs only in a setting those points cannot"
-                   " feel (e.g. zero_init_residual, for points without a residual) instead of"
-                   " training them again; each copied row names its bench")
-    add_search_flags(p)
-    return p
+@dataclass(frozen=True)
+class BenchRequest:
+    """A bench as asked: its space (or a bench folder to tabulate again; None to resume from the
+    run folder's own copy), a bench to copy points from, and the search's options."""
+
+    space: Path | None
+    options: SearchOptions
+    reuse: Path | None = None
 
 
-def main(argv: list[str]) -> int:
-    """The bench action: exit 0 when every point is done, 130 when interrupted."""
-    from nas.search.engine import default_name, run_search
+def run_bench(request: BenchRequest) -> int:
+    """Train every point not yet done: exit 0 when every point is done, 130 when interrupted."""
+    from nas.search.engine import ProgramOptions, check_options, default_name, search
     from nas.search.report import resume_command, summarize
 
-    args = parser().parse_args(argv)
-    if args.space is not None and args.space.is_dir():
-        return tabulate(args.space)
-    if args.trials is not None:
+    opts = request.options
+    if opts.resume and not opts.name:
+        raise BenchError("--resume needs --name: the bench folder to continue")
+    check_options(opts)  # a 0 is refused, never read as "the default"
+    if request.space is not None and request.space.is_dir():
+        return tabulate(request.space)
+    if opts.trials is not None:
         raise BenchError("--trials: a bench trains every point of its space; bench a smaller"
                          " space instead")
-    if args.resume:
-        if not args.name:
-            raise BenchError("--resume needs --name: the bench folder to continue")
-        run_dir = args.results_dir / args.name
+    if opts.resume:
+        run_dir = opts.results_dir / opts.name
         if not (run_dir / META).is_file():
             raise BenchError(f"{run_dir}: nothing to resume (no {META})")
-        meta = read_meta(run_dir)
-        space = load_space(run_dir / meta["space_file"])
-        epochs = int(meta["budget"]["epochs"])
-    elif args.space is None:
+        saved = saved_run(run_dir)
+        space, epochs = saved.space, saved.budget.epochs
+    elif request.space is None:
         raise BenchError("give the bench space (.toml), or --resume --name NAME")
     else:
-        space = load_space(args.space)
-        if args.max_epochs is not None and args.max_epochs < 1:  # 0 is refused, not "default"
-            raise BenchError(f"--max-epochs: {args.max_epochs} must be >= 1")
-        epochs = space.train.epochs if args.max_epochs is None else args.max_epochs
+        space = load_space(request.space)
+        epochs = space.train.epochs if opts.max_epochs is None else opts.max_epochs
     check_bench_space(space, epochs)
-    if args.reuse and not args.name:  # the copies need the folder the search will use
-        args.name = default_name(space)
+    opts = dataclasses.replace(opts, space=request.space or space.path)
+    if request.reuse and not opts.name:  # the copies need the folder the search will use
+        opts = dataclasses.replace(opts, name=default_name(space))
+    run_dir = opts.results_dir / opts.name if opts.name else None
     total = len(bench_points(space))
-    todo = remaining(space, args.results_dir / args.name, epochs) if args.resume \
-        else bench_points(space)
-    opts = options_from(args, args.space or space.path)
-    copied = fill_from(args, opts, space, todo, epochs) if args.reuse and todo else 0
+    todo = remaining(space, run_dir, epochs) if opts.resume else bench_points(space)
+    copied = fill_from(request.reuse, opts, space, todo, epochs) if request.reuse and todo else 0
     if copied:
-        todo = remaining(space, args.results_dir / args.name, epochs)
+        todo = remaining(space, run_dir, epochs)
         if not todo:
-            print(f"Report: {tabulate_quietly(args.results_dir / args.name)}")
+            print(f"Report: {tabulate_quietly(run_dir)}")
     if not todo:
-        print(f"Bench {args.name}: all {total} points done; nothing to train.")
+        print(f"Bench {opts.name}: all {total} points done; nothing to train.")
         return 0
-    opts = dataclasses.replace(opts, trials=total, points=tuple(todo),
-                               prepared=bool(copied and not args.resume))
+    opts = dataclasses.replace(opts, trials=total)
+    program = ProgramOptions(points=tuple(todo), prepared=bool(copied and not opts.resume))
     print(f"Bench {space.name}: {len(todo)} of {total} points to train, {space.search.repeats}"
           f" seed(s) each, {epochs} epochs", flush=True)
-    outcome = run_search(opts)
-    if copied and not args.resume:  # the search wrote the new folder's meta.json just now
-        record_reuse(outcome.run_dir, args.reuse, copied)
+    outcome = search(opts, program)
+    if copied and not opts.resume:  # the search wrote the new folder's meta.json just now
+        record_reuse(outcome.run_dir, request.reuse, copied)
     left = remaining(space, outcome.run_dir, epochs)
-    if left and not outcome.interrupted and args.resume:
+    if left and not outcome.interrupted and opts.resume:
         # Ray's restored experiment ended with points still missing (failed, or never asked):
         # a fresh experiment over exactly those.
-        outcome = run_search(dataclasses.replace(opts, points=tuple(left), restore=False))
+        outcome = search(opts, dataclasses.replace(program, points=tuple(left), restore=False))
         left = remaining(space, outcome.run_dir, epochs)
     print(summarize(outcome, "bench"))
     print(f"Report: {tabulate_quietly(outcome.run_dir)}")
@@ -152,27 +142,27 @@ def main(argv: list[str]) -> int:
     return 130 if outcome.interrupted or left else 0
 
 
-def fill_from(args: argparse.Namespace, opts: SearchOptions, space: Space,
-              todo: list[dict[str, Any]], epochs: int) -> int:
+def fill_from(reuse: Path, opts: SearchOptions, space: Space, todo: list[dict[str, Any]],
+              epochs: int) -> int:
     """Copy what `--reuse` may into the bench folder (created if new); return the count."""
     from nas.bench.reuse import add_rows, reusable_rows
     from nas.results.lock import open_run_dir
 
-    run_dir = args.results_dir / args.name
-    copies = reusable_rows(space, todo, args.reuse, epochs, bench_precision(run_dir, opts, space))
-    if len(copies) == len(todo) and not args.resume:
-        raise BenchError(f"--reuse {args.reuse}: holds every point of {space.path} trained the"
+    run_dir = opts.results_dir / opts.name
+    copies = reusable_rows(space, todo, reuse, epochs, bench_precision(run_dir, opts, space))
+    if len(copies) == len(todo) and not opts.resume:
+        raise BenchError(f"--reuse {reuse}: holds every point of {space.path} trained the"
                          " same way; replay or tabulate that bench instead of copying it")
     if copies:
-        lock = open_run_dir(run_dir, args.resume)  # a new bench's folder starts here
+        lock = open_run_dir(run_dir, opts.resume)  # a new bench's folder starts here
         try:
             add_rows(run_dir, copies)
-            if args.resume:
-                record_reuse(run_dir, args.reuse, len(copies))
+            if opts.resume:
+                record_reuse(run_dir, reuse, len(copies))
         finally:
             lock.release()
     print(f"Bench {space.name}: {len(copies)} of {len(todo)} points to train copied from"
-          f" {args.reuse} (trained there exactly as here)", flush=True)
+          f" {reuse} (trained there exactly as here)", flush=True)
     return len(copies)
 
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -22,9 +22,10 @@ from nas.results.checkpoints import prune_incomplete_checkpoints
 from nas.results.errors import RunFolderError, disk_full
 from nas.results.lock import RunLock, open_run_dir
 from nas.results.meta import add_search_time, read_meta, update_meta, write_meta
-from nas.results.names import EXPERIMENT, META, trial_dirname
+from nas.results.names import EXPERIMENT, trial_dirname
 from nas.results.study_db import check_study_db
 from nas.results.table import read_table
+from nas.search.resume import Budget, saved_run
 from nas.search.space.load import load_space
 from nas.search.space.points import genotype, searched
 from nas.search.space.types import Space
@@ -51,7 +52,8 @@ class SearchError(ValueError):
 
 @dataclass(frozen=True)
 class SearchOptions:
-    """Everything the command line decides; None means 'from the space file'."""
+    """What a user asks of a search (the command line's flags); None means 'from the space
+    file'."""
 
     space: Path
     trials: int | None = None
@@ -67,6 +69,13 @@ class SearchOptions:
     address: str | None = None
     storage: str | None = None
     results_dir: Path = Path("results")
+
+
+@dataclass(frozen=True)
+class ProgramOptions:
+    """What only a program asks of a search (a bench, a verification, a benchmark), never a
+    flag."""
+
     points: tuple[dict[str, Any], ...] = ()  # evaluate exactly these points (a bench), in order
     restore: bool = True  # on resume, continue Ray's experiment when it can be restored
     compute_budget_s: float | None = None  # end the search once its trials trained this long
@@ -74,48 +83,37 @@ class SearchOptions:
     full_schedule: bool = False  # no early stopping: every trial trains max_epochs (verifying)
 
 
-@dataclass(frozen=True)
-class Budget:
-    """The resolved size of a search."""
-
-    trials: int
-    epochs: int
-    concurrency: int
-    cpus_per_trial: float
-    gpus_per_trial: float
-    seed: int
-    precision: str = "auto"  # as asked; each trial resolves it on its own device
-
-
 def resolve_budget(space: Space, opts: SearchOptions, gpus_available: int) -> Budget:
     """Flags over the space file; a GPU grows the default budget (gpu_trials / gpu_epochs)."""
     gpus = opts.gpus_per_trial
     if gpus is None:
         gpus = 0.25 if gpus_available else 0.0
-    search = space.search
+    asked = space.search
     check_options(opts)
     # `is None`, not `or`: an explicit 0 is refused above, never read as "the default"
     trials = opts.trials if opts.trials is not None else (
-        search.gpu_trials if gpus and search.gpu_trials else search.trials)
+        asked.gpu_trials if gpus and asked.gpu_trials else asked.trials)
     epochs = opts.max_epochs if opts.max_epochs is not None else (
-        search.gpu_epochs if gpus and search.gpu_epochs else search.max_t or space.train.epochs)
-    if search.sampler == "grid":
+        asked.gpu_epochs if gpus and asked.gpu_epochs else asked.max_t or space.train.epochs)
+    if asked.sampler == "grid":
         trials = min(trials, grid_size(space))
     concurrency = opts.concurrency if opts.concurrency is not None else (
-        max(1, int(gpus_available / gpus)) if gpus else search.concurrency)
-    if opts.cpus_per_trial <= 0 or gpus < 0:
-        raise SearchError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+        max(1, int(gpus_available / gpus)) if gpus else asked.concurrency)
     return Budget(trials, epochs, concurrency, opts.cpus_per_trial, gpus,
-                  search.seed if opts.seed is None else opts.seed,
+                  asked.seed if opts.seed is None else opts.seed,
                   opts.precision or space.train.precision)
 
 
 def check_options(opts: SearchOptions) -> None:
-    """The flags on their own: budgets >= 1, a plain --name, --resume with a --name."""
-    for key, value in (("trials", opts.trials), ("max-epochs", opts.max_epochs),
-                       ("concurrency", opts.concurrency)):
-        if value is not None and value < 1:
-            raise SearchError(f"--{key}: {value} must be >= 1")
+    """The flags on their own: budgets >= 1, resources and seed in range, a plain --name,
+    --resume with a --name."""
+    for key, value, low in (("trials", opts.trials, 1), ("max-epochs", opts.max_epochs, 1),
+                            ("concurrency", opts.concurrency, 1), ("seed", opts.seed, 0),
+                            ("gpus-per-trial", opts.gpus_per_trial, 0)):
+        if value is not None and value < low:
+            raise SearchError(f"--{key}: {value} must be >= {low}")
+    if not opts.cpus_per_trial > 0:
+        raise SearchError(f"--cpus-per-trial: {opts.cpus_per_trial} must be > 0")
     if opts.name is not None and not plain_name(opts.name):
         raise SearchError(f"--name {opts.name!r}: must be a plain folder name (no '/', not '.'"
                           " or '..'); the run folder is --results-dir/NAME")
@@ -259,8 +257,8 @@ def _check_resources(budget: Budget, resources: dict[str, float]) -> None:
                           f" {gpus:g} GPUs (use --gpus-per-trial 0 on a CPU machine)")
 
 
-def _tuner(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, trainable,
-           callbacks: list):
+def _tuner(space: Space, budget: Budget, opts: SearchOptions, program: ProgramOptions,
+           run_dir: Path, trainable, callbacks: list):
     """A new Tuner: our searcher over the Optuna study in an RDB, ASHA, checkpoints, callbacks."""
     import optuna
     from ray import tune
@@ -272,12 +270,12 @@ def _tuner(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, tra
     from nas.search.searcher import StudySearcher
     from nas.search.space.points import DefineByRun
 
-    settings = search_settings(space, budget, opts.full_schedule)
+    settings = search_settings(space, budget, program.full_schedule)
     storage = (optuna.storages.RDBStorage(opts.storage) if opts.storage
                else RunStudyStorage(run_dir))
     study = _study(space, storage, run_dir.name, build_sampler(space, settings["sampler"]))
     searcher = StudySearcher(study, DefineByRun(space), list(space.objectives.metrics),
-                             budget.epochs, list(opts.points) or _reference_points(space),
+                             budget.epochs, list(program.points) or _reference_points(space),
                              space.search.stopped_as)
     # wrapped here rather than by Ray (max_concurrent_trials) so the generator is ours
     search_alg = RunSearchGenerator(ConcurrencyLimiter(searcher, budget.concurrency))
@@ -286,9 +284,9 @@ def _tuner(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, tra
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=scheduler,
-                                    num_samples=len(opts.points) or budget.trials,
+                                    num_samples=len(program.points) or budget.trials,
                                     reuse_actors=True, trial_dirname_creator=_trial_folder),
-        run_config=_run_config(run_dir, callbacks, opts.compute_budget_s),
+        run_config=_run_config(run_dir, callbacks, program.compute_budget_s),
     )
 
 
@@ -347,20 +345,20 @@ class Training:
         return tune.with_parameters(run_trial, settings=settings, splits=splits)
 
 
-def run_search(opts: SearchOptions, out: TextIO = sys.stdout,
-               source: TrialSource = Training()) -> Outcome:
+def search(opts: SearchOptions, program: ProgramOptions = ProgramOptions(),
+           source: TrialSource = Training()) -> Outcome:
     """Run (or resume) a search; the results folder is complete at every trial's end."""
     check_options(opts)
     space = load_space(opts.space)
     run_dir = opts.results_dir / (opts.name or default_name(space))
-    lock = open_run_dir(run_dir, opts.resume, opts.prepared)  # before anything is written
+    lock = open_run_dir(run_dir, opts.resume, program.prepared)  # before anything is written
     # A caller that runs many searches (benchmarks/search_strategies.py) starts Ray once;
     # Ray is not imported before start_ray has set the variables it reads at import.
     own_ray = "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
     training = False
     try:
         if opts.resume:
-            _, space, budget = _resumed(run_dir, opts)
+            space, budget = _resumed(run_dir, opts)
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -372,13 +370,13 @@ def run_search(opts: SearchOptions, out: TextIO = sys.stdout,
             write_meta(run_dir, space.path, {"budget": dataclasses.asdict(budget),
                                              "precision": trial_precision(budget),
                                              **search_settings(space, budget,
-                                                               opts.full_schedule),
+                                                               program.full_schedule),
                                              "space": space.name, "argv": sys.argv,
                                              "started": datetime.now(UTC).isoformat()})
         settings = trial_settings(space, budget)
         trainable = source.trainable(space, settings, opts, run_dir)  # bad data fails here
         training = True
-        return _fit(space, budget, opts, run_dir, trainable, lock)
+        return _fit(space, budget, opts, program, run_dir, trainable, lock)
     except BaseException:
         if not training:
             lock.discard()  # a failed start leaves no folder behind (only one it created)
@@ -389,23 +387,15 @@ def run_search(opts: SearchOptions, out: TextIO = sys.stdout,
         lock.release()
 
 
-def _resumed(run_dir: Path, opts: SearchOptions) -> tuple[dict[str, Any], Space, Budget]:
-    """meta.json, the space copy and the budget of a run to resume, all checked first."""
-    meta = read_meta(run_dir)
+def _resumed(run_dir: Path, opts: SearchOptions) -> tuple[Space, Budget]:
+    """The space copy and the budget of a run to resume, its Optuna study checked first."""
+    read_meta(run_dir)  # a missing or damaged meta.json says so before the study does
     if opts.storage is None:
         problem = check_study_db(run_dir)
         if problem:
             raise RunFolderError(f"{problem}; cannot resume without the run's Optuna study")
-    name = meta.get("space_file")
-    if not isinstance(name, str) or Path(name).name != name or not (run_dir / name).is_file():
-        raise RunFolderError(f"{run_dir / META}: space_file {name!r} does not name the space copy"
-                             " in the run folder")
-    space = load_space(run_dir / name)
-    try:
-        budget = Budget(**meta["budget"])
-    except (KeyError, TypeError) as err:
-        raise RunFolderError(f"{run_dir / META}: budget is missing or malformed ({err})") from None
-    return meta, space, budget
+    run = saved_run(run_dir)
+    return run.space, run.budget
 
 
 def _data_meta(splits: Splits) -> dict[str, Any]:
@@ -429,8 +419,8 @@ def data_spec(space: Space, data_dir: Path | None) -> DataSpec:
     return space.data
 
 
-def _fit(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, trainable: Any,
-         lock: RunLock) -> Outcome:
+def _fit(space: Space, budget: Budget, opts: SearchOptions, program: ProgramOptions,
+         run_dir: Path, trainable: Any, lock: RunLock) -> Outcome:
     """Run the Tuner (new, or restored from the run folder); its time, interrupted or not,
     and any a killed earlier search left uncounted, goes into meta.json's search_s."""
     from ray import tune
@@ -442,7 +432,7 @@ def _fit(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, train
     start = time.monotonic()
     experiment = run_dir / EXPERIMENT
     try:
-        if opts.resume and opts.restore and tune.Tuner.can_restore(str(experiment.resolve())):
+        if opts.resume and program.restore and tune.Tuner.can_restore(str(experiment.resolve())):
             # Ray re-roots the trials at the path given here; the monitor and the study's
             # storage find this folder through the lock (nas.results.lock.held_run_dir).
             tuner = tune.Tuner.restore(str(experiment.resolve()), trainable=trainable,
@@ -450,7 +440,7 @@ def _fit(space: Space, budget: Budget, opts: SearchOptions, run_dir: Path, train
                                        restart_errored=False)  # the monitor comes back with it
         else:
             monitor = SearchMonitor(budget.trials, budget.epochs)
-            tuner = _tuner(space, budget, opts, run_dir, trainable, [monitor])
+            tuner = _tuner(space, budget, opts, program, run_dir, trainable, [monitor])
         tuner.fit()
     except BaseException as err:
         with contextlib.suppress(OSError):  # the error on its way (a full disk?) says more

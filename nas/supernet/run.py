@@ -7,11 +7,11 @@ scores stay in their own table and never rank a result.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,14 +25,22 @@ from nas.results.meta import read_meta, update_meta, write_meta
 from nas.results.names import META, SUPERNET_CSV, SUPERNET_DIR, SUPERNET_JSON, TABLE
 from nas.results.table import read_csv, read_table
 from nas.results.values import text
-from nas.search.engine import data_spec, default_name, resolve_budget, start_ray, stop_ray
-from nas.search.flags import add_search_flags, options_from
+from nas.search.engine import (
+    ProgramOptions,
+    SearchOptions,
+    check_options,
+    data_spec,
+    default_name,
+    resolve_budget,
+    search,
+    start_ray,
+    stop_ray,
+)
 from nas.search.space.load import load_space
 from nas.search.space.types import Space
 from nas.supernet.model import SuperNet
 from nas.supernet.paths import SupernetError, check_supported
 from nas.supernet.score import (
-    RANKINGS,
     SCORE_BY,
     batches,
     proxy_scorer,
@@ -49,70 +57,59 @@ from nas.train.trainer import TrainConfig
 # accuracy ranks them better than the loss on average over 1, 3 and 10 epochs.
 SANDWICH = False
 UNIFORM_PATHS = 3
+TOP_K = 5  # points verified stand-alone
+CALIBRATION_IMAGES = 1024  # training images that re-estimate a sub-network's BN statistics
+SCORE_TRIALS = 1000  # a larger space is scored by this many Optuna trials instead of whole
 
 
-def parser() -> argparse.ArgumentParser:
-    """Flags of the supernet action: the search's, plus the supernet's own."""
-    p = argparse.ArgumentParser(
-        prog="run_search.py supernet",
-        description="Train one weight-sharing supernet over a spectrum space (single-path"
-        " sampling, optionally with the sandwich rule), score every point with BN recalibrated per"
-        " sub-network (enumerable spaces whole, larger ones by Optuna), then train the top-k"
-        " stand-alone through the usual Ray Tune pipeline into the same run folder.")
-    p.add_argument("space", type=Path, help="search-space TOML file (spectrum blocks)")
-    p.add_argument("--epochs", type=int, help="supernet training epochs (default: the space's"
-                   " [train] epochs)")
-    p.add_argument("--top-k", type=int, default=5, help="points verified stand-alone (default"
-                   " 5; 0 scores only)")
-    p.add_argument("--rank", choices=RANKINGS, default="supernet",
-                   help="what scores the points: the supernet, a zero-cost proxy of the untrained"
-                   " network, or #params (default supernet)")
-    p.add_argument("--sandwich", action=argparse.BooleanOptionalAction,
-                   help="also train the smallest and largest path every step (BigNAS); default"
-                   f" {'on' if SANDWICH else 'off'}: on the spectrum bench it ranked worse")
-    p.add_argument("--uniform-paths", type=int, help="uniformly sampled"
-                   f" paths per step (default {UNIFORM_PATHS})")
-    p.add_argument("--score-by", choices=SCORE_BY, help="a sub-network's score: its"
-                   f" validation accuracy or negated loss (default {SCORE_BY[0]})")
-    p.add_argument("--calibration-images", type=int, default=1024, help="training images that"
-                   " re-estimate each sub-network's BN statistics (default 1024)")
-    p.add_argument("--score-trials", type=int, default=1000, help="a space with more points"
-                   " than this is scored by this many Optuna trials instead of whole")
-    add_search_flags(p)
-    return p
+@dataclass(frozen=True)
+class SupernetRequest:
+    """A supernet run as asked: the space, the search's options (resources, run folder, the
+    verification's budget) and the supernet's own settings (None: the defaults above)."""
+
+    space: Path
+    options: SearchOptions
+    epochs: int | None = None  # None: the space's [train] epochs
+    top_k: int = TOP_K
+    rank: str = "supernet"
+    sandwich: bool | None = None
+    uniform_paths: int | None = None
+    score_by: str | None = None
+    calibration_images: int = CALIBRATION_IMAGES
+    score_trials: int = SCORE_TRIALS
 
 
-def check_args(args: argparse.Namespace) -> None:
-    """One-line errors for flags out of range."""
-    for flag, value, low in (("--epochs", args.epochs, 1), ("--top-k", args.top_k, 0),
-                             ("--uniform-paths", args.uniform_paths, 1),
-                             ("--calibration-images", args.calibration_images, 1),
-                             ("--score-trials", args.score_trials, 1)):
+def check_request(request: SupernetRequest) -> None:
+    """One-line errors for settings out of range."""
+    for flag, value, low in (("--epochs", request.epochs, 1), ("--top-k", request.top_k, 0),
+                             ("--uniform-paths", request.uniform_paths, 1),
+                             ("--calibration-images", request.calibration_images, 1),
+                             ("--score-trials", request.score_trials, 1)):
         if value is not None and value < low:
             raise SupernetError(f"{flag}: {value} must be >= {low}")
-    if args.trials is not None:
+    if request.options.trials is not None:
         raise SupernetError("--trials: the supernet scores the space; --top-k sets how many"
                             " points are trained stand-alone")
-    if args.rank != "supernet" and (args.sandwich, args.uniform_paths, args.score_by) != (
-            None, None, None):
-        raise SupernetError(f"--rank {args.rank}: --sandwich, --uniform-paths and --score-by"
+    if request.rank != "supernet" and (request.sandwich, request.uniform_paths,
+                                       request.score_by) != (None, None, None):
+        raise SupernetError(f"--rank {request.rank}: --sandwich, --uniform-paths and --score-by"
                             " set how a supernet trains and scores; a proxy trains nothing")
+    check_options(request.options)  # the verification's flags, before anything trains
 
 
-def main(argv: list[str]) -> int:
-    """The supernet action: exit 0 when done, 130 when the verification was interrupted."""
-    args = parser().parse_args(argv)
-    check_args(args)
-    if args.resume and not args.name:
-        raise SupernetError("--resume needs --name: the run folder to continue")
-    space = load_space(args.space)
-    if args.rank == "supernet":
+def run_supernet(request: SupernetRequest) -> int:
+    """Score the space, verify the top k: exit 0 when done, 130 when the verification was
+    interrupted."""
+    check_request(request)
+    opts = request.options
+    space = load_space(request.space)
+    if request.rank == "supernet":
         check_supported(space)
-    run_dir = args.results_dir / (args.name or default_name(space))
-    lock = open_run_dir(run_dir, args.resume)  # handed back before the verification takes it
+    run_dir = opts.results_dir / (opts.name or default_name(space))
+    lock = open_run_dir(run_dir, opts.resume)  # handed back before the verification takes it
     try:  # one Ray cluster (when scoring or verifying needs one) serves both
         try:
-            table = _prepare_and_score(space, args, run_dir)
+            table = _prepare_and_score(space, request, run_dir)
         except BaseException:
             if not (run_dir / SUPERNET_DIR).exists():
                 lock.discard()  # nothing trained yet (bad data, say): the command can rerun
@@ -125,22 +122,24 @@ def main(argv: list[str]) -> int:
         top_k = json.loads((run_dir / SUPERNET_JSON).read_text())["settings"]["top_k"]
         if top_k == 0:
             return 0
-        return _verify(space, args, table.head(top_k), run_dir)
+        return _verify(space, request, table.head(top_k), run_dir)
     finally:
         if "ray" in sys.modules and sys.modules["ray"].is_initialized():
             stop_ray()
 
 
-def _prepare_and_score(space: Space, args: argparse.Namespace, run_dir: Path):
+def _prepare_and_score(space: Space, request: SupernetRequest, run_dir: Path):
     """The run's settings (a resumed run keeps its own), then the scored points table."""
-    settings = {"rank": args.rank, "epochs": args.epochs or space.train.epochs,
-                "sandwich": SANDWICH if args.sandwich is None else args.sandwich,
-                "uniform_paths": args.uniform_paths or UNIFORM_PATHS,
-                "score_by": args.score_by or SCORE_BY[0],
-                "calibration_images": args.calibration_images, "score_trials": args.score_trials,
-                "top_k": args.top_k, "seed": space.search.seed if args.seed is None else args.seed,
-                "precision": args.precision or space.train.precision}
-    if args.resume:
+    opts = request.options
+    settings = {"rank": request.rank, "epochs": request.epochs or space.train.epochs,
+                "sandwich": SANDWICH if request.sandwich is None else request.sandwich,
+                "uniform_paths": request.uniform_paths or UNIFORM_PATHS,
+                "score_by": request.score_by or SCORE_BY[0],
+                "calibration_images": request.calibration_images,
+                "score_trials": request.score_trials, "top_k": request.top_k,
+                "seed": space.search.seed if opts.seed is None else opts.seed,
+                "precision": opts.precision or space.train.precision}
+    if opts.resume:
         # a run from before --score-by scored by accuracy
         settings = {"score_by": "val_acc"} | json.loads(
             (run_dir / SUPERNET_JSON).read_text())["settings"]
@@ -149,7 +148,7 @@ def _prepare_and_score(space: Space, args: argparse.Namespace, run_dir: Path):
                                          "started": datetime.now(UTC).isoformat()})
         write_json(run_dir / SUPERNET_JSON, {"settings": settings})
     table = read_csv(run_dir / SUPERNET_CSV)
-    return _score(space, args, settings, run_dir) if table.empty else table
+    return _score(space, opts, settings, run_dir) if table.empty else table
 
 
 def train_config(space: Space, settings: dict[str, Any]) -> TrainConfig:
@@ -160,9 +159,9 @@ def train_config(space: Space, settings: dict[str, Any]) -> TrainConfig:
                                warmup_epochs=min(space.train.warmup_epochs, epochs))
 
 
-def _score(space: Space, args: argparse.Namespace, settings: dict[str, Any], run_dir: Path):
+def _score(space: Space, opts: SearchOptions, settings: dict[str, Any], run_dir: Path):
     """Train the supernet (continuing its checkpoint) and score the space into SUPERNET_CSV."""
-    splits = load_splits(data_spec(space, args.data_dir), args.data_dir)
+    splits = load_splits(data_spec(space, opts.data_dir), opts.data_dir)
     update_meta(run_dir, {"data": {"mean": list(splits.mean), "std": list(splits.std),
                                    "train_images": len(splits.train),
                                    "val_images": len(splits.val), "classes": splits.train.classes}})
@@ -188,7 +187,7 @@ def _score(space: Space, args: argparse.Namespace, settings: dict[str, Any], run
         record["precision"] = precision
         job = scoring_job(supernet, space, splits, calibration, cfg, precision,
                           settings["score_by"])
-        pool, workers, cores = _workers(space, args, job)
+        pool, workers, cores = _workers(space, opts, job)
         scorer = pool or local_scorer(job, device)
     else:
         x, y = next(iter(batches(train_subset(splits, 64, cfg.seed), splits, cfg, device, 64)))
@@ -208,11 +207,10 @@ def _score(space: Space, args: argparse.Namespace, settings: dict[str, Any], run
     return read_csv(run_dir / SUPERNET_CSV)
 
 
-def _workers(space: Space, args: argparse.Namespace, job: ScoringJob
+def _workers(space: Space, opts: SearchOptions, job: ScoringJob
              ) -> tuple[WorkerPool | None, int, float]:
     """Ray scoring workers as the search would run trials (--concurrency, --cpus-per-trial,
     --gpus-per-trial, --address), or none for a concurrency of 1; with the cores they hold."""
-    opts = options_from(args, space.path)
     if opts.concurrency == 1 or (opts.concurrency is None and space.search.concurrency == 1
                                  and not torch.cuda.is_available()):
         return None, 1, float(torch.get_num_threads())
@@ -238,10 +236,9 @@ def _progress():
     return log
 
 
-def _verify(space: Space, args: argparse.Namespace, top, run_dir: Path) -> int:
+def _verify(space: Space, request: SupernetRequest, top, run_dir: Path) -> int:
     """Train the top points stand-alone through Ray Tune into this run folder (the ones without
     a completed row, on resume); print the usual summary of the verified trials."""
-    from nas.search.engine import run_search
     from nas.search.report import summarize
 
     done = set()
@@ -254,13 +251,13 @@ def _verify(space: Space, args: argparse.Namespace, top, run_dir: Path) -> int:
         print(f"All {len(top)} top points are verified ({run_dir / TABLE}).")
         return 0
     started = "budget" in read_meta(run_dir)  # a verification began before an interruption
-    opts = dataclasses.replace(options_from(args, space.path), trials=len(points),
-                               name=run_dir.name, results_dir=run_dir.parent, points=points,
-                               prepared=True, full_schedule=True, resume=started, restore=False)
+    opts = dataclasses.replace(request.options, trials=len(points), name=run_dir.name,
+                               results_dir=run_dir.parent, resume=started)
+    program = ProgramOptions(points=points, prepared=True, full_schedule=True, restore=False)
     print(f"Verifying the top {len(points)} points stand-alone ({run_dir / META}'s budget)",
           flush=True)
-    outcome = run_search(opts)
-    print(summarize(outcome, f"supernet {args.space}"))
+    outcome = search(opts, program)
+    print(summarize(outcome, f"supernet {request.space}"))
     update_meta(run_dir, {"supernet": json.loads((run_dir / SUPERNET_JSON).read_text())
                           | {"history": None}})
     return 130 if outcome.interrupted else 0

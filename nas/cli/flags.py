@@ -1,5 +1,5 @@
-"""The flags a search takes (budget, resources, run folder), shared by the search and study
-actions, and the SearchOptions they make."""
+"""The flags a search takes (budget, resources, run folder), shared by the search, study, bench
+and supernet actions, and the SearchOptions they make."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def add_search_flags(p: argparse.ArgumentParser) -> None:
-    """The flags shared by the search and study actions: budget, resources, run folder."""
+    """The flags shared by the actions that search: budget, resources, run folder."""
     p.add_argument("--trials", type=int,
                    help="trials to run (default: the space's [search].trials)")
     p.add_argument("--max-epochs", type=int, help="epochs a trial trains at most (ASHA's max_t)")
@@ -39,7 +39,7 @@ def add_search_flags(p: argparse.ArgumentParser) -> None:
                    " the run folder)")
 
 
-def options_from(args: argparse.Namespace, space: Path):
+def search_options(args: argparse.Namespace, space: Path | None):
     """SearchOptions from parsed search flags."""
     from nas.search.engine import SearchOptions
 
@@ -49,4 +49,3 @@ def options_from(args: argparse.Namespace, space: Path):
         gpus_per_trial=args.gpus_per_trial, precision=args.precision, data_dir=args.data_dir,
         name=args.name, seed=args.seed, resume=args.resume, address=args.address,
         storage=args.storage, results_dir=args.results_dir)
-

@@ -1,0 +1,53 @@
+"""`run_search.py retrain RUN_DIR`: the top architectures trained from scratch and tested."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from nas.results.names import RETRAIN_CSV, RETRAIN_JSON
+from nas.retrain import RetrainRequest, read_rows, retrain, table
+from nas.train.device import PRECISIONS
+
+
+def parser() -> argparse.ArgumentParser:
+    """Flags of the retrain action."""
+    p = argparse.ArgumentParser(
+        prog="run_search.py retrain",
+        description="Train the search's top architectures from scratch on train+validation"
+        " and report held-out test accuracy (mean ± std over seeds). Finished runs are kept in"
+        f" the run folder ({RETRAIN_CSV}, {RETRAIN_JSON}) and not repeated.")
+    p.add_argument("run", type=Path, help="the search run folder (results/<name>)")
+    p.add_argument("--top", type=int, default=RetrainRequest.top,
+                   help=f"distinct architectures to retrain, best first (default"
+                   f" {RetrainRequest.top})")
+    p.add_argument("--epochs", type=int, help="epochs per run (default: the space's [train])")
+    p.add_argument("--seeds", type=int, default=RetrainRequest.seeds,
+                   help=f"seeds 0..S-1 per architecture (default {RetrainRequest.seeds})")
+    p.add_argument("--best-reference", action="store_true",
+                   help="also retrain the best reference point (if not in the top K): the"
+                   " yardstick the search's find is measured against")
+    p.add_argument("--data-dir", type=Path, help="data location, as for the search")
+    p.add_argument("--cpus", type=int, help="torch CPU threads (default: all cores)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="training and test precision (default: the search's; 'auto' is bf16"
+                   " where the device computes it natively, else fp32)")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    """The retrain action: 130 when interrupted (the finished runs are kept)."""
+    args = parser().parse_args(argv)
+    try:
+        summary = retrain(RetrainRequest(args.run, args.top, args.epochs, args.seeds,
+                                         args.best_reference, args.data_dir, args.cpus,
+                                         args.precision))
+    except KeyboardInterrupt:
+        kept = len(read_rows(args.run))
+        print(f"Interrupted: {kept} finished runs are kept in {args.run / RETRAIN_CSV}; the same"
+              " command continues with the rest.", file=sys.stderr)
+        return 130
+    print(table(summary))
+    print(f"Results: {args.run / RETRAIN_CSV}, {args.run / RETRAIN_JSON}")
+    return 0
