@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nas.cli.flags import add_search_flags, search_options
 
-DEFAULT_SPACE = Path(__file__).resolve().parents[2] / "search_spaces" / "cifar_spectrum.toml"
+DEFAULT_SPACE = "cifar_spectrum"  # a bundled space (nas.spaces), found wherever nas is installed
 
 
 def package_version() -> str:
@@ -27,7 +27,9 @@ def parser() -> argparse.ArgumentParser:
         " picks points. With no arguments: the default CIFAR-10 space, about 8 min on 2 CPU cores."
         " Other actions: dashboard, export, retrain, study, bench, supernet (each has --help).")
     p.add_argument("--version", action="version", version=f"spectrum-nas {package_version()}")
-    p.add_argument("--space", type=Path, default=DEFAULT_SPACE, help="search-space TOML file")
+    p.add_argument("--space", default=DEFAULT_SPACE,
+                   help="search-space TOML file, or a bundled space's name (default"
+                   f" {DEFAULT_SPACE}; the repository's search_spaces/ lists them)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the space (dimensions, size, cost range, reference points);"
                    " train nothing")
@@ -45,8 +47,9 @@ def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)  # --help and --version end here, before torch loads
     from nas.search.engine import Training, check_options, search
     from nas.search.report import describe_space, summarize
-    from nas.search.space.load import load_space
+    from nas.search.space.load import load_space, space_file
 
+    args.space = space_file(args.space)
     opts = search_options(args, args.space)
     check_options(opts)
     source = Training()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from nas.cli.flags import add_search_flags, search_options
+from nas.search.space.load import space_file
 from nas.supernet.run import (
     CALIBRATION_IMAGES,
     SANDWICH,
@@ -26,7 +26,8 @@ def parser() -> argparse.ArgumentParser:
         " sampling, optionally with the sandwich rule), score every point with BN recalibrated per"
         " sub-network (enumerable spaces whole, larger ones by Optuna), then train the top-k"
         " stand-alone through the usual Ray Tune pipeline into the same run folder.")
-    p.add_argument("space", type=Path, help="search-space TOML file (spectrum blocks)")
+    p.add_argument("space", help="search-space TOML file (spectrum blocks), or a bundled"
+                   " space's name")
     p.add_argument("--epochs", type=int, help="supernet training epochs (default: the space's"
                    " [train] epochs)")
     p.add_argument("--top-k", type=int, default=TOP_K, help="points verified stand-alone"
@@ -53,6 +54,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """The supernet action: 0 when done, 130 when the verification was interrupted."""
     args = parser().parse_args(argv)
+    args.space = space_file(args.space)
     return run_supernet(SupernetRequest(
         args.space, search_options(args, args.space), args.epochs, args.top_k, args.rank,
         args.sandwich, args.uniform_paths, args.score_by, args.calibration_images,
