@@ -31,7 +31,15 @@ from nas.arch.model import build
 from nas.results.atomic import atomic_write
 from nas.results.checkpoints import trial_checkpoint
 from nas.results.meta import read_meta
-from nas.results.names import CHECKPOINT_METRICS, GENOTYPE_FILE, MODEL_FILE, SCORED, TABLE
+from nas.results.names import (
+    ARTIFACTS,
+    CHECKPOINT_METRICS,
+    GENOTYPE_FILE,
+    MODEL_FILE,
+    OPTUNA_DB,
+    SCORED,
+    TABLE,
+)
 from nas.results.ranking import fidelity_text, ranked
 from nas.results.study_db import warn_study_db
 from nas.results.table import parse_genotype, read_trials
@@ -229,6 +237,7 @@ class Exported:
     max_diff: float
     onnx_diff: float | None
     fidelity: str = ""  # which fidelity the trial's accuracy is at (results.ranking)
+    artifacts: tuple[str, ...] = ()  # optuna.artifacts ids of the files, in the run's study
 
 
 def outputs(out: Path, onnx: bool) -> list[Path]:
@@ -301,7 +310,11 @@ def export(request: ExportRequest) -> Exported:
             onnx_diff = export_onnx(net, example_input(loaded.genotype), out / ONNX_FILE)
     fidelity = (fidelity_text(row, meta.get("budget", {}).get("epochs", "?"))
                 if row.get("status") in SCORED else str(row.get("status")))
-    return Exported(loaded, tuple(outputs(out, onnx)), formatted, diff, onnx_diff, fidelity)
+    from nas.search.artifacts import attach  # Optuna: imported only once the files exist
+
+    files = tuple(outputs(out, onnx))
+    return Exported(loaded, files, formatted, diff, onnx_diff, fidelity,
+                    tuple(attach(run_dir, loaded.trial_id, files)))
 
 
 def _floats(value: Any) -> tuple[float, ...] | None:
@@ -330,4 +343,8 @@ def summary(done: Exported, run_dir: Path) -> str:
     if done.onnx_diff is not None:
         lines.append(f"  {done.files[3]}  checked with onnxruntime (max |diff|"
                      f" {done.onnx_diff:.1e})")
+    if done.artifacts:
+        lines.append(f"  attached to the run's Optuna study as {len(done.artifacts)} artifacts"
+                     f" (optuna-dashboard {run_dir / OPTUNA_DB} --artifact-dir"
+                     f" {run_dir / ARTIFACTS})")
     return "\n".join(lines)

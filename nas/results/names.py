@@ -11,6 +11,7 @@ TABLE = "trials.csv"  # one row per finished trial (TrialReport + the genotype's
 PARQUET = "trials.parquet"  # the same table, typed
 META = "meta.json"  # versions, git SHA, hardware, settings, budget, search wall time
 OPTUNA_DB = "optuna.db"  # the Optuna study (SQLite) unless --storage names another
+ARTIFACTS = "artifacts"  # optuna.artifacts' file store: exported files, for optuna-dashboard
 EXPERIMENT = "ray"  # the Ray experiment folder, one trial_<id>/ folder per trial
 LOCK = ".search.lock"  # flock'ed by the one search using the folder; records its PID and start
 RETRAIN_CSV = "retrain.csv"  # one row per retrained (trial, seed, epochs)
