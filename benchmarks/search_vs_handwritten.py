@@ -22,7 +22,7 @@ import pandas as pd
 
 from benchmarks.common import default_data_dir, load_note, machine, timed
 from nas.results import best_trial, read_meta, read_table
-from nas.search.engine import LOCAL_ENV, QUIET_ENV
+from nas.search.cluster import LOCAL_ENV, QUIET_ENV
 from nas.train.device import PRECISIONS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from benchmarks.common import default_data_dir, load_note, machine, timed
 from nas.results import SUPERNET_JSON, atomic_write, best_trial, read_meta, read_table
-from nas.search.engine import LOCAL_ENV, QUIET_ENV
+from nas.search.cluster import LOCAL_ENV, QUIET_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SPACE = ROOT / "search_spaces" / "cifar_spectrum.toml"

@@ -35,7 +35,8 @@ from nas.results import (
     write_json,
     write_meta,
 )
-from nas.search.engine import data_spec, default_name, resolve_budget, start_ray, stop_ray
+from nas.search.cluster import start_ray, stop_ray
+from nas.search.engine import data_spec, default_name, resolve_budget
 from nas.search.flags import add_search_flags, options_from
 from nas.search.space import Space, load_space
 from nas.supernet.model import SuperNet
@@ -225,7 +226,7 @@ def _workers(space: Space, args: argparse.Namespace, job: ScoringJob
     if opts.concurrency == 1 or (opts.concurrency is None and space.search.concurrency == 1
                                  and not torch.cuda.is_available()):
         return None, 1, float(torch.get_num_threads())
-    resources = start_ray(opts)
+    resources = start_ray(opts.address)
     budget = resolve_budget(space, opts, int(resources.get("GPU", 0)))
     workers = budget.concurrency
     if budget.gpus_per_trial == 0:
