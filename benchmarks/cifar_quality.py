@@ -23,8 +23,9 @@ from benchmarks.common import default_data_dir, load_note, machine
 from nas.arch.model import build
 from nas.arch.zoo import PRESETS, preset
 from nas.data import DataSpec, Splits, load_splits
-from nas.train.device import PRECISIONS, resolve_device
-from nas.train.trainer import SCHEDULES, EpochReport, TrainConfig, evaluate, fit
+from nas.train.config import PRECISIONS, SCHEDULES, TrainConfig
+from nas.train.device import resolve_device
+from nas.train.trainer import EpochReport, evaluate, fit
 
 DEFAULTS = TrainConfig()
 ACCURACIES = (("test_acc", "no TTA"), ("test_acc_tta", "flip TTA"))

@@ -29,7 +29,7 @@ from nas.bench.table import Bench, load_bench
 from nas.results import atomic_write
 from nas.search.engine import Budget, trial_settings
 from nas.search.space import Space, genotype, load_space
-from nas.train.trainer import TrainConfig
+from nas.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_POINTS = ("spectrum=0.4,order=pw_dw,mid_act=none", "spectrum=0.6,order=pw_dw,mid_act=none",

@@ -23,7 +23,7 @@ import pandas as pd
 from benchmarks.common import default_data_dir, load_note, machine, timed
 from nas.results import best_trial, read_meta, read_table
 from nas.search.cluster import LOCAL_ENV, QUIET_ENV
-from nas.train.device import PRECISIONS
+from nas.train.config import PRECISIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SPACE = ROOT / "search_spaces" / "cifar_spectrum.toml"

@@ -49,8 +49,9 @@ from nas.results import (
     write_json,
 )
 from nas.search.space import Space, load_space
-from nas.train.device import PRECISIONS, cpu_threads, resolve_device, resolve_precision
-from nas.train.trainer import TrainConfig, evaluate, fit
+from nas.train.config import PRECISIONS, TrainConfig
+from nas.train.device import cpu_threads, resolve_device, resolve_precision
+from nas.train.trainer import evaluate, fit
 
 COLUMNS = ("trial_id", "seed", "epochs", "status", "test_acc", "train_loss", "train_s", "wall_s",
            "train_images", "test_images", "arch_key", "precision", "finished")

@@ -7,6 +7,8 @@ import io
 import itertools
 import math
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,13 +20,12 @@ from torch import nn
 from nas import machine as machine_module
 from nas.data import DataSpec, ImageSet, Splits, load_splits
 from nas.machine import cpu_info, native_bf16_cpu, relevant_cpu_flags
-from nas.search.flags import PRECISIONS as FLAG_PRECISIONS
 from nas.train.augment import DeviceBatches
-from nas.train.device import PRECISIONS, autocast, cpu_threads, resolve_precision
+from nas.train.config import PRECISIONS, TrainConfig
+from nas.train.device import autocast, cpu_threads, resolve_precision
 from nas.train.latency import measure_latency
 from nas.train.trainer import (
     EpochReport,
-    TrainConfig,
     Trainer,
     evaluate,
     fit,
@@ -385,8 +386,14 @@ def test_auto_precision_without_cuda_and_bad_names(monkeypatch):
         autocast(torch.device("cpu"), "auto")
 
 
-def test_search_flags_offer_the_trainers_precisions():
-    assert FLAG_PRECISIONS == PRECISIONS
+def test_the_train_config_and_the_search_flags_load_no_torch():
+    # the search flags take their precisions from the config: `--help` must not load torch
+    probe = ("import sys, nas.train.config, nas.search.flags;"
+             " print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], check=True)
+    assert done.stdout.strip() == "[]"
+    assert PRECISIONS == ("auto", "fp32", "bf16")
 
 
 def conv_output_dtypes(model: nn.Module) -> tuple[list[torch.dtype], Callable[[], None]]:

@@ -19,9 +19,10 @@ from nas.arch.model import build
 from nas.data import Splits
 from nas.results import CHECKPOINT_METRICS, GENOTYPE_FILE, MODEL_FILE, STATE_FILE, TrialReport
 from nas.search.space import Space, constraint_values, genotype, violation
+from nas.train.config import TrainConfig
 from nas.train.device import resolve_device
 from nas.train.latency import measure_latency
-from nas.train.trainer import EpochReport, TrainConfig, Trainer
+from nas.train.trainer import EpochReport, Trainer
 
 
 @dataclass(frozen=True)

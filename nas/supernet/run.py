@@ -51,8 +51,8 @@ from nas.supernet.score import (
 )
 from nas.supernet.train import train_supernet
 from nas.supernet.workers import ScoringJob, WorkerPool, local_scorer, scoring_job
+from nas.train.config import TrainConfig
 from nas.train.device import resolve_device, resolve_precision
-from nas.train.trainer import TrainConfig
 
 # Measured on the spectrum bench (results/rank_fidelity_gamma1.md): uniform paths without the
 # sandwich rule rank the points better than the sandwich at the same paths per step, and

@@ -12,7 +12,8 @@ from nas.results import MODEL_FILE, STATE_FILE, atomic_write
 from nas.search.space import Space
 from nas.supernet.model import SuperNet
 from nas.supernet.paths import PathSampler, SupernetError
-from nas.train.trainer import EpochReport, TrainConfig, Trainer
+from nas.train.config import TrainConfig
+from nas.train.trainer import EpochReport, Trainer
 
 
 class SupernetTrainer(Trainer):

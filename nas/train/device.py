@@ -8,8 +8,7 @@ from collections.abc import Iterable, Iterator
 import torch
 
 from nas.machine import native_bf16_cpu
-
-PRECISIONS = ("auto", "fp32", "bf16")
+from nas.train.config import PRECISIONS
 
 
 def resolve_device(name: str) -> torch.device:
