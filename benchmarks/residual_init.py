@@ -63,11 +63,13 @@ def train(job: tuple[str, dict[str, Any], int, bool, str | None]) -> dict[str, A
 
     from nas.data import load_splits
     from nas.search.trial import make_trainer
+    from nas.train.device import resolve_precision
 
     bench_dir, point, seed, zero_init, data_dir = job
     torch.set_num_threads(1)
     bench = load_bench(Path(bench_dir))
     space, cfg = bench_train_config(bench, seed, zero_init)
+    cfg = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, cfg.device))
     splits = load_splits(space.data, data_dir)
     arch = genotype(space, point)
     trainer = make_trainer(arch, splits, cfg, seed)

@@ -163,10 +163,13 @@ def _prepare_and_score(space: Space, args: argparse.Namespace, run_dir: Path):
 
 
 def train_config(space: Space, settings: dict[str, Any]) -> TrainConfig:
-    """The supernet's training settings: the space's [train] with the run's own settings."""
+    """The supernet's training settings: the space's [train] with the run's own settings, the
+    precision resolved for the device once (training and scoring both use it)."""
     epochs = settings["epochs"]
+    asked = settings.get("precision", space.train.precision)
     return dataclasses.replace(space.train, epochs=epochs, seed=settings["seed"],
-                               precision=settings.get("precision", space.train.precision),
+                               precision=resolve_precision(asked,
+                                                           resolve_device(space.train.device)),
                                warmup_epochs=min(space.train.warmup_epochs, epochs))
 
 
@@ -194,9 +197,8 @@ def _score(space: Space, args: argparse.Namespace, settings: dict[str, Any], run
                                 flush=True))
         record["train_s"] = round(sum(r.epoch_seconds for r in history), 1)
         record["history"] = [dataclasses.asdict(r) for r in history]
-        precision = resolve_precision(cfg.precision, device)
-        record["precision"] = precision
-        job = scoring_job(supernet, space, splits, calibration, cfg, precision,
+        record["precision"] = cfg.precision
+        job = scoring_job(supernet, space, splits, calibration, cfg, cfg.precision,
                           settings["score_by"])
         pool, workers, cores = _workers(space, args, job)
         scorer = pool or local_scorer(job, device)

@@ -15,7 +15,7 @@ from torch import nn
 from nas.data import ImageSet, Splits
 from nas.train.augment import DeviceBatches
 from nas.train.config import TrainConfig
-from nas.train.device import autocast, cpu_threads, resolve_device, resolve_precision, synchronize
+from nas.train.device import autocast, cpu_threads, resolve_device, resolved, synchronize
 
 # OneCycleLR's defaults: start at peak / 25 and end at start / 1e4.
 _ONECYCLE_DIV = 25.0
@@ -123,7 +123,8 @@ def evaluate(
     precision: str = "fp32",
 ) -> float:
     """Top-1 accuracy in [0, 1] of `model` on `images` (NaN when empty), in inference mode, at
-    `precision` ("auto" resolves for `device`; pass the training's to test as it trained)."""
+    the resolved `precision` (pass the training's to test as it trained)."""
+    precision = resolved(precision)
     device = torch.device(device)
     batches = DeviceBatches(
         images,
@@ -134,7 +135,6 @@ def evaluate(
         train=False,
         channels_last=channels_last,
     )
-    precision = resolve_precision(precision, device)
     return _evaluate_batches(model.to(device), batches, flip_tta, precision)
 
 
@@ -173,7 +173,8 @@ def fit(
     from streams seeded with `cfg.seed`, so the same initial weights and seed give
     bitwise-identical results on CPU. `report` is called after each epoch; returning True
     stops the fit ("stopped"). A non-finite training loss, or one of `Trainer.divergence`'s
-    rules, ends it with status "diverged" instead of raising.
+    rules, ends it with status "diverged" instead of raising. `cfg.precision` must be resolved
+    (see `Trainer`).
     """
     wall_start = time.perf_counter()
     trainer = Trainer(model, data, cfg)
@@ -244,14 +245,16 @@ class Trainer:
     """
 
     def __init__(self, model: nn.Module, data: Splits, cfg: TrainConfig):
-        """Place the model and both splits on the configured device; build the optimizer."""
+        """Place the model and both splits on the configured device; build the optimizer.
+
+        `cfg.precision` must be resolved ("fp32" or "bf16"): "auto" is a ValueError."""
+        self.precision = resolved(cfg.precision)  # the job resolved "auto" for its device
         device = resolve_device(cfg.device)
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model = model.to(device=device, memory_format=memory_format)
         self.step_model = torch.compile(self.model) if cfg.compile else self.model
         self.cfg = cfg
         self.device = device
-        self.precision = resolve_precision(cfg.precision, device)  # "fp32" or "bf16"
         self.train_batches = DeviceBatches(
             data.train,
             data.mean,
