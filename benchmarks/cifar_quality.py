@@ -23,8 +23,9 @@ from benchmarks.common import default_data_dir, load_note, machine
 from nas.arch.model import build
 from nas.arch.zoo import PRESETS, preset
 from nas.data import DataSpec, Splits, load_splits
-from nas.train.device import PRECISIONS, resolve_device
-from nas.train.trainer import SCHEDULES, EpochReport, TrainConfig, evaluate, fit
+from nas.train.config import PRECISIONS, SCHEDULES, TrainConfig
+from nas.train.device import resolve_device, resolve_precision
+from nas.train.trainer import EpochReport, evaluate, fit
 
 DEFAULTS = TrainConfig()
 ACCURACIES = (("test_acc", "no TTA"), ("test_acc_tta", "flip TTA"))
@@ -122,8 +123,9 @@ def train_one(args: argparse.Namespace, splits: Splits, seed: int, precision: st
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     model = build(preset(args.preset, width=args.width, depth=args.depth, units=args.units))
-    result = fit(model, splits, cfg, report=lambda r: print_epoch(r, cfg.epochs))
     device = resolve_device(cfg.device)
+    resolved = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, device))
+    result = fit(model, splits, resolved, report=lambda r: print_epoch(r, cfg.epochs))
     accs = {  # tested at the precision it trained in
         key: evaluate(model, splits.test, splits.mean, splits.std, batch_size=cfg.eval_batch_size,
                       device=device, flip_tta=key == "test_acc_tta",

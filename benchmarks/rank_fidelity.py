@@ -45,7 +45,7 @@ from nas.supernet.run import SANDWICH, UNIFORM_PATHS, train_config
 from nas.supernet.score import batches, proxy_scorer, train_subset
 from nas.supernet.train import train_supernet
 from nas.supernet.workers import local_scorer, scoring_job
-from nas.train.device import resolve_device, resolve_precision
+from nas.train.device import resolve_device
 
 MIN_POINTS = 8  # fewer points make every statistic noise (--min-points to override)
 VERIFY = 5  # the pipeline verifies the top 5 stand-alone
@@ -67,8 +67,7 @@ def supernet_predictors(space: Space, bench: Bench, archs: list[Genotype], epoch
     splits = load_splits(space.data, args.data_dir)
     found = []
     for count in epochs:
-        cfg = dataclasses.replace(space.train, epochs=count, seed=args.seed,
-                                  warmup_epochs=min(space.train.warmup_epochs, count))
+        cfg = train_config(space, {"epochs": count, "seed": args.seed})
         torch.manual_seed(cfg.seed)
         net = SuperNet(space)
         start = time.monotonic()
@@ -88,7 +87,7 @@ def _scored(name: str, net: SuperNet, space: Space, splits, cfg, archs: list[Gen
     device = resolve_device(cfg.device)
     start = time.monotonic()
     job = scoring_job(net, space, splits, train_subset(splits, images, cfg.seed), cfg,
-                      resolve_precision(cfg.precision, device), "val_acc")  # both are kept
+                      cfg.precision, "val_acc")  # both scores are kept
     scores = local_scorer(job, device)(archs)
     used = core_s + (seconds + time.monotonic() - start) * torch.get_num_threads()
     print(f"{name}: {used:.0f} core-s", file=sys.stderr, flush=True)

@@ -32,7 +32,7 @@ from nas.search.resume import Budget
 from nas.search.space.load import load_space
 from nas.search.space.points import genotype
 from nas.search.space.types import Space
-from nas.train.trainer import TrainConfig
+from nas.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_POINTS = ("spectrum=0.4,order=pw_dw,mid_act=none", "spectrum=0.6,order=pw_dw,mid_act=none",
@@ -66,11 +66,13 @@ def train(job: tuple[str, dict[str, Any], int, bool, str | None]) -> dict[str, A
 
     from nas.data import load_splits
     from nas.search.trial import make_trainer
+    from nas.train.device import resolve_precision
 
     bench_dir, point, seed, zero_init, data_dir = job
     torch.set_num_threads(1)
     bench = load_bench(Path(bench_dir))
     space, cfg = bench_train_config(bench, seed, zero_init)
+    cfg = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, cfg.device))
     splits = load_splits(space.data, data_dir)
     arch = genotype(space, point)
     trainer = make_trainer(arch, splits, cfg, seed)

@@ -136,9 +136,9 @@ def _start_worker() -> None:
     # contract, and these run folders are thrown away: skip writing them (the timed 20-trial
     # replay below runs as users run it, with them).
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
-    from nas.search.engine import SearchOptions, start_ray
+    from nas.search.cluster import start_ray
 
-    start_ray(SearchOptions(space=DEFAULT_SPACE))
+    start_ray()
 
 
 def replay(job: tuple[str, int, str, float, float, int, str]) -> dict[str, Any]:

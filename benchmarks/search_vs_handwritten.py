@@ -24,8 +24,8 @@ from benchmarks.common import default_data_dir, load_note, machine, timed
 from nas.results.meta import read_meta
 from nas.results.ranking import best_trial
 from nas.results.table import read_table
-from nas.search.engine import LOCAL_ENV, QUIET_ENV
-from nas.train.device import PRECISIONS
+from nas.search.cluster import LOCAL_ENV, QUIET_ENV
+from nas.train.config import PRECISIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SPACE = ROOT / "search_spaces" / "cifar_spectrum.toml"

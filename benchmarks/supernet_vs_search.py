@@ -26,7 +26,7 @@ from nas.results.meta import read_meta
 from nas.results.names import SUPERNET_JSON
 from nas.results.ranking import best_trial
 from nas.results.table import read_table
-from nas.search.engine import LOCAL_ENV, QUIET_ENV
+from nas.search.cluster import LOCAL_ENV, QUIET_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SPACE = ROOT / "search_spaces" / "cifar_spectrum.toml"

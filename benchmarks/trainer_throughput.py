@@ -31,7 +31,8 @@ from nas.arch.cost import cost
 from nas.arch.model import build
 from nas.arch.zoo import PRESETS, preset
 from nas.data import DataSpec, ImageSet, Splits, load_splits
-from nas.train.trainer import TrainConfig, fit
+from nas.train.config import TrainConfig
+from nas.train.trainer import fit
 
 LR = 0.05  # small and constant-ish: throughput must not depend on training going anywhere
 MOMENTUM = 0.9

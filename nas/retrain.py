@@ -30,7 +30,6 @@ import torch
 from nas.arch.cost import cost
 from nas.arch.describe import millions
 from nas.arch.genotype import Genotype
-from nas.arch.model import build
 from nas.data import ImageSet, Splits, channel_stats, load_splits
 from nas.results.atomic import atomic_write, write_json
 from nas.results.meta import read_meta
@@ -41,8 +40,10 @@ from nas.results.table import parse_genotype, read_csv, read_trials
 from nas.results.values import number, text
 from nas.search.resume import space_copy
 from nas.search.space.types import Space
+from nas.search.trial import initial_model
+from nas.train.config import TrainConfig
 from nas.train.device import cpu_threads, resolve_device, resolve_precision
-from nas.train.trainer import TrainConfig, evaluate, fit
+from nas.train.trainer import evaluate, fit
 
 COLUMNS = ("trial_id", "seed", "epochs", "status", "test_acc", "train_loss", "train_s", "wall_s",
            "train_images", "test_images", "arch_key", "precision", "finished")
@@ -111,10 +112,10 @@ def read_rows(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def train_once(candidate: Candidate, splits: Splits, cfg: TrainConfig) -> dict[str, Any]:
-    """Train one architecture from scratch with cfg.seed; test it; the retrain.csv row."""
+    """Train one architecture from scratch with cfg.seed (cfg's precision resolved); test it;
+    the retrain.csv row."""
     start = time.perf_counter()
-    torch.manual_seed(cfg.seed)  # the initialisation, as a search trial seeds it
-    model = build(candidate.genotype, cfg.zero_init_residual)
+    model = initial_model(candidate.genotype, cfg, cfg.seed)  # as a search trial starts it
     result = fit(model, splits, cfg)
     test_acc = math.nan
     if result.status != "diverged":
@@ -229,20 +230,23 @@ def retrain(request: RetrainRequest, log=print) -> list[dict[str, Any]]:
     candidates = top_trials(read_trials(run_dir), top, best_reference)
     space = space_copy(run_dir, read_meta(run_dir))
     epochs = request.epochs or space.train.epochs
+    asked = request.precision or search_precision(run_dir, space)
+    # resolved once for the whole retrain; retrain.json records what was asked
     cfg = dataclasses.replace(space.train, epochs=epochs,
                               warmup_epochs=min(space.train.warmup_epochs, epochs),
                               cpu_threads=(request.cpus or space.train.cpu_threads
                                            or os.cpu_count()),
-                              precision=request.precision or search_precision(run_dir, space))
+                              precision=resolve_precision(asked,
+                                                          resolve_device(space.train.device)))
     rows = read_rows(run_dir)
-    _check_precision(rows, epochs, resolve_precision(cfg.precision, resolve_device(cfg.device)))
+    _check_precision(rows, epochs, cfg.precision)
     done = {(str(r["trial_id"]), int(r["seed"]), int(r["epochs"])) for r in rows}
     todo = [(c, s) for c in candidates for s in range(seeds)
             if (c.trial_id, s, epochs) not in done]
     settings = {"top": top, "best_reference": best_reference, "epochs": epochs,
                 "seeds": list(range(seeds)),
                 "cpu_threads": cfg.cpu_threads, "data": dataclasses.asdict(space.data),
-                "train": dataclasses.asdict(cfg) | {"seed": "per run"},
+                "train": dataclasses.asdict(cfg) | {"precision": asked, "seed": "per run"},
                 "trained_on": "train + validation splits of the search",
                 "tested_on": "held-out test set"}
     plural = "s" if epochs > 1 else ""

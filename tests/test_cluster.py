@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 
-from nas.search.cluster import LocalCluster
-from nas.search.engine import LOCAL_ENV, QUIET_ENV
+from nas.search.cluster import LOCAL_ENV, QUIET_ENV, LocalCluster
 
 
 def test_a_stale_ray_address_does_not_redirect_the_local_cluster():

@@ -124,7 +124,7 @@ def test_tpe_sampling_is_reproducible_under_a_seed():
         ("[search]\nsampler = 'nsga2'\n", "[search].sampler: 'nsga2' needs two objectives"),
         ("[objectives]\nmetrics = ['macs']\n", "[objectives].metrics: ['macs'] must be"),
         ("[train]\nepochs = 0\n", "[train] TrainConfig.epochs must be >= 1"),
-        ("[train]\nprecision = 'fp16'\n", "[train] TrainConfig.precision must be one of"),
+        ("[train]\nprecision = 'fp16'\n", "[train].precision: 'fp16' is not one of auto, fp32"),
         ("[data]\nval_size = -1\n", "[data] DataSpec.val_size"),
         ("[tuning]\n", "unknown section [tuning]"),
         ("[references]\nx = { order = 'dw_pw' }\n", "[references].x.order: not a dimension"),

@@ -16,12 +16,18 @@ from nas.search.space.points import genotype
 from nas.supernet.model import SuperNet
 from nas.supernet.ops import block_diagonal, centre_crop
 from nas.supernet.paths import PathSampler, SupernetError, check_supported, enumerate_points
+from nas.train.device import resolve_device, resolve_precision
 from tests.searchkit import SUPERNET, TINY, write_space
 
 
 @pytest.fixture(scope="module")
 def space(tmp_path_factory):
     return load_space(write_space(tmp_path_factory.mktemp("sn"), SUPERNET))
+
+
+def resolved_precision(space) -> str:
+    """The space's precision as a job on this machine resolves it (the trainer takes no 'auto')."""
+    return resolve_precision(space.train.precision, resolve_device(space.train.device))
 
 
 def _randomise(net: torch.nn.Module) -> None:
@@ -168,7 +174,8 @@ def test_a_step_updates_only_the_weights_its_paths_use(space, cifar_dir):
     from nas.supernet.train import SupernetTrainer
 
     splits = load_splits(dataclasses.replace(space.data, train_size=100, val_size=50), cifar_dir)
-    cfg = dataclasses.replace(space.train, epochs=1, batch_size=50, cpu_threads=1)
+    cfg = dataclasses.replace(space.train, epochs=1, batch_size=50, cpu_threads=1,
+                              precision=resolved_precision(space))
     points = enumerate_points(space)
     first = genotype(space, points[0])
     other = next(genotype(space, p) for p in points
@@ -199,7 +206,8 @@ def test_sandwich_training_is_resumable_exactly(space, cifar_dir, tmp_path):
     from nas.supernet.train import train_supernet
 
     splits = load_splits(dataclasses.replace(space.data, train_size=200, val_size=100), cifar_dir)
-    cfg = dataclasses.replace(space.train, epochs=2, batch_size=50, cpu_threads=1)
+    cfg = dataclasses.replace(space.train, epochs=2, batch_size=50, cpu_threads=1,
+                              precision=resolved_precision(space))
     torch.manual_seed(0)
     straight = SuperNet(space)
     history = train_supernet(straight, space, splits, cfg, tmp_path / "a")

@@ -19,9 +19,9 @@ SCRIPT = """
 import json, sys
 import torch
 from nas.data import ImageSet
-from nas.search.engine import SearchOptions, start_ray, stop_ray
 from nas.search.space.load import load_space
 from nas.search.space.points import genotype
+from nas.search.cluster import start_ray, stop_ray
 from nas.supernet.model import SuperNet
 from nas.supernet.paths import enumerate_points
 from nas.supernet.workers import ScoringJob, WorkerPool, local_scorer
@@ -38,7 +38,7 @@ job = ScoringJob(space, net.state_dict(), images(48, 0), images(40, 1), (0.5,) *
                  (0.25,) * 3, space.train, "fp32", "val_loss")
 archs = [genotype(space, p) for p in enumerate_points(space)[::9]]
 local = local_scorer(job, "cpu")(archs)
-start_ray(SearchOptions(space=space.path))
+start_ray()
 try:
     pool = WorkerPool(job, workers=2, cpus=1, gpus=0)
     remote = pool(archs)

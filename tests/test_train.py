@@ -7,6 +7,8 @@ import io
 import itertools
 import math
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,15 +18,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas import machine as machine_module
-from nas.cli.flags import PRECISIONS as FLAG_PRECISIONS
 from nas.data import DataSpec, ImageSet, Splits, load_splits
 from nas.machine import cpu_info, native_bf16_cpu, relevant_cpu_flags
 from nas.train.augment import DeviceBatches
-from nas.train.device import PRECISIONS, autocast, cpu_threads, resolve_precision
+from nas.train.config import PRECISIONS, TrainConfig
+from nas.train.device import autocast, cpu_threads, resolve_precision
 from nas.train.latency import measure_latency
 from nas.train.trainer import (
     EpochReport,
-    TrainConfig,
     Trainer,
     evaluate,
     fit,
@@ -43,6 +44,7 @@ FAST = TrainConfig(
     eval_batch_size=250,
     cpu_threads=1,
     device="cpu",
+    precision=resolve_precision("auto", "cpu"),  # as a job on this machine resolves it
 )
 
 
@@ -405,8 +407,28 @@ def test_auto_precision_without_cuda_and_bad_names(monkeypatch):
         autocast(torch.device("cpu"), "auto")
 
 
-def test_search_flags_offer_the_trainers_precisions():
-    assert FLAG_PRECISIONS == PRECISIONS
+def test_the_train_config_and_the_search_flags_load_no_torch():
+    # the search flags take their precisions from the config: `--help` must not load torch
+    probe = ("import sys, nas.train.config, nas.cli.flags;"
+             " print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], check=True)
+    assert done.stdout.strip() == "[]"
+    assert PRECISIONS == ("auto", "fp32", "bf16")
+
+
+def test_the_trainer_evaluation_and_latency_take_only_a_resolved_precision():
+    cfg = dataclasses.replace(FAST, precision="auto")
+    with pytest.raises(ValueError, match=r"resolved precision .* got 'auto'"):
+        Trainer(tiny_net(), synthetic(), cfg)
+    with pytest.raises(ValueError, match="resolved precision"):
+        fit(tiny_net(), synthetic(), cfg)
+    data = synthetic(64)
+    with pytest.raises(ValueError, match="resolved precision"):
+        evaluate(tiny_net(), data.val, data.mean, data.std, batch_size=32, device="cpu",
+                 precision="auto")
+    with pytest.raises(ValueError, match="resolved precision"):
+        measure_latency(tiny_net(), (3, 32, 32), "cpu", precision="auto")
 
 
 def conv_output_dtypes(model: nn.Module) -> tuple[list[torch.dtype], Callable[[], None]]:
@@ -445,7 +467,8 @@ def test_training_runs_convs_at_the_precision_and_keeps_fp32_state(precision, dt
 @pytest.mark.precision
 def test_auto_resolves_to_bf16_on_a_bf16_cpu(monkeypatch):
     monkeypatch.setattr(machine_module, "cpu_info", lambda: ("fake", frozenset({"amx_bf16"})))
-    trainer = Trainer(tiny_net(), synthetic(), FAST)
+    cfg = dataclasses.replace(FAST, precision=resolve_precision("auto", "cpu"))
+    trainer = Trainer(tiny_net(), synthetic(), cfg)
     assert trainer.precision == "bf16"
     seen, remove = conv_output_dtypes(trainer.model)
     trainer.train_step(*next(iter(trainer.train_batches)))
@@ -499,7 +522,8 @@ def test_fp32_training_is_bit_identical_to_the_loop_without_precision(monkeypatc
     reference_fit(expected, data, cfg)
     for precision in ("fp32", "auto"):  # auto is fp32 on a CPU without bf16
         model = tiny_net(1)
-        assert fit(model, data, dataclasses.replace(cfg, precision=precision)).precision == "fp32"
+        asked = dataclasses.replace(cfg, precision=resolve_precision(precision, "cpu"))
+        assert fit(model, data, asked).precision == "fp32"
         for key, value in expected.state_dict().items():
             assert torch.equal(value, model.state_dict()[key]), (precision, key)
 
@@ -536,10 +560,14 @@ def test_divergence_rules_loss_growth_and_chance(cifar):
 
 def test_a_trial_builds_its_network_with_the_configured_residual_init():
     from nas.arch.zoo import preset
-    from nas.search.trial import make_trainer
+    from nas.search.trial import initial_model, make_trainer
 
     arch = preset("regular", depth=1)
     for zero, expected in ((True, 0.0), (False, 1.0)):
-        cfg = TrainConfig(epochs=1, warmup_epochs=0, zero_init_residual=zero, device="cpu")
-        gamma = make_trainer(arch, synthetic(), cfg, seed=0).model.s1.b1.bn2.weight
-        assert torch.equal(gamma, torch.full_like(gamma, expected))
+        cfg = TrainConfig(epochs=1, warmup_epochs=0, zero_init_residual=zero, device="cpu",
+                          precision="fp32")
+        # a trial's trainer, and a retrain's model (initial_model), are built the same way
+        for model in (make_trainer(arch, synthetic(), cfg, seed=0).model,
+                      initial_model(arch, cfg, seed=0)):
+            gamma = model.s1.b1.bn2.weight
+            assert torch.equal(gamma, torch.full_like(gamma, expected))

@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-# nas.train.device.PRECISIONS, spelled out: importing it would load torch for `--help`.
-PRECISIONS = ("auto", "fp32", "bf16")
+from nas.train.config import PRECISIONS  # torch-free: `--help` loads no torch
 
 
 def add_search_flags(p: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nas.results.names import RETRAIN_CSV, RETRAIN_JSON
 from nas.retrain import RetrainRequest, read_rows, retrain, table
-from nas.train.device import PRECISIONS
+from nas.train.config import PRECISIONS
 
 
 def parser() -> argparse.ArgumentParser:

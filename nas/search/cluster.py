@@ -1,15 +1,17 @@
-"""The local Ray cluster of one search, in its own process group, ended with its driver.
+"""The Ray cluster of a search: joined (--address), or started locally and ended with its driver.
 
 `ray.init()` in the driver would start Ray's processes as the driver's children; a SIGKILLed
 driver then leaves some of them (the dashboard and runtime-env agents) running for ever. So a
-small keeper process starts the cluster in a new session and waits on a pipe from the driver:
-when the driver ends, however it ends, the pipe closes and the keeper ends its own process
-group, which holds this cluster's processes and nothing else (never anything found by name).
+small keeper process starts the local cluster in a new session and waits on a pipe from the
+driver: when the driver ends, however it ends, the pipe closes and the keeper ends its own
+process group, which holds this cluster's processes and nothing else (never anything found by
+name).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import select
 import signal
@@ -24,8 +26,81 @@ STOP_TIMEOUT_S = 30
 _GRACE_S = 2.0  # between asking the group to end (SIGTERM) and making it (SIGKILL)
 
 
+# Ray reads these at import. Always: quiet, no usage reporting.
+QUIET_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    "RAY_DEDUP_LOGS": "0",
+}
+# Only for the local cluster we start: every Ray process on 127.0.0.1 (Ray otherwise binds
+# and advertises the machine's network address), no token to manage. An existing cluster
+# (--address) keeps the user's own settings.
+LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+
+
 class ClusterError(ValueError):
-    """The local cluster did not start; the message (one line) holds the keeper's last words."""
+    """The local cluster did not start (the message holds the keeper's last words), or the
+    cluster cannot run a trial as asked; the message is one line."""
+
+
+_LOCAL: list[LocalCluster] = []  # the local cluster start_ray started
+
+
+def start_ray(address: str | None = None) -> dict[str, float]:
+    """Join the cluster at `address` (--address) or start a local one bound to 127.0.0.1 in its
+    own process group (LocalCluster), which ends with this process however it ends (a caller
+    that runs many searches keeps it until stop_ray or its exit); return its resources."""
+    for key, value in (QUIET_ENV | ({} if address else LOCAL_ENV)).items():
+        os.environ.setdefault(key, value)
+    import ray
+
+    cluster = None if address else LocalCluster(dict(os.environ))
+    try:
+        ray.init(address=address or cluster.address, log_to_driver=False,
+                 logging_level="WARNING")
+    except BaseException:
+        if cluster is not None:
+            cluster.stop()
+        raise
+    if cluster is not None:
+        _LOCAL.append(cluster)
+    for handler in logging.getLogger("ray").handlers:
+        handler.addFilter(_one_line)
+    return ray.cluster_resources()
+
+
+def stop_ray() -> None:
+    """Leave Ray and end the local cluster start_ray started, if any."""
+    import ray
+
+    ray.shutdown()
+    while _LOCAL:
+        _LOCAL.pop().stop()
+
+
+def _one_line(record: logging.LogRecord) -> bool:
+    """Ray's driver-side log records on one line, without tracebacks: a failed trial's error is
+    in its progress line, trials.csv and its error file; a traceback per trial buries them."""
+    message = record.getMessage().strip().splitlines()
+    if message and message[0].startswith("Trial task failed"):
+        return False  # the progress line says so, with the error
+    record.exc_info, record.exc_text, record.stack_info = None, None, None
+    record.msg, record.args = (message[0] if message else ""), ()
+    return True
+
+
+def check_resources(cpus_per_trial: float, gpus_per_trial: float,
+                    resources: dict[str, float]) -> None:
+    """Fail now rather than leave trials pending forever on a cluster that cannot run them."""
+    cpus, gpus = resources.get("CPU", 0), resources.get("GPU", 0)
+    if cpus_per_trial > cpus:
+        raise ClusterError(f"--cpus-per-trial {cpus_per_trial} > the {cpus:g} CPUs of the"
+                           " Ray cluster")
+    if gpus_per_trial > gpus:
+        raise ClusterError(f"--gpus-per-trial {gpus_per_trial} but the Ray cluster has"
+                           f" {gpus:g} GPUs (use --gpus-per-trial 0 on a CPU machine)")
 
 
 class LocalCluster:

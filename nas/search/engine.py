@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import logging
 import math
 import os
 import sys
@@ -25,25 +24,13 @@ from nas.results.meta import add_search_time, read_meta, update_meta, write_meta
 from nas.results.names import EXPERIMENT, trial_dirname
 from nas.results.study_db import check_study_db
 from nas.results.table import read_table
+from nas.search.cluster import check_resources, start_ray, stop_ray
 from nas.search.resume import Budget, saved_run
 from nas.search.space.load import load_space
 from nas.search.space.points import genotype, searched
 from nas.search.space.types import Space
 from nas.search.trial import TrialSettings, run_trial
 from nas.train.device import resolve_precision
-
-# Ray reads these at import. Always: quiet, no usage reporting.
-QUIET_ENV = {
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_AIR_NEW_OUTPUT": "0",
-    "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0",
-    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
-    "RAY_DEDUP_LOGS": "0",
-}
-# Only for the local cluster we start: every Ray process on 127.0.0.1 (Ray otherwise binds
-# and advertises the machine's network address), no token to manage. An existing cluster
-# (--address) keeps the user's own settings.
-LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
 
 
 class SearchError(ValueError):
@@ -198,65 +185,6 @@ def trial_precision(budget: Budget) -> str:
     return resolve_precision(budget.precision, _trial_device(budget))
 
 
-_LOCAL: list = []  # the local cluster start_ray started (nas.search.cluster.LocalCluster)
-
-
-def start_ray(opts: SearchOptions) -> dict[str, float]:
-    """Join a cluster (--address) or start a local one bound to 127.0.0.1 in its own process
-    group (nas.search.cluster), which ends with this process however it ends (a caller that
-    runs many searches keeps it until stop_ray or its exit); return the cluster's resources."""
-    for key, value in (QUIET_ENV | ({} if opts.address else LOCAL_ENV)).items():
-        os.environ.setdefault(key, value)
-    import ray
-
-    from nas.search.cluster import LocalCluster
-
-    cluster = None if opts.address else LocalCluster(dict(os.environ))
-    try:
-        ray.init(address=opts.address or cluster.address, log_to_driver=False,
-                 logging_level="WARNING")
-    except BaseException:
-        if cluster is not None:
-            cluster.stop()
-        raise
-    if cluster is not None:
-        _LOCAL.append(cluster)
-    for handler in logging.getLogger("ray").handlers:
-        handler.addFilter(_one_line)
-    return ray.cluster_resources()
-
-
-def stop_ray() -> None:
-    """Leave Ray and end the local cluster start_ray started, if any."""
-    import ray
-
-    ray.shutdown()
-    while _LOCAL:
-        _LOCAL.pop().stop()
-
-
-def _one_line(record: logging.LogRecord) -> bool:
-    """Ray's driver-side log records on one line, without tracebacks: a failed trial's error is
-    in its progress line, trials.csv and its error file; a traceback per trial buries them."""
-    message = record.getMessage().strip().splitlines()
-    if message and message[0].startswith("Trial task failed"):
-        return False  # the progress line says so, with the error
-    record.exc_info, record.exc_text, record.stack_info = None, None, None
-    record.msg, record.args = (message[0] if message else ""), ()
-    return True
-
-
-def _check_resources(budget: Budget, resources: dict[str, float]) -> None:
-    """Fail now rather than leave trials pending forever on a cluster that cannot run them."""
-    cpus, gpus = resources.get("CPU", 0), resources.get("GPU", 0)
-    if budget.cpus_per_trial > cpus:
-        raise SearchError(f"--cpus-per-trial {budget.cpus_per_trial} > the {cpus:g} CPUs of the"
-                          " Ray cluster")
-    if budget.gpus_per_trial > gpus:
-        raise SearchError(f"--gpus-per-trial {budget.gpus_per_trial} but the Ray cluster has"
-                          f" {gpus:g} GPUs (use --gpus-per-trial 0 on a CPU machine)")
-
-
 def _tuner(space: Space, budget: Budget, opts: SearchOptions, program: ProgramOptions,
            run_dir: Path, trainable, callbacks: list):
     """A new Tuner: our searcher over the Optuna study in an RDB, ASHA, checkpoints, callbacks."""
@@ -362,10 +290,11 @@ def search(opts: SearchOptions, program: ProgramOptions = ProgramOptions(),
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        resources = start_ray(opts) if own_ray else sys.modules["ray"].cluster_resources()
+        resources = (start_ray(opts.address) if own_ray
+                     else sys.modules["ray"].cluster_resources())
         if not opts.resume:
             budget = resolve_budget(space, opts, int(resources.get("GPU", 0)))
-        _check_resources(budget, resources)
+        check_resources(budget.cpus_per_trial, budget.gpus_per_trial, resources)
         if not opts.resume:
             write_meta(run_dir, space.path, {"budget": dataclasses.asdict(budget),
                                              "precision": trial_precision(budget),

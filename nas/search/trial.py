@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from nas.arch.cost import cost
 from nas.arch.genotype import Genotype
@@ -21,9 +22,10 @@ from nas.results.names import CHECKPOINT_METRICS, GENOTYPE_FILE, MODEL_FILE, STA
 from nas.results.records import TrialReport
 from nas.search.space.points import constraint_values, genotype, violation
 from nas.search.space.types import Space
-from nas.train.device import resolve_device
+from nas.train.config import TrainConfig
+from nas.train.device import resolve_device, resolve_precision
 from nas.train.latency import measure_latency
-from nas.train.trainer import EpochReport, TrainConfig, Trainer
+from nas.train.trainer import EpochReport, Trainer
 
 
 @dataclass(frozen=True)
@@ -60,12 +62,15 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, splits: Splits) -
         tune.report({**facts, "val_acc": NOT_MEASURED, "status": "infeasible", "reason": reason})
         return
     device = resolve_device(settings.train.device)
-    trainers = [make_trainer(arch, splits, settings.train, seed) for seed in _seeds(settings)]
+    # resolved once, on this trial's device: training, validation and latency alike
+    precision = resolve_precision(settings.train.precision, device)
+    cfg = dataclasses.replace(settings.train, precision=precision)
+    trainers = [make_trainer(arch, splits, cfg, seed) for seed in _seeds(settings)]
     facts["device"] = device.type
-    facts["precision"] = trainers[0].precision  # training, validation and latency alike
+    facts["precision"] = precision
     facts["latency_ms"] = measure_latency(trainers[0].model, _input_shape(arch), device,
                                           warmup=3, iters=settings.latency_iters,
-                                          precision=trainers[0].precision)
+                                          precision=precision)
     start = _restore(trainers)
     for epoch in range(start + 1, settings.train.epochs + 1):
         reports = [trainer.epoch() for trainer in trainers]
@@ -88,10 +93,15 @@ def _seeds(settings: TrialSettings) -> list[int]:
     return [settings.train.seed + r for r in range(settings.repeats)]
 
 
-def make_trainer(arch: Genotype, splits: Splits, cfg: TrainConfig, seed: int) -> Trainer:
-    """A fresh model (initialised under `seed`) and its trainer."""
+def initial_model(arch: Genotype, cfg: TrainConfig, seed: int) -> nn.Module:
+    """The network a run trains, initialised under `seed` (with cfg's residual init)."""
     torch.manual_seed(seed)
-    return Trainer(build(arch, cfg.zero_init_residual), splits, dataclasses.replace(cfg, seed=seed))
+    return build(arch, cfg.zero_init_residual)
+
+
+def make_trainer(arch: Genotype, splits: Splits, cfg: TrainConfig, seed: int) -> Trainer:
+    """A fresh model (initialised under `seed`) and its trainer (cfg's precision resolved)."""
+    return Trainer(initial_model(arch, cfg, seed), splits, dataclasses.replace(cfg, seed=seed))
 
 
 def _input_shape(arch: Genotype) -> tuple[int, int, int]:

@@ -25,6 +25,7 @@ from nas.results.meta import read_meta, update_meta, write_meta
 from nas.results.names import META, SUPERNET_CSV, SUPERNET_DIR, SUPERNET_JSON, TABLE
 from nas.results.table import read_csv, read_table
 from nas.results.values import text
+from nas.search.cluster import start_ray, stop_ray
 from nas.search.engine import (
     ProgramOptions,
     SearchOptions,
@@ -33,8 +34,6 @@ from nas.search.engine import (
     default_name,
     resolve_budget,
     search,
-    start_ray,
-    stop_ray,
 )
 from nas.search.space.load import load_space
 from nas.search.space.types import Space
@@ -49,8 +48,8 @@ from nas.supernet.score import (
 )
 from nas.supernet.train import train_supernet
 from nas.supernet.workers import ScoringJob, WorkerPool, local_scorer, scoring_job
+from nas.train.config import TrainConfig
 from nas.train.device import resolve_device, resolve_precision
-from nas.train.trainer import TrainConfig
 
 # Measured on the spectrum bench (results/rank_fidelity_gamma1.md): uniform paths without the
 # sandwich rule rank the points better than the sandwich at the same paths per step, and
@@ -152,10 +151,13 @@ def _prepare_and_score(space: Space, request: SupernetRequest, run_dir: Path):
 
 
 def train_config(space: Space, settings: dict[str, Any]) -> TrainConfig:
-    """The supernet's training settings: the space's [train] with the run's own settings."""
+    """The supernet's training settings: the space's [train] with the run's own settings, the
+    precision resolved for the device once (training and scoring both use it)."""
     epochs = settings["epochs"]
+    asked = settings.get("precision", space.train.precision)
     return dataclasses.replace(space.train, epochs=epochs, seed=settings["seed"],
-                               precision=settings.get("precision", space.train.precision),
+                               precision=resolve_precision(asked,
+                                                           resolve_device(space.train.device)),
                                warmup_epochs=min(space.train.warmup_epochs, epochs))
 
 
@@ -183,9 +185,8 @@ def _score(space: Space, opts: SearchOptions, settings: dict[str, Any], run_dir:
                                 flush=True))
         record["train_s"] = round(sum(r.epoch_seconds for r in history), 1)
         record["history"] = [dataclasses.asdict(r) for r in history]
-        precision = resolve_precision(cfg.precision, device)
-        record["precision"] = precision
-        job = scoring_job(supernet, space, splits, calibration, cfg, precision,
+        record["precision"] = cfg.precision
+        job = scoring_job(supernet, space, splits, calibration, cfg, cfg.precision,
                           settings["score_by"])
         pool, workers, cores = _workers(space, opts, job)
         scorer = pool or local_scorer(job, device)
@@ -214,7 +215,7 @@ def _workers(space: Space, opts: SearchOptions, job: ScoringJob
     if opts.concurrency == 1 or (opts.concurrency is None and space.search.concurrency == 1
                                  and not torch.cuda.is_available()):
         return None, 1, float(torch.get_num_threads())
-    resources = start_ray(opts)
+    resources = start_ray(opts.address)
     budget = resolve_budget(space, opts, int(resources.get("GPU", 0)))
     workers = budget.concurrency
     if budget.gpus_per_trial == 0:

@@ -23,8 +23,8 @@ from nas.supernet.model import SuperNet
 from nas.supernet.paths import enumerate_points, searched_params
 from nas.supernet.proxies import PROXIES, proxy
 from nas.train.augment import DeviceBatches
+from nas.train.config import TrainConfig
 from nas.train.device import autocast
-from nas.train.trainer import TrainConfig
 
 RANKINGS = ("supernet", *PROXIES, "params")
 SCORE_BY = ("val_acc", "val_loss")  # a supernet score: accuracy (default) or the negated loss

@@ -13,7 +13,8 @@ from nas.results.names import MODEL_FILE, STATE_FILE
 from nas.search.space.types import Space
 from nas.supernet.model import SuperNet
 from nas.supernet.paths import PathSampler, SupernetError
-from nas.train.trainer import EpochReport, TrainConfig, Trainer
+from nas.train.config import TrainConfig
+from nas.train.trainer import EpochReport, Trainer
 
 
 class SupernetTrainer(Trainer):

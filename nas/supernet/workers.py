@@ -11,7 +11,7 @@ from nas.data import ImageSet, Splits
 from nas.search.space.types import Space
 from nas.supernet.model import SuperNet
 from nas.supernet.score import Scorer, Scores, batches, one_by_one, supernet_scorer
-from nas.train.trainer import TrainConfig
+from nas.train.config import TrainConfig
 
 
 @dataclass(frozen=True)

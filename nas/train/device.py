@@ -8,8 +8,7 @@ from collections.abc import Iterable, Iterator
 import torch
 
 from nas.machine import native_bf16_cpu
-
-PRECISIONS = ("auto", "fp32", "bf16")
+from nas.train.config import PRECISIONS, RESOLVED_PRECISIONS
 
 
 def resolve_device(name: str) -> torch.device:
@@ -43,17 +42,24 @@ def resolve_precision(precision: str, device: torch.device | str,
     return "fp32"
 
 
+def resolved(precision: str) -> str:
+    """`precision` when it is resolved ("fp32" or "bf16"); anything else, "auto" included, is a
+    ValueError: a job resolves "auto" once, at its start, and passes the result down."""
+    if precision not in RESOLVED_PRECISIONS:
+        raise ValueError(f"needs a resolved precision ('fp32' or 'bf16'), got {precision!r}:"
+                         " resolve 'auto' for the device with"
+                         " nas.train.device.resolve_precision first")
+    return precision
+
+
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     """bf16 autocast on the device for a resolved "bf16"; a no-op for "fp32".
 
     Autocast casts only the ops on its lower-precision list (convolutions, linear layers,
     matmuls) to bf16; weights, BatchNorm statistics, the loss and the optimizer step stay fp32.
     """
-    if precision == "bf16":
+    if resolved(precision) == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision != "fp32":
-        raise ValueError(f"autocast needs a resolved precision ('fp32' or 'bf16'), got"
-                         f" {precision!r}")
     return contextlib.nullcontext()
 
 

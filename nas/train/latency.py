@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from nas.train.device import autocast, resolve_precision, synchronize
+from nas.train.device import autocast, resolved, synchronize
 
 
 def measure_latency(
@@ -24,13 +24,13 @@ def measure_latency(
     precision: str = "fp32",
 ) -> float:
     """Median ms of one inference-mode forward pass on a [batch_size, *input_shape] input, at
-    `precision` ("auto" resolves for `device`; a search measures at its training's)."""
+    the resolved `precision` (a search measures at its training's)."""
     if batch_size < 1 or warmup < 0 or iters < 1:
         raise ValueError(
             f"need batch_size >= 1, warmup >= 0, iters >= 1; got {batch_size}, {warmup}, {iters}"
         )
+    precision = resolved(precision)
     device = torch.device(device)
-    precision = resolve_precision(precision, device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(batch_size, *input_shape, device=device).contiguous(memory_format=memory_format)
     model = model.to(device)

@@ -14,93 +14,14 @@ from torch import nn
 
 from nas.data import ImageSet, Splits
 from nas.train.augment import DeviceBatches
-from nas.train.device import (
-    PRECISIONS,
-    autocast,
-    cpu_threads,
-    resolve_device,
-    resolve_precision,
-    synchronize,
-)
-
-OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("onecycle", "cosine", "linear")
-DEVICES = ("auto", "cpu", "cuda")
+from nas.train.config import TrainConfig
+from nas.train.device import autocast, cpu_threads, resolve_device, resolved, synchronize
 
 # OneCycleLR's defaults: start at peak / 25 and end at start / 1e4.
 _ONECYCLE_DIV = 25.0
 _ONECYCLE_FINAL_DIV = 1e4
 # On an accelerator a finiteness check is a host sync, so the loss is only checked this often.
 _ACCEL_CHECK_EVERY = 64
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters and execution settings of one training run."""
-
-    # Defaults tuned on 5,000 CIFAR-10 training images (benchmarks/cifar_quality.py): the
-    # "regular" preset reached 65.5% test accuracy with them plus flip test-time augmentation
-    # (the benchmark's default; flip_tta below is off for searches). A small training set gives
-    # few optimizer steps per epoch, hence the modest batch of 128.
-    epochs: int = 25
-    batch_size: int = 128
-    optimizer: str = "sgd"  # "sgd" (Nesterov) or "adamw"
-    lr: float = 0.1  # peak learning rate
-    momentum: float = 0.9  # SGD momentum; AdamW's beta1
-    schedule: str = "onecycle"  # "onecycle" | "cosine" | "linear"
-    warmup_epochs: float = 2.0
-    weight_decay: float = 5e-4  # applied to weights with ndim > 1 only
-    label_smoothing: float = 0.1
-    crop_pad: int = 4  # random-crop padding in pixels; 0 disables cropping
-    hflip: bool = True
-    # "auto": bf16 autocast where the device computes bf16 natively (CUDA with bf16, a CPU
-    # with avx512_bf16 / amx_bf16), else fp32; evaluation and latency use the same.
-    precision: str = "auto"  # "auto" | "fp32" | "bf16"
-    channels_last: bool = True
-    compile: bool = False
-    seed: int = 0
-    cpu_threads: int | None = None
-    device: str = "auto"  # "auto" | "cpu" | "cuda"
-    eval_batch_size: int = 500
-    flip_tta: bool = False
-    # Divergence with a finite loss (see Trainer.divergence): a training loss above
-    # diverge_factor x its start (the first epoch's, or ln(classes) if lower), or, after
-    # chance_epochs epochs (0: never), a validation accuracy no better than always answering
-    # the commonest class.
-    diverge_factor: float = 10.0
-    chance_epochs: int = 3
-    # Residual branches end in a zero-gamma BN, so every block starts as its shortcut (Goyal et
-    # al. 2017); false: gamma 1 like every other BN. On the 5,000-image subset at 10 epochs the
-    # zero-gamma branches stay small and residual points trail (benchmarks/residual_init.py).
-    zero_init_residual: bool = True
-
-    def __post_init__(self) -> None:
-        """Reject invalid settings at construction."""
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise ValueError with a one-line message naming the first invalid field."""
-        checks = (
-            ("epochs", self.epochs >= 1, "must be >= 1"),
-            ("batch_size", self.batch_size >= 1, "must be >= 1"),
-            ("optimizer", self.optimizer in OPTIMIZERS, f"must be one of {OPTIMIZERS}"),
-            ("lr", math.isfinite(self.lr) and self.lr > 0, "must be a finite number > 0"),
-            ("momentum", 0 <= self.momentum < 1, "must be in [0, 1)"),
-            ("schedule", self.schedule in SCHEDULES, f"must be one of {SCHEDULES}"),
-            ("warmup_epochs", 0 <= self.warmup_epochs <= self.epochs, "must be in [0, epochs]"),
-            ("weight_decay", self.weight_decay >= 0, "must be >= 0"),
-            ("label_smoothing", 0 <= self.label_smoothing < 1, "must be in [0, 1)"),
-            ("crop_pad", 0 <= self.crop_pad <= 16, "must be in [0, 16]"),
-            ("cpu_threads", self.cpu_threads is None or self.cpu_threads >= 1, "must be >= 1"),
-            ("device", self.device in DEVICES, f"must be one of {DEVICES}"),
-            ("precision", self.precision in PRECISIONS, f"must be one of {PRECISIONS}"),
-            ("eval_batch_size", self.eval_batch_size >= 1, "must be >= 1"),
-            ("diverge_factor", self.diverge_factor > 1, "must be > 1"),
-            ("chance_epochs", self.chance_epochs >= 0, "must be >= 0 (0 turns the rule off)"),
-        )
-        for name, ok, rule in checks:
-            if not ok:
-                raise ValueError(f"TrainConfig.{name} {rule}, got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)
@@ -202,7 +123,8 @@ def evaluate(
     precision: str = "fp32",
 ) -> float:
     """Top-1 accuracy in [0, 1] of `model` on `images` (NaN when empty), in inference mode, at
-    `precision` ("auto" resolves for `device`; pass the training's to test as it trained)."""
+    the resolved `precision` (pass the training's to test as it trained)."""
+    precision = resolved(precision)
     device = torch.device(device)
     batches = DeviceBatches(
         images,
@@ -213,7 +135,6 @@ def evaluate(
         train=False,
         channels_last=channels_last,
     )
-    precision = resolve_precision(precision, device)
     return _evaluate_batches(model.to(device), batches, flip_tta, precision)
 
 
@@ -252,7 +173,8 @@ def fit(
     from streams seeded with `cfg.seed`, so the same initial weights and seed give
     bitwise-identical results on CPU. `report` is called after each epoch; returning True
     stops the fit ("stopped"). A non-finite training loss, or one of `Trainer.divergence`'s
-    rules, ends it with status "diverged" instead of raising.
+    rules, ends it with status "diverged" instead of raising. `cfg.precision` must be resolved
+    (see `Trainer`).
     """
     wall_start = time.perf_counter()
     trainer = Trainer(model, data, cfg)
@@ -323,14 +245,16 @@ class Trainer:
     """
 
     def __init__(self, model: nn.Module, data: Splits, cfg: TrainConfig):
-        """Place the model and both splits on the configured device; build the optimizer."""
+        """Place the model and both splits on the configured device; build the optimizer.
+
+        `cfg.precision` must be resolved ("fp32" or "bf16"): "auto" is a ValueError."""
+        self.precision = resolved(cfg.precision)  # the job resolved "auto" for its device
         device = resolve_device(cfg.device)
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model = model.to(device=device, memory_format=memory_format)
         self.step_model = torch.compile(self.model) if cfg.compile else self.model
         self.cfg = cfg
         self.device = device
-        self.precision = resolve_precision(cfg.precision, device)  # "fp32" or "bf16"
         self.train_batches = DeviceBatches(
             data.train,
             data.mean,

@@ -40,7 +40,7 @@ from nas.search.space.types import (
     Study,
     Value,
 )
-from nas.train.trainer import TrainConfig
+from nas.train.config import TrainConfig
 
 SECTIONS: dict[str, type] = {
     "data": DataSpec, "macro": Macro, "blocks": Blocks, "train": TrainConfig,

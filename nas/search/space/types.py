@@ -19,7 +19,7 @@ from nas.arch.genotype import (
 )
 from nas.arch.schema import SchemaError
 from nas.data import DataSpec
-from nas.train.trainer import TrainConfig
+from nas.train.config import TrainConfig
 
 Value = bool | int | float | str
 Sampler = Literal["tpe", "nsga2", "random", "grid"]
