@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from nas.results.names import ARTIFACTS, OPTUNA_DB, OPTUNA_TRIAL_ATTR, optuna_url
+from nas.results.study_db import check_study_db
 
 
 def attach(run_dir: Path, trial_id: str, files: tuple[Path, ...]) -> list[str]:
@@ -14,8 +15,8 @@ def attach(run_dir: Path, trial_id: str, files: tuple[Path, ...]) -> list[str]:
     RDB the user named with --storage is left alone); their artifact ids, [] when there is no
     such study or trial. Optuna refuses attributes on a finished trial, so they go to the study
     (which optuna-dashboard lists too), named after the trial and tagged with its number."""
-    if not (run_dir / OPTUNA_DB).is_file():
-        return []
+    if not (run_dir / OPTUNA_DB).is_file() or check_study_db(run_dir) is not None:
+        return []  # a damaged study was warned about already: the export stands without it
     import optuna
     from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
