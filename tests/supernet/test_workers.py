@@ -11,7 +11,7 @@ import pytest
 
 from tests.searchkit import SUPERNET, write_space
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # Run in a fresh interpreter, as the product does (one Ray cluster per process): in the long
 # pytest process, after other tests' clusters, ray.init has been seen to hang.

@@ -412,7 +412,7 @@ def test_the_train_config_and_the_search_flags_load_no_torch():
     probe = ("import sys, nas.train.config, nas.cli.flags;"
              " print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parents[1], check=True)
+                          cwd=Path(__file__).resolve().parents[2], check=True)
     assert done.stdout.strip() == "[]"
     assert PRECISIONS == ("auto", "fp32", "bf16")
 

@@ -13,8 +13,9 @@ from nas.search.space.enumerate import count_architectures, grid
 from nas.search.space.load import load_space
 from nas.search.space.points import DefineByRun, dimensions, genotype, violation
 from nas.search.space.types import SpaceError
+from tests.searchkit import ROOT
 
-SPACES = sorted(Path(__file__).resolve().parents[1].glob("search_spaces/*.toml"))
+SPACES = sorted(ROOT.glob("search_spaces/*.toml"))
 
 
 def _write(tmp_path, text: str) -> Path:

@@ -1,0 +1,1 @@
+"""Tests of the spectrum-nas package and its repository."""

@@ -1,0 +1,1 @@
+"""Tests of nas.arch, mirroring its modules."""

@@ -1,0 +1,1 @@
+"""Tests of nas.bench, mirroring its modules."""

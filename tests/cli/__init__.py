@@ -1,0 +1,1 @@
+"""Tests of nas.cli, mirroring its modules."""

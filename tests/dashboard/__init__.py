@@ -1,0 +1,1 @@
+"""Tests of nas.dashboard, mirroring its modules."""

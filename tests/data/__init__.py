@@ -1,0 +1,1 @@
+"""Tests of nas.data, mirroring its modules."""

@@ -1,0 +1,1 @@
+"""Tests of nas.results, mirroring its modules."""

@@ -1,0 +1,1 @@
+"""Tests of nas.search, mirroring its modules."""

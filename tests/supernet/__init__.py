@@ -1,0 +1,1 @@
+"""Tests of nas.supernet, mirroring its modules."""

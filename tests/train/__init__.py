@@ -1,0 +1,1 @@
+"""Tests of nas.train, mirroring its modules."""
