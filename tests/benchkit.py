@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -22,18 +23,18 @@ def final_of(index: int) -> tuple[float, float]:
     return 0.30 + 0.05 * index, 0.32 + 0.05 * index
 
 
-def write_bench(folder: Path, epochs: int = 2, space_text: str = BENCH,
+def write_bench(folder: Path, epochs: int = 2, space: dict[str, Any] = BENCH,
                 precision: str | None = None) -> Path:
     """A bench folder: meta.json, the space copy, one completed row per point, curves rising
     linearly to final_of(i), each epoch taking (i + 1) seconds per seed; its rows trained at
     `precision` (None: what 'auto' resolves to on this machine's CPU, as a bench here would)."""
     precision = precision or resolve_precision("auto", "cpu")
     folder.mkdir(parents=True, exist_ok=True)
-    space_file = write_space(folder, space_text, "bench.toml")
-    space = load_space(space_file)
+    space_file = write_space(folder, space, "bench.toml")
+    loaded = load_space(space_file)
     rows = []
-    for i, params in enumerate(bench_points(space)):
-        arch = genotype(space, params)
+    for i, params in enumerate(bench_points(loaded)):
+        arch = genotype(loaded, params)
         finals = final_of(i)
         curves = [[round(f * (e + 1) / epochs, 4) for e in range(epochs)] for f in finals]
         c = cost(arch)
@@ -48,6 +49,6 @@ def write_bench(folder: Path, epochs: int = 2, space_text: str = BENCH,
             **{f"param_{k}": v for k, v in params.items()}})
     pd.DataFrame(rows).to_csv(folder / TABLE, index=False)
     budget = {"trials": len(rows), "epochs": epochs, "concurrency": 1, "cpus_per_trial": 1.0,
-              "gpus_per_trial": 0.0, "seed": space.search.seed, "precision": "fp32"}
+              "gpus_per_trial": 0.0, "seed": loaded.search.seed, "precision": "fp32"}
     write_json(folder / META, {"space_file": space_file.name, "budget": budget})
     return folder

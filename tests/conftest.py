@@ -23,12 +23,12 @@ def cifar_dir() -> Path:
     return path
 
 
-def _search(tmp_path_factory, cifar_dir: Path, text: str, name: str) -> Path:
+def _search(tmp_path_factory, cifar_dir: Path, spec: dict, name: str) -> Path:
     """Run a real search once per test session and return its run folder."""
     from tests.searchkit import run_cli, write_space
 
     folder = tmp_path_factory.mktemp(name)
-    space = write_space(folder, text)
+    space = write_space(folder, spec)
     env = dict(os.environ, NAS_DATA_DIR=str(cifar_dir))
     done = run_cli("--space", str(space), "--name", name, "--results-dir", str(folder), env=env)
     if done.returncode != 0:

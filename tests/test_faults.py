@@ -22,7 +22,7 @@ from nas.dashboard.server import Dashboard, DashServer, Handler
 from nas.search.engine import plain_name
 from nas.search.monitor import SearchMonitor
 from nas.search.report import summarize
-from tests.searchkit import FOLDER, ROOT, TINY, image_folder, run_cli, write_space
+from tests.searchkit import FOLDER, ROOT, TINY, image_folder, run_cli, variant, write_space
 
 
 @pytest.fixture(autouse=True)
@@ -293,7 +293,7 @@ def _rows(table: Path) -> int:
 
 @pytest.mark.slow
 def test_one_search_per_folder_and_sigkill_leaves_no_ray_process(tmp_path):
-    space = write_space(tmp_path, TINY.replace("trials = 8", "trials = 12"))
+    space = write_space(tmp_path, variant(TINY, search={"trials": 12}))
     args = ["--space", str(space), "--name", "r", "--results-dir", str(tmp_path)]
     first = _start(args)
     run, table = tmp_path / "r", tmp_path / "r" / "trials.csv"
@@ -341,8 +341,8 @@ def test_one_search_per_folder_and_sigkill_leaves_no_ray_process(tmp_path):
 
 @pytest.mark.slow
 def test_a_trial_with_lr_50_is_diverged_never_best(tmp_path):
-    text = TINY.replace("lr = 0.1", "lr = 50").replace("trials = 8", "trials = 3")
-    space = write_space(tmp_path, text.replace("epochs = 4", "epochs = 3"))
+    space = write_space(tmp_path, variant(TINY, train={"lr": 50, "epochs": 3},
+                                          search={"trials": 3}))
     done = run_cli("--space", str(space), "--name", "d", "--results-dir", str(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
     table = pd.read_csv(tmp_path / "d" / "trials.csv")
@@ -355,8 +355,7 @@ def test_a_trial_with_lr_50_is_diverged_never_best(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_of_a_trial_worker_is_recorded_as_failed(tmp_path):
-    space = write_space(tmp_path, TINY.replace("epochs = 4", "epochs = 30")
-                        .replace("trials = 8", "trials = 3"))
+    space = write_space(tmp_path, variant(TINY, train={"epochs": 30}, search={"trials": 3}))
     proc = _start(["--space", str(space), "--name", "w", "--results-dir", str(tmp_path)])
     try:
         deadline, worker = time.monotonic() + 240, None

@@ -11,11 +11,11 @@ from nas.dashboard.page import payload
 from nas.results.meta import read_meta
 from nas.results.table import read_table
 from tests.benchkit import write_bench
-from tests.searchkit import BENCH, run_cli, write_space
+from tests.searchkit import BENCH, run_cli, variant, write_space
 
 # The bench's own points, searched by TPE with ASHA as the default search runs.
-SEARCH = (BENCH.replace('sampler = "grid"', 'sampler = "tpe"').replace("trials = 4", "trials = 6")
-          .replace("grace_period = 2", "grace_period = 1\nreduction_factor = 2"))
+SEARCH = variant(BENCH, search={"sampler": "tpe", "trials": 6, "grace_period": 1,
+                                 "reduction_factor": 2})
 
 
 def test_replay_reports_the_bench_curves_through_ray_optuna_and_asha(tmp_path):
@@ -42,7 +42,7 @@ def test_replay_reports_the_bench_curves_through_ray_optuna_and_asha(tmp_path):
 
 def test_a_space_the_bench_does_not_cover_is_refused_before_any_trial(tmp_path):
     bench_dir = write_bench(tmp_path / "bench", epochs=2)
-    wider = SEARCH.replace("spectrum = [0.0, 1.0]", "spectrum = [0.0, 0.5, 1.0]")
+    wider = variant(SEARCH, blocks={"spectrum": [0.0, 0.5, 1.0]})
     space = write_space(tmp_path, wider, "wider.toml")
     done = run_cli("--space", str(space), "--replay", str(bench_dir), "--name", "w",
                    "--results-dir", str(tmp_path))

@@ -16,7 +16,7 @@ from nas.results.table import read_table
 from nas.search.space.load import load_space
 from nas.search.space.points import genotype
 from tests.benchkit import final_of, write_bench
-from tests.searchkit import BENCH, ROOT, run_cli
+from tests.searchkit import BENCH, ROOT, run_cli, variant
 
 
 @pytest.fixture
@@ -63,8 +63,8 @@ def test_a_partial_bench_says_so(folder):
 
 
 def test_seed_tau_interval_and_epoch_taus_within_each_choice(tmp_path):
-    three = BENCH.replace("spectrum = [0.0, 1.0]", "spectrum = [0.0, 0.5, 1.0]")
-    folder = write_bench(tmp_path / "b", epochs=3, space_text=three)  # 3 groups x 2 orders
+    three = variant(BENCH, blocks={"spectrum": [0.0, 0.5, 1.0]})
+    folder = write_bench(tmp_path / "b", epochs=3, space=three)  # 3 groups x 2 orders
     table = pd.read_csv(folder / TABLE)
     # point 0 (the worst) leads after epoch 1: it inverts the early ranking of its order only
     curves = [[0.9, 0.9, c[2]] for c in json.loads(table.loc[0, "seed_curves"])]

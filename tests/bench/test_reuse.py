@@ -10,16 +10,15 @@ from nas.results.table import read_table
 from nas.search.space.load import load_space
 from nas.search.space.points import genotype
 from tests.benchkit import write_bench
-from tests.searchkit import BENCH, run_cli, write_space
+from tests.searchkit import BENCH, run_cli, variant, write_space
 
 # the fixture's rows train at what precision "auto" resolves to here, the bench must agree
 pytestmark = pytest.mark.precision
 
 # The tiny bench with a residual choice: 2 orders x 2 residuals, one spectrum position.
-RESIDUAL = (BENCH.replace("spectrum = [0.0, 1.0]", "spectrum = [0.0]")
-            .replace('shared = ["spectrum", "order"]',
-                     'residual = ["identity", "none"]\nshared = ["spectrum", "order", "residual"]'))
-GAMMA1 = RESIDUAL.replace("warmup_epochs = 0.5", "warmup_epochs = 0.5\nzero_init_residual = false")
+RESIDUAL = variant(BENCH, blocks={"spectrum": [0.0], "residual": ["identity", "none"],
+                                   "shared": ["spectrum", "order", "residual"]})
+GAMMA1 = variant(RESIDUAL, train={"zero_init_residual": False})
 
 
 def _residual(space, params) -> bool:
@@ -36,7 +35,7 @@ def test_the_residual_init_matters_exactly_where_a_residual_is(tmp_path):
 
 
 def test_only_the_points_the_changed_init_cannot_affect_are_copied(tmp_path):
-    source = write_bench(tmp_path / "source", space_text=RESIDUAL, precision="fp32")
+    source = write_bench(tmp_path / "source", space=RESIDUAL, precision="fp32")
     space = load_space(write_space(tmp_path, GAMMA1))
     copies = reusable_rows(space, bench_points(space), source, 2, "fp32")
     assert len(copies) == 2 and {c[REUSED_FROM] for c in copies} == {"source"}
@@ -49,19 +48,19 @@ def test_only_the_points_the_changed_init_cannot_affect_are_copied(tmp_path):
 
 
 @pytest.mark.parametrize(("change", "named"), [
-    (("lr = 0.1", "lr = 0.2"), "[train] lr"),
-    (("val_size = 200", "val_size = 100"), "[data] val_size"),
-    (("repeats = 2", "repeats = 1"), "[search] repeats"),
+    ({"train": {"lr": 0.2}}, "[train] lr"),
+    ({"data": {"val_size": 100}}, "[data] val_size"),
+    ({"search": {"repeats": 1}}, "[search] repeats"),
 ])
 def test_a_bench_trained_differently_is_refused_naming_the_difference(tmp_path, change, named):
-    source = write_bench(tmp_path / "source", space_text=RESIDUAL, precision="fp32")
-    space = load_space(write_space(tmp_path, GAMMA1.replace(*change)))
+    source = write_bench(tmp_path / "source", space=RESIDUAL, precision="fp32")
+    space = load_space(write_space(tmp_path, variant(GAMMA1, **change)))
     with pytest.raises(BenchError, match=f"--reuse .*source.*{named.replace('[', '.')}"):
         reusable_rows(space, bench_points(space), source, 2, "fp32")
 
 
 def test_other_epochs_or_precision_are_refused(tmp_path):
-    source = write_bench(tmp_path / "source", space_text=RESIDUAL, precision="fp32")
+    source = write_bench(tmp_path / "source", space=RESIDUAL, precision="fp32")
     space = load_space(write_space(tmp_path, GAMMA1))
     with pytest.raises(BenchError, match="epochs"):
         reusable_rows(space, bench_points(space), source, 3, "fp32")
@@ -70,7 +69,7 @@ def test_other_epochs_or_precision_are_refused(tmp_path):
 
 
 def test_bench_reuse_copies_half_and_trains_half_through_the_stack(tmp_path):
-    source = write_bench(tmp_path / "source", space_text=RESIDUAL)
+    source = write_bench(tmp_path / "source", space=RESIDUAL)
     space_file = write_space(tmp_path, GAMMA1)
     done = run_cli("bench", str(space_file), "--name", "g1", "--results-dir", str(tmp_path),
                    "--reuse", str(source), timeout=600)
@@ -101,8 +100,8 @@ def test_bench_reuse_copies_half_and_trains_half_through_the_stack(tmp_path):
 
 
 def test_a_resumed_bench_is_completed_from_another_without_training(tmp_path):
-    source = write_bench(tmp_path / "source", space_text=RESIDUAL)
-    target = write_bench(tmp_path / "g1", space_text=GAMMA1)
+    source = write_bench(tmp_path / "source", space=RESIDUAL)
+    target = write_bench(tmp_path / "g1", space=GAMMA1)
     space = load_space(target / "bench.toml")
     residual = {genotype(space, p).key() for p in bench_points(space) if _residual(space, p)}
     table = read_table(target)

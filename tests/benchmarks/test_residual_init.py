@@ -7,10 +7,10 @@ from nas.bench.table import load_bench
 from nas.search.space.load import load_space
 from nas.search.space.points import genotype
 from tests.benchkit import write_bench
-from tests.searchkit import BENCH
+from tests.searchkit import BENCH, variant
 
-WITH_RESIDUAL = BENCH.replace('shared = ["spectrum", "order"]', 'residual = ["identity", "none"]'
-                              '\nshared = ["spectrum", "order", "residual"]')
+WITH_RESIDUAL = variant(BENCH, blocks={"residual": ["identity", "none"],
+                                       "shared": ["spectrum", "order", "residual"]})
 
 
 def test_a_point_is_name_value_pairs_with_the_residual_set():
@@ -21,7 +21,7 @@ def test_a_point_is_name_value_pairs_with_the_residual_set():
 
 
 def test_the_table_sets_gamma_one_against_the_bench_and_checks_the_product_init(tmp_path):
-    bench = load_bench(write_bench(tmp_path / "b", epochs=2, space_text=WITH_RESIDUAL))
+    bench = load_bench(write_bench(tmp_path / "b", epochs=2, space=WITH_RESIDUAL))
     space = load_space(bench.run_dir / "bench.toml")
     point = ri.parse_point("spectrum=1.0,order=pw_dw")
     key = genotype(space, point).key()

@@ -9,10 +9,10 @@ from benchmarks import search_strategies as st
 from nas.bench.table import load_bench
 from nas.search.space.load import load_space
 from tests.benchkit import write_bench
-from tests.searchkit import BENCH
+from tests.searchkit import BENCH, variant
 
 # the bench fixture's space with the default search's mid_act and residual choices
-WIDE = BENCH.replace('mid_act = ["relu"]', 'mid_act = ["none"]\nresidual = ["identity"]')
+WIDE = variant(BENCH, blocks={"mid_act": ["none"], "residual": ["identity"]})
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def test_each_strategy_is_the_bench_space_with_its_search_settings(bench, tmp_pa
         assert space.search.multivariate == settings.get("multivariate"), name
         assert space.search.stopped_as == settings.get("stopped_as", "pruned"), name
         assert not space.references  # the default's references use mid_act none: not here
-    wide = write_bench(tmp_path / "wide", space_text=WIDE)
+    wide = write_bench(tmp_path / "wide", space=WIDE)
     path.write_text(st.strategy_space(load_bench(wide), st.STRATEGIES["TPE + ASHA (default)"], 9))
     names = [name for name, _ in load_space(path).references]
     assert names == ["regular", "separable"]  # the default's points that lie in this space

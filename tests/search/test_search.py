@@ -31,7 +31,7 @@ from nas.search.samplers import build_sampler, sampler_settings
 from nas.search.space.load import load_space
 from nas.search.space.points import searched
 from nas.train.device import resolve_precision
-from tests.searchkit import FOLDER, ROOT, TINY, image_folder, run_cli, write_space
+from tests.searchkit import FOLDER, ROOT, TINY, image_folder, run_cli, variant, write_space
 
 PRUNED, COMPLETE, FAIL = (optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE,
                           optuna.trial.TrialState.FAIL)
@@ -127,7 +127,7 @@ def test_a_real_search_fills_the_table(tmp_path):
 
 
 def test_a_bf16_search_trains_in_bf16_end_to_end(tmp_path):
-    space = write_space(tmp_path, TINY.replace("trials = 8", "trials = 2"))
+    space = write_space(tmp_path, variant(TINY, search={"trials": 2}))
     done = run_cli("--space", str(space), "--name", "bf", "--results-dir", str(tmp_path),
                    "--precision", "bf16", "--max-epochs", "2")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -227,7 +227,7 @@ def test_cli_errors_are_one_line(tmp_path):
 
 
 def test_interrupt_copy_and_resume_the_copy_into_itself(tmp_path):
-    space = write_space(tmp_path, TINY.replace("trials = 8", "trials = 10"))
+    space = write_space(tmp_path, variant(TINY, search={"trials": 10}))
     args = ["--space", str(space), "--name", "r", "--results-dir", str(tmp_path)]
     proc = subprocess.Popen([sys.executable, str(ROOT / "run_search.py"), *args], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -314,7 +314,7 @@ def test_search_joins_an_existing_ray_cluster(tmp_path):
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         _wait_for_port(port, head)
-        space = write_space(tmp_path, TINY.replace("trials = 8", "trials = 3"))
+        space = write_space(tmp_path, variant(TINY, search={"trials": 3}))
         done = run_cli("--space", str(space), "--name", "a", "--results-dir", str(tmp_path),
                        "--address", f"127.0.0.1:{port}", env=env)
         assert done.returncode == 0, done.stderr[-3000:]

@@ -11,7 +11,7 @@ from nas.arch.genotype import Genotype
 from nas.results.names import GENOTYPE_FILE, META, SUPERNET_CSV, SUPERNET_DIR, SUPERNET_JSON
 from nas.results.ranking import best_trial
 from nas.results.table import read_csv, read_table
-from tests.searchkit import SUPERNET, TINY, run_cli, write_space
+from tests.searchkit import SUPERNET, TINY, run_cli, variant, write_space
 
 
 def _env(cifar_dir):
@@ -19,7 +19,7 @@ def _env(cifar_dir):
 
 
 def test_unshareable_block_kinds_are_a_one_line_error(tmp_path):
-    space = write_space(tmp_path, TINY.replace('kind = ["spectrum"]', 'kind = ["resnext"]'))
+    space = write_space(tmp_path, variant(TINY, blocks={"kind": ["resnext"]}))
     done = run_cli("supernet", str(space), "--results-dir", str(tmp_path), timeout=120)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()

@@ -17,7 +17,7 @@ from nas.supernet.model import SuperNet
 from nas.supernet.ops import block_diagonal, centre_crop
 from nas.supernet.paths import PathSampler, SupernetError, check_supported, enumerate_points
 from nas.train.device import resolve_device, resolve_precision
-from tests.searchkit import SUPERNET, TINY, write_space
+from tests.searchkit import SUPERNET, TINY, variant, write_space
 
 
 @pytest.fixture(scope="module")
@@ -152,11 +152,10 @@ def test_sandwich_steps_train_the_smallest_and_largest_and_uniform_points(space)
 
 
 def test_unshareable_spaces_are_one_line_errors(tmp_path):
-    inception = TINY.replace('kind = ["spectrum"]', 'kind = ["spectrum", "inception"]')
-    inception = inception.split("[references]")[0]
+    inception = variant(TINY, blocks={"kind": ["spectrum", "inception"]}, references=None)
     with pytest.raises(SupernetError, match=r"'inception'.*stand-alone"):
         check_supported(load_space(write_space(tmp_path, inception, "a.toml")))
-    widths = TINY.replace("widths = [8, 16]", "widths = [[8, 16], 16]")
+    widths = variant(TINY, macro={"widths": [[8, 16], 16]})
     with pytest.raises(SupernetError, match=r"\[macro\] s1_width is searched"):
         check_supported(load_space(write_space(tmp_path, widths, "b.toml")))
 
