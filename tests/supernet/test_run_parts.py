@@ -20,7 +20,7 @@ from nas.supernet.run import (
     train_config,
 )
 from nas.train.device import resolve_device, resolve_precision
-from tests.searchkit import SUPERNET, TINY, write_space
+from tests.searchkit import SUPERNET, TINY, variant, write_space
 
 
 @pytest.fixture
@@ -80,8 +80,7 @@ def test_train_config_takes_the_runs_settings_over_the_space(space_file):
     assert cfg.warmup_epochs == 0.5 and cfg.lr == space.train.lr == 0.1
     assert cfg.batch_size == space.train.batch_size == 100
     # warmup never outlasts the training
-    long = SUPERNET.replace("epochs = 1\n", "epochs = 4\n").replace("warmup_epochs = 0.5",
-                                                                    "warmup_epochs = 3")
+    long = variant(SUPERNET, train={"epochs": 4, "warmup_epochs": 3})
     short = train_config(load_space(write_space(space_file.parent, long, "long.toml")),
                          {"epochs": 2, "seed": 0, "precision": "fp32"})
     assert short.warmup_epochs == 2
@@ -101,7 +100,7 @@ def test_train_config_resolves_auto_once_for_the_device(space_file, monkeypatch,
 
 
 def test_an_unshareable_space_is_refused_before_a_folder_is_made(tmp_path):
-    space = write_space(tmp_path, TINY.replace('kind = ["spectrum"]', 'kind = ["resnext"]'))
+    space = write_space(tmp_path, variant(TINY, blocks={"kind": ["resnext"]}))
     with pytest.raises(SupernetError, match=r"'resnext'.*stand-alone"):
         run_supernet(_request(space, options={"results_dir": tmp_path, "name": "x"}))
     assert not (tmp_path / "x").exists()
