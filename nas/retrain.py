@@ -281,7 +281,7 @@ def _trained_on(train_size: int | str | None) -> str:
         return "train + validation splits of the search"
     if train_size == ALL_IMAGES:
         return "all training images of the data"
-    return f"{train_size} training images of the data (stratified)"
+    return f"a stratified {train_size} of the data's training images"
 
 
 def check_request(request: RetrainRequest) -> None:
