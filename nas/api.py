@@ -77,13 +77,15 @@ class Run:
 
     def retrain(self, *, top: int = 3, epochs: int | None = None, seeds: int = 3,
                 best_reference: bool = False, data_dir: str | Path | None = None,
-                cpus: int | None = None, precision: str | None = None) -> pd.DataFrame:
-        """Retrain the top trials with fresh seeds, tested on held-out images; the summary."""
+                cpus: int | None = None, precision: str | None = None,
+                train_size: int | str | None = None) -> pd.DataFrame:
+        """Retrain the top trials with fresh seeds, tested on held-out images; the summary.
+        train_size: None (the search's train + validation), "all" or a count of the data's."""
         from nas.retrain import RetrainRequest, retrain
 
         rows = retrain(RetrainRequest(self.path, top, epochs, seeds, best_reference,
                                       None if data_dir is None else Path(data_dir), cpus,
-                                      precision))
+                                      precision, train_size))
         return pd.DataFrame(rows)
 
     def dashboard(self, out: str | Path | None = None, *, port: int = 8050) -> Path | None:

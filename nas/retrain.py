@@ -5,7 +5,9 @@ accuracies are optimistic (the split chose the winner). Here each of the top-K a
 (by best_val_acc among completed and stopped trials, one per distinct architecture) is trained
 from scratch on the whole training data the search saw (its train and validation splits
 merged) with several seeds and tested once on the held-out test set (CIFAR-10's official test
-batch; an image folder's val/): mean +- std over seeds is the honest final number.
+batch; an image folder's val/): mean +- std over seeds is the honest final number. Asked for
+(--train-size all, or a count), it trains on all the data's training images (or a stratified
+count of them) instead: after a search on a subset, the complete data set's training batches.
 
 Results go to the run folder: retrain.csv (one row per trial, seed and epoch budget) and
 retrain.json (settings and per-trial mean/std), rewritten atomically after every training run.
@@ -31,6 +33,9 @@ from nas.arch.cost import cost
 from nas.arch.describe import millions
 from nas.arch.genotype import Genotype
 from nas.data import ImageSet, Splits, channel_stats, load_splits
+from nas.data.cifar import locate_cifar10
+from nas.data.core import is_int
+from nas.data.splits import stratified_split
 from nas.results.atomic import atomic_write, write_json
 from nas.results.meta import read_meta
 from nas.results.names import RETRAIN_CSV, RETRAIN_JSON
@@ -43,10 +48,13 @@ from nas.search.space.types import Space
 from nas.search.trial import initial_model
 from nas.train.config import TrainConfig
 from nas.train.device import cpu_threads, resolve_device, resolve_precision
-from nas.train.trainer import evaluate, fit
+from nas.train.trainer import EpochReport, evaluate, fit
 
 COLUMNS = ("trial_id", "seed", "epochs", "status", "test_acc", "train_loss", "train_s", "wall_s",
-           "train_images", "test_images", "arch_key", "precision", "finished")
+           "train_images", "test_images", "train_data", "data", "arch_key", "precision",
+           "finished")
+SEARCH_SPLITS = "search"  # train_data: the search's train + validation splits merged
+ALL_IMAGES = "all"  # train_data / --train-size: every training image of the data
 
 
 class RetrainError(ValueError):
@@ -93,30 +101,70 @@ def _candidate(row: dict[str, Any]) -> Candidate:
                      text(row.get("reference")))
 
 
-def final_splits(space: Space, data_dir: Path | None) -> Splits:
-    """The search's train and validation images merged for training; the test set for testing."""
-    splits = load_splits(space.data, data_dir)
+def train_data(train_size: int | str | None) -> str:
+    """The retrain.csv label of what is trained on: 'search', 'all' or a count."""
+    return SEARCH_SPLITS if train_size is None else str(train_size)
+
+
+def data_source(space: Space, data_dir: Path | None) -> str:
+    """Where the images come from: the CIFAR-10 batches folder or the image folder's root."""
+    if space.data.dataset == "cifar10":
+        return str(locate_cifar10(data_dir).path)
+    return str(space.data.root)
+
+
+def final_splits(space: Space, data_dir: Path | None,
+                 train_size: int | str | None = None) -> Splits:
+    """The search's train and validation images merged for training (or, with `train_size`,
+    all or a stratified count of the data's training images); the test set for testing."""
+    # The search's classes and seed, but no validation split: nothing here selects a model.
+    spec = (space.data if train_size is None
+            else dataclasses.replace(space.data, val_size=0, train_size=None))
+    splits = load_splits(spec, data_dir)
     if splits.test is None or len(splits.test) == 0:
         raise RetrainError(f"{space.data.root}: no held-out test set (an image folder needs a"
                            " val/ folder); refusing to report validation images as a test score")
-    train = ImageSet(torch.cat([splits.train.images, splits.val.images]),
-                     torch.cat([splits.train.labels, splits.val.labels]), splits.train.classes)
+    train = splits.train
+    if len(splits.val):  # an empty one would only cost a copy of every image
+        train = ImageSet(torch.cat([train.images, splits.val.images]),
+                         torch.cat([train.labels, splits.val.labels]), train.classes)
+    if is_int(train_size):
+        if train_size > len(train):
+            raise RetrainError(f"--train-size {train_size}: the data holds {len(train):,}"
+                               f" training images ({data_source(space, data_dir)})")
+        keep, _ = stratified_split(train.labels, val_size=0, train_size=train_size,
+                                   seed=space.data.seed)
+        rows = torch.from_numpy(keep)
+        train = ImageSet(train.images[rows], train.labels[rows], train.classes)
     mean, std = channel_stats(train.images)  # the normalisation of what is trained on
     empty = ImageSet(train.images[:0], train.labels[:0], train.classes)
     return Splits(train=train, val=empty, test=splits.test, mean=mean, std=std)
 
 
 def read_rows(run_dir: Path) -> list[dict[str, Any]]:
-    """Finished runs recorded in retrain.csv ([] before the first)."""
-    return read_csv(run_dir / RETRAIN_CSV).to_dict("records")
+    """Finished runs recorded in retrain.csv ([] before the first); train_data as text."""
+    rows = read_csv(run_dir / RETRAIN_CSV).to_dict("records")
+    # A table written before train_data was recorded trained on the search's splits.
+    return [r | {"train_data": text(r.get("train_data")) or SEARCH_SPLITS} for r in rows]
 
 
-def train_once(candidate: Candidate, splits: Splits, cfg: TrainConfig) -> dict[str, Any]:
-    """Train one architecture from scratch with cfg.seed (cfg's precision resolved); test it;
-    the retrain.csv row."""
+def _progress(candidate: Candidate, cfg: TrainConfig, log) -> Any:
+    """fit's per-epoch report: one progress line as each epoch ends."""
+    def report(epoch: EpochReport) -> None:
+        val = "" if math.isnan(epoch.val_acc) else f", val acc {epoch.val_acc:.4f}"
+        log(f"    trial {candidate.trial_id} seed {cfg.seed} epoch {epoch.epoch}/{cfg.epochs}:"
+            f" train loss {epoch.train_loss:.4f}{val}, {epoch.epoch_seconds:.1f} s"
+            f" ({epoch.images_per_s:,.0f} images/s)")
+    return report
+
+
+def train_once(candidate: Candidate, splits: Splits, cfg: TrainConfig,
+               log=None) -> dict[str, Any]:
+    """Train one architecture from scratch with cfg.seed (cfg's precision resolved), a `log`
+    line per epoch; test it; the retrain.csv row (train_data and data for the caller to fill)."""
     start = time.perf_counter()
     model = initial_model(candidate.genotype, cfg, cfg.seed)  # as a search trial starts it
-    result = fit(model, splits, cfg)
+    result = fit(model, splits, cfg, None if log is None else _progress(candidate, cfg, log))
     test_acc = math.nan
     if result.status != "diverged":
         with cpu_threads(cfg.cpu_threads):  # tested at the precision it trained in
@@ -135,12 +183,14 @@ def train_once(candidate: Candidate, splits: Splits, cfg: TrainConfig) -> dict[s
     }
 
 
-def summarize(candidates: list[Candidate], rows: list[dict[str, Any]], epochs: int
-              ) -> list[dict[str, Any]]:
-    """Per architecture: test accuracy mean and sample std over its seeds at this budget."""
+def summarize(candidates: list[Candidate], rows: list[dict[str, Any]], epochs: int,
+              data: str = SEARCH_SPLITS) -> list[dict[str, Any]]:
+    """Per architecture: test accuracy mean and sample std over its seeds at this budget and
+    training data (train_data)."""
     out = []
     for rank, c in enumerate(candidates, start=1):
-        mine = [r for r in rows if str(r["trial_id"]) == c.trial_id and int(r["epochs"]) == epochs]
+        mine = [r for r in rows if str(r["trial_id"]) == c.trial_id and int(r["epochs"]) == epochs
+                and r["train_data"] == data]
         accs = [a for a in (number(r["test_acc"]) for r in mine) if a is not None]
         cst = cost(c.genotype)
         out.append({
@@ -189,9 +239,12 @@ def search_precision(run_dir: Path, space: Space) -> str:
     return str(budget.get("precision", space.train.precision))
 
 
-def _check_precision(rows: list[dict[str, Any]], epochs: int, precision: str) -> None:
-    """Seeds of one epoch budget are averaged together: they must share one precision."""
-    recorded = {text(r.get("precision")) for r in rows if int(r["epochs"]) == epochs} - {""}
+def _check_precision(rows: list[dict[str, Any]], epochs: int, data: str, precision: str
+                     ) -> None:
+    """Seeds of one epoch budget and training data are averaged together: they must share one
+    precision."""
+    recorded = {text(r.get("precision")) for r in rows
+                if int(r["epochs"]) == epochs and r["train_data"] == data} - {""}
     other = sorted(recorded - {precision})
     if other:
         raise RetrainError(f"--precision: {RETRAIN_CSV} holds {epochs}-epoch runs in {other[0]}"
@@ -211,14 +264,34 @@ class RetrainRequest:
     data_dir: Path | None = None
     cpus: int | None = None  # None: the space's cpu_threads, else every core
     precision: str | None = None  # None: the search's
+    train_size: int | str | None = None  # None: the search's splits; "all" or a count
+
+
+def _check_train_size(train_size: int | str | None) -> None:
+    """None, 'all' or a count >= 1."""
+    if train_size is None or train_size == ALL_IMAGES:
+        return
+    if not is_int(train_size) or train_size < 1:
+        raise RetrainError(f"--train-size {train_size}: expected '{ALL_IMAGES}' or a count >= 1")
+
+
+def _trained_on(train_size: int | str | None) -> str:
+    """What retrain.json says was trained on."""
+    if train_size is None:
+        return "train + validation splits of the search"
+    if train_size == ALL_IMAGES:
+        return "all training images of the data"
+    return f"a stratified {train_size} of the data's training images"
 
 
 def check_request(request: RetrainRequest) -> None:
-    """Counts >= 1: a 0 is refused, never read as the default."""
+    """Counts >= 1 (a 0 is refused, never read as the default); a train size of 'all' or a
+    count."""
     for flag, value in (("--top", request.top), ("--epochs", request.epochs),
                         ("--seeds", request.seeds), ("--cpus", request.cpus)):
         if value is not None and value < 1:
             raise RetrainError(f"{flag} {value}: must be >= 1")
+    _check_train_size(request.train_size)
 
 
 def retrain(request: RetrainRequest, log=print) -> list[dict[str, Any]]:
@@ -238,16 +311,18 @@ def retrain(request: RetrainRequest, log=print) -> list[dict[str, Any]]:
                                            or os.cpu_count()),
                               precision=resolve_precision(asked,
                                                           resolve_device(space.train.device)))
+    data = train_data(request.train_size)
     rows = read_rows(run_dir)
-    _check_precision(rows, epochs, cfg.precision)
-    done = {(str(r["trial_id"]), int(r["seed"]), int(r["epochs"])) for r in rows}
+    _check_precision(rows, epochs, data, cfg.precision)
+    done = {(str(r["trial_id"]), int(r["seed"]), int(r["epochs"]), r["train_data"])
+            for r in rows}
     todo = [(c, s) for c in candidates for s in range(seeds)
-            if (c.trial_id, s, epochs) not in done]
+            if (c.trial_id, s, epochs, data) not in done]
     settings = {"top": top, "best_reference": best_reference, "epochs": epochs,
                 "seeds": list(range(seeds)),
                 "cpu_threads": cfg.cpu_threads, "data": dataclasses.asdict(space.data),
                 "train": dataclasses.asdict(cfg) | {"precision": asked, "seed": "per run"},
-                "trained_on": "train + validation splits of the search",
+                "train_data": data, "trained_on": _trained_on(request.train_size),
                 "tested_on": "held-out test set"}
     plural = "s" if epochs > 1 else ""
     what = (f"{len(candidates)} architectures (top {top} + the best reference point)"
@@ -256,19 +331,23 @@ def retrain(request: RetrainRequest, log=print) -> list[dict[str, Any]]:
         f" {epochs} epoch{plural}; {len(todo)} runs to train"
         + (f", {seeds * len(candidates) - len(todo)} already in {RETRAIN_CSV}" if done else ""))
     if todo:
-        splits = final_splits(space, request.data_dir)
-        settings |= {"train_images": len(splits.train), "test_images": len(splits.test)}
-        log(f"  training on {len(splits.train)} images (train + validation), testing on"
-            f" {len(splits.test)} held-out test images")
+        splits = final_splits(space, request.data_dir, request.train_size)
+        source = data_source(space, request.data_dir)
+        settings |= {"data_dir": source, "train_images": len(splits.train),
+                     "test_images": len(splits.test)}
+        log(f"  training on {len(splits.train):,} images ({settings['trained_on']}), testing on"
+            f" {len(splits.test):,} held-out test images; data: {source}")
         for candidate, seed in todo:
-            row = train_once(candidate, splits, dataclasses.replace(cfg, seed=seed))
-            rows.append(row)
-            write_results(run_dir, rows, settings, summarize(candidates, rows, epochs))
+            row = train_once(candidate, splits, dataclasses.replace(cfg, seed=seed), log)
+            rows.append(row | {"train_data": data, "data": source})
+            write_results(run_dir, rows, settings, summarize(candidates, rows, epochs, data))
             log(f"  trial {candidate.trial_id} seed {seed}: {row['status']}, test_acc"
                 f" {row['test_acc']:.4f} ({row['train_s']:.1f} s training)")
-    if rows and "train_images" not in settings:  # nothing new to train: as recorded
-        settings |= {"train_images": int(rows[-1]["train_images"]),
-                     "test_images": int(rows[-1]["test_images"])}
-    summary = summarize(candidates, rows, epochs)
+    mine = [r for r in rows if r["train_data"] == data]
+    if mine and "train_images" not in settings:  # nothing new to train: as recorded
+        settings |= {"data_dir": text(mine[-1].get("data")),
+                     "train_images": int(mine[-1]["train_images"]),
+                     "test_images": int(mine[-1]["test_images"])}
+    summary = summarize(candidates, rows, epochs, data)
     write_results(run_dir, rows, settings, summary)
     return summary

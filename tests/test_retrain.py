@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import shutil
 import statistics
 
@@ -9,14 +10,17 @@ import pandas as pd
 import pytest
 import torch
 
+from nas import api
 from nas import retrain as retrain_module
 from nas.cli import retrain as retrain_cli
 from nas.data import ImageSet, Splits
+from nas.data.batches import BIN_DIRNAME, find_batches_dir
 from nas.results.meta import read_meta
 from nas.results.table import read_trials
 from nas.retrain import RetrainError, RetrainRequest, final_splits, retrain, top_trials
 from nas.search.resume import space_copy
 from nas.train.device import resolve_precision
+from tests.cifarkit import write_small_cifar
 from tests.searchkit import run_cli
 
 
@@ -104,11 +108,11 @@ def test_an_interrupted_retrain_continues_with_the_missing_runs(run_copy, cifar_
     calls = []
     real = retrain_module.train_once
 
-    def train_once(candidate, splits, cfg):
+    def train_once(candidate, splits, cfg, log=None):
         calls.append((candidate.trial_id, cfg.seed))
         if len(calls) == 2:
             raise KeyboardInterrupt  # stopped during the second run
-        return real(candidate, splits, cfg)
+        return real(candidate, splits, cfg, log)
 
     monkeypatch.setattr(retrain_module, "train_once", train_once)
     with pytest.raises(KeyboardInterrupt):
@@ -137,9 +141,67 @@ def test_merged_training_data_and_no_test_set_refused(run_copy, cifar_dir, monke
         final_splits(space, cifar_dir)
 
 
-def test_flags_are_checked(run_copy):
+@pytest.fixture
+def small_cifar(tmp_path, cifar_dir):
+    """A complete official-layout copy: 5 x 200 training records and a 200-record test batch."""
+    found = find_batches_dir(cifar_dir)
+    assert found is not None
+    return write_small_cifar(tmp_path / "small", found.path, 200)
+
+
+def test_retrain_on_all_training_images_prints_each_epoch(run_copy, small_cifar, capsys):
+    assert retrain_cli.main([str(run_copy), "--top", "1", "--epochs", "2", "--seeds", "1",
+                             "--cpus", "1", "--data-dir", str(small_cifar),
+                             "--train-size", "all"]) == 0
+    out = capsys.readouterr().out
+    assert "training on 1,000 images (all training images of the data), testing on 200" in out
+    progress = [line for line in out.splitlines() if " epoch " in line]
+    line_re = (r"    trial \S+ seed 0 epoch (\d)/2: train loss \d+\.\d{4},"
+               r" \d+\.\d s \([\d,]+ images/s\)")
+    assert [re.fullmatch(line_re, line)[1] for line in progress] == ["1", "2"]
+    table = pd.read_csv(run_copy / "retrain.csv", dtype={"train_data": str})
+    # every training record of the copy, its whole test batch, and where they came from
+    assert table[["train_images", "test_images", "train_data"]].values.tolist() == [
+        [1000, 200, "all"]]
+    assert table["data"].tolist() == [str(small_cifar / BIN_DIRNAME)]
+    settings = json.loads((run_copy / "retrain.json").read_text())["settings"]
+    assert (settings["train_data"], settings["train_images"], settings["test_images"]) == (
+        "all", 1000, 200)
+    assert settings["data_dir"] == str(small_cifar / BIN_DIRNAME)
+
+
+def test_retrain_on_a_count_of_training_images_is_its_own_result(run_copy, small_cifar):
+    first = api.open_run(run_copy).retrain(top=1, epochs=1, seeds=1, data_dir=small_cifar, cpus=1,
+                                           train_size=400)
+    assert first["runs"].tolist() == [1]
+    space = space_copy(run_copy, read_meta(run_copy))
+    splits = final_splits(space, small_cifar, 400)
+    every = torch.bincount(final_splits(space, small_cifar, "all").train.labels)
+    # stratified: each class in proportion to its share of all 1,000
+    assert len(splits.train) == 400
+    assert (torch.bincount(splits.train.labels) - every * 0.4).abs().max() < 1
+    # the search's splits are another training set: trained beside the 400, not skipped
+    lines = []
+    retrain(RetrainRequest(run_copy, top=1, epochs=1, seeds=1, data_dir=small_cifar, cpus=1),
+            log=lines.append)
+    assert "1 runs to train" in lines[0]
+    table = pd.read_csv(run_copy / "retrain.csv", dtype={"train_data": str})
+    assert sorted(table[["train_data", "train_images"]].values.tolist()) == [
+        ["400", 400], ["search", 900]]
+    with pytest.raises(RetrainError, match=r"^--train-size 1001: the data holds 1,000 training"
+                       r" images \(.*\)$"):
+        retrain(RetrainRequest(run_copy, top=1, epochs=1, seeds=1, data_dir=small_cifar,
+                               train_size=1001))
+
+
+def test_flags_are_checked(run_copy, capsys):
     with pytest.raises(RetrainError, match="--seeds 0"):
         retrain_cli.main([str(run_copy), "--seeds", "0"])
+    with pytest.raises(RetrainError, match="--train-size 0: expected 'all' or a count >= 1"):
+        retrain_cli.main([str(run_copy), "--train-size", "0"])
+    with pytest.raises(SystemExit):
+        retrain_cli.main([str(run_copy), "--train-size", "most"])
+    assert "expected 'all' or a count, got 'most'" in capsys.readouterr().err
 
 
 def test_ctrl_c_says_how_to_continue(run_copy, monkeypatch, capsys):

@@ -10,6 +10,9 @@ import torch
 
 from nas.data.core import ClassSelection, DataError, ImageSet, Splits, is_int, preview
 
+# Images per bincount call in channel_stats: bounds its int64 copy to about 8 MB a channel.
+_STATS_CHUNK = 1024
+
 
 def _class_index(name_or_index: str | int, available: Sequence[str]) -> int:
     """Index of one class given by name or index."""
@@ -66,7 +69,7 @@ def subset_classes(data: ImageSet, classes: ClassSelection) -> ImageSet:
 
 
 def _resolve_size(size: int | float, total: int, name: str, *, allow_zero: bool) -> int:
-    """Turn an int count or a fraction of `total` into a count, checking its range."""
+    """Turn an int count or a fraction of `total` into a count, checking its lower bound."""
     low = 0 if allow_zero else 1
     if is_int(size):
         count = int(size)
@@ -76,8 +79,8 @@ def _resolve_size(size: int | float, total: int, name: str, *, allow_zero: bool)
         count = max(count, 1) if size > 0 and total > 0 else count
     else:
         raise DataError(f"{name}={size!r}: expected an int count or a float fraction in [0, 1]")
-    if not low <= count <= total:
-        raise DataError(f"{name}={size!r} gives {count} images; {low}..{total} are available")
+    if count < low:
+        raise DataError(f"{name}={size!r}: expected at least {low} image(s)")
     return count
 
 
@@ -121,8 +124,12 @@ def stratified_split(
     if total == 0:
         raise DataError("cannot split an empty data set")
     n_val = _resolve_size(val_size, total, "val_size", allow_zero=True)
-    if n_val >= total:
-        raise DataError(f"val_size={val_size!r} leaves no training images ({total} in all)")
+    if n_val > total:
+        raise DataError(f"val_size={val_size!r} asks for {n_val:,} validation images; the data"
+                        f" holds {total:,} training images")
+    if n_val == total:
+        raise DataError(f"val_size={val_size!r} leaves no training images (the data holds"
+                        f" {total:,} training images)")
     rng = np.random.default_rng(seed)
     val = _stratified_sample(labels, np.arange(total), n_val, rng)
     rest = np.setdiff1d(np.arange(total), val, assume_unique=True)
@@ -131,6 +138,11 @@ def stratified_split(
         if train_size is None
         else _resolve_size(train_size, int(rest.size), "train_size", allow_zero=False)
     )
+    if n_train > rest.size:
+        # One line that names both fields: it is their sum the data cannot hold.
+        raise DataError(f"train_size={train_size!r} + val_size={val_size!r} asks for"
+                        f" {n_train + n_val:,} images; the data holds {total:,} training images"
+                        f" ({rest.size:,} left after validation)")
     return _stratified_sample(labels, rest, n_train, rng), val
 
 
@@ -142,8 +154,12 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     levels = np.arange(256, dtype=np.float64)
     means, stds = [], []
     for channel in range(arr.shape[1]):
-        # A 256-bin histogram gives exact moments without a float copy of the whole split.
-        hist = np.bincount(arr[:, channel].ravel(), minlength=256).astype(np.float64)
+        # A 256-bin histogram gives exact moments without a float copy of the whole split;
+        # counted in chunks, as bincount widens its input to int64 (8x a 50,000-image split).
+        hist = sum(
+            np.bincount(arr[i : i + _STATS_CHUNK, channel].ravel(), minlength=256)
+            for i in range(0, arr.shape[0], _STATS_CHUNK)
+        ).astype(np.float64)
         mean = float(hist @ levels / hist.sum())
         var = float(hist @ (levels - mean) ** 2 / hist.sum())
         means.append(mean / 255.0)

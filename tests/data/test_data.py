@@ -438,6 +438,38 @@ def test_spec_normalises_and_accepts_good_values() -> None:
     assert spec == same and hash(spec) == hash(same)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"val_size": 1000, "train_size": 4001},
+         "train_size=4001 + val_size=1000 asks for 5,001 images; the data holds 5,000 training"
+         " images (4,000 left after validation)"),
+        ({"val_size": 6000}, "val_size=6000 asks for 6,000 validation images; the data holds"
+         " 5,000 training images"),
+        ({"val_size": 5000}, "val_size=5000 leaves no training images (the data holds 5,000"
+         " training images)"),
+    ],
+)
+def test_oversized_splits_are_one_line_errors(
+    cifar: tuple[ImageSet, ImageSet], kwargs: dict, expected: str
+) -> None:
+    with pytest.raises(DataError) as err:
+        data_splits.make_splits(cifar[0], cifar[1], **kwargs)
+    assert str(err.value) == expected
+
+
+def test_a_small_official_layout_copy_is_read_as_cifar10(tmp_path: Path, bin_dir: Path) -> None:
+    from tests.cifarkit import write_small_cifar
+
+    copy = write_small_cifar(tmp_path, bin_dir, 200)
+    splits = data.load_splits(DataSpec(val_size=100, train_size=800), copy)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (800, 100, 200)
+    assert splits.train.classes == CLASS_NAMES
+    with pytest.raises(DataError, match=r"^train_size=901 \+ val_size=100 asks for 1,001 images;"
+                       r" the data holds 1,000 training images \(900 left after validation\)$"):
+        data.load_splits(DataSpec(val_size=100, train_size=901), copy)
+
+
 def test_load_splits_cifar(
     cache: Path, monkeypatch: pytest.MonkeyPatch, cifar_dir: Path, cifar: tuple[ImageSet, ImageSet]
 ) -> None:
