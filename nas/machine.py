@@ -1,4 +1,5 @@
-"""What machine this is: the CPU's model and feature flags, whether it computes bf16 natively."""
+"""What machine this is: the CPU's model and feature flags, whether it computes bf16 natively,
+its memory."""
 
 from __future__ import annotations
 
