@@ -311,7 +311,8 @@ def search(opts: SearchOptions, program: ProgramOptions = ProgramOptions(),
             budget = resolve_budget(space, opts, int(resources.get("GPU", 0)))
         check_resources(budget.cpus_per_trial, budget.gpus_per_trial, resources)
         settings = trial_settings(space, budget)
-        check_fits(space, settings)
+        if isinstance(source, Training):  # a replay reads measured curves: nothing trains
+            check_fits(space, settings)
         if not opts.resume:
             write_meta(run_dir, space.path, {"budget": dataclasses.asdict(budget),
                                              "precision": trial_precision(budget),
