@@ -1,4 +1,5 @@
-"""What machine this is: the CPU's model and feature flags, whether it computes bf16 natively."""
+"""What machine this is: the CPU's model and feature flags, whether it computes bf16 natively,
+its memory."""
 
 from __future__ import annotations
 
@@ -81,3 +82,18 @@ def relevant_cpu_flags(flags: Iterable[str]) -> list[str]:
     """The flags of RELEVANT_CPU_FLAGS this CPU has, in that order."""
     present = set(flags)
     return [flag for flag in RELEVANT_CPU_FLAGS if flag in present]
+
+
+# The one switch that sets the memory this machine passes for (bytes), so that the over-memory
+# path is exercised without a network that fills a real machine.
+MEMORY_ENV = "NAS_MEMORY_BYTES"
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory in bytes ($NAS_MEMORY_BYTES overrides it)."""
+    value = os.environ.get(MEMORY_ENV, "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"${MEMORY_ENV}={value!r}: must be a positive number of bytes")
+        return int(value)
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -3,7 +3,9 @@ good files as they were, and a run folder belongs to one search (issue 16)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -130,6 +132,52 @@ def test_a_failed_start_leaves_no_run_folder(tmp_path, cifar_dir):
         line = one_line_error(run_cli(*args, env=env))
         assert "data_batch_1.bin" in line and "truncated" in line
         assert not (tmp_path / "r" / "n").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("psycopg") is not None,
+                    reason="psycopg is installed: the URL passes the driver check")
+@pytest.mark.parametrize(("url", "named"), [
+    ("foo://x", ["--storage foo://x", "unknown database 'foo'", "sqlite", "postgresql"]),
+    ("postgresql://user@127.0.0.1/db", ["postgresql driver 'psycopg' is not installed",
+                                        "pip install 'spectrum-nas[postgres]'"]),
+])
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_storage_url_that_cannot_hold_the_study_is_one_line(tmp_path, url, named, dry_run):
+    space = write_space(tmp_path, TINY)
+    results = tmp_path / "results"
+    done = run_cli("--space", str(space), "--results-dir", str(results), "--name", "n",
+                   "--storage", url, *(["--dry-run"] if dry_run else []))
+    assert done.returncode == 2
+    line = one_line_error(done)
+    for part in named:
+        assert part in line
+    assert not results.exists()
+
+
+def test_a_space_no_point_of_which_fits_in_memory_is_refused(tmp_path):
+    space = write_space(tmp_path, TINY)
+    results = tmp_path / "results"
+    env = dict(os.environ, NAS_MEMORY_BYTES="1000000")
+    line = one_line_error(run_cli("--space", str(space), "--results-dir", str(results),
+                                  "--name", "n", env=env))
+    assert "no point of the space fits in memory: the smallest needs ~" in line
+    assert "per trial (0.00 GiB / 2 concurrent trials" in line
+    assert "lower --concurrency, [train].batch_size or the widths" in line
+    assert not (results / "n").exists()
+
+
+def test_dry_run_says_how_many_points_exceed_memory(tmp_path):
+    space = write_space(tmp_path, TINY)
+    lines = {}
+    for memory in ("1000000", ""):
+        done = run_cli("--space", str(space), "--dry-run",
+                       env=dict(os.environ, NAS_MEMORY_BYTES=memory))
+        assert done.returncode == 0, done.stderr[-2000:]
+        lines[memory] = next(x for x in done.stdout.splitlines() if x.startswith("Memory"))
+    assert lines["1000000"].startswith("Memory (on paper): largest sampled point ~0.5")
+    assert "200/200 sampled and 2/2 reference points exceed 0.00 GiB per trial" in lines[
+        "1000000"]
+    assert "0/200 sampled and 0/2 reference points exceed" in lines[""]
 
 
 def test_image_folder_refuses_a_symlink_out_of_its_root(tmp_path, cifar_dir):
@@ -401,3 +449,49 @@ def test_a_full_disk_ends_in_one_line_and_leaves_no_empty_checkpoint_file(tmp_pa
         assert (disk / "f" / "meta.json").is_file()  # what was finished is kept
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+MEMORY = """
+name = "memory"
+[data]
+dataset = "cifar10"
+val_size = 200
+train_size = 400
+[macro]
+strides = [2]
+widths = [[8, 256]]
+depths = [1]
+stem_widths = [8]
+stem_strides = [2]
+[train]
+epochs = 1
+batch_size = 100
+warmup_epochs = 0
+[search]
+sampler = "grid"
+trials = 2
+concurrency = 1
+"""
+
+
+@pytest.mark.slow
+def test_a_point_over_memory_is_infeasible_and_never_trains(tmp_path):
+    from nas.search.memory import trial_bytes
+    from nas.search.space.load import load_space
+    from nas.search.space.points import genotype
+
+    space = load_space(write_space(tmp_path, MEMORY))
+    train = dataclasses.replace(space.train, device="cpu")
+    small, big = (trial_bytes(genotype(space, {"s1_width": w}), train) for w in (8, 256))
+    assert small < big
+    env = dict(os.environ, NAS_MEMORY_BYTES=str((small + big) // 2))
+    done = run_cli("--space", str(space.path), "--results-dir", str(tmp_path), "--name", "m",
+                   env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "m" / "trials.csv").set_index("param_s1_width")
+    assert table.loc[8, "status"] == "completed"
+    over = table.loc[256]
+    assert over["status"] == "infeasible"
+    assert over["reason"].startswith("needs ~") and "per trial" in over["reason"]
+    assert pd.isna(over["best_val_acc"]) and over["curve"] == "[]"
+    assert pd.isna(over["checkpoint"])

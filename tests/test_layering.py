@@ -17,7 +17,7 @@ ALLOWED = {
     "results": {"arch", "machine"},
     "data": {"results"},
     "train": {"data", "machine"},
-    "search": {"arch", "data", "results", "train"},
+    "search": {"arch", "data", "machine", "results", "train"},
     "dashboard": {"arch", "results"},
     "bench": {"arch", "results", "search"},
     "study": {"arch", "results", "search"},

@@ -46,8 +46,10 @@ def main(argv: list[str]) -> int:
     """The search action (or its dry run): every flag is checked before either."""
     args = parser().parse_args(argv)  # --help and --version end here, before torch loads
     from nas.search.engine import Training, check_options, search
+    from nas.search.memory import memory_share
     from nas.search.report import describe_space, summarize
     from nas.search.space.load import load_space, space_file
+    from nas.search.storage import check_storage
 
     args.space = space_file(args.space)
     opts = search_options(args, args.space)
@@ -58,7 +60,11 @@ def main(argv: list[str]) -> int:
 
         source = Replay(args.replay, args.replay_speed)
     if args.dry_run:
-        print(describe_space(load_space(args.space)))
+        check_storage(opts.storage)
+        space = load_space(args.space)
+        share = None if (args.gpus_per_trial or 0) > 0 else memory_share(
+            args.concurrency or space.search.concurrency)  # CPU trials: the machine's memory
+        print(describe_space(space, memory=share))
         return 0
     outcome = search(opts, source=source)
     print(summarize(outcome))

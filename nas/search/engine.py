@@ -25,10 +25,12 @@ from nas.results.names import EXPERIMENT, trial_dirname
 from nas.results.study_db import check_study_db
 from nas.results.table import read_table
 from nas.search.cluster import check_resources, start_ray, stop_ray
+from nas.search.memory import memory_share, over_memory
 from nas.search.resume import Budget, saved_run
 from nas.search.space.load import load_space
-from nas.search.space.points import genotype, searched
+from nas.search.space.points import genotype, searched, smallest_params
 from nas.search.space.types import Space
+from nas.search.storage import check_storage
 from nas.search.trial import TrialSettings, run_trial
 from nas.train.device import resolve_precision
 
@@ -177,7 +179,19 @@ def trial_settings(space: Space, budget: Budget) -> TrialSettings:
                                 precision=budget.precision,
                                 warmup_epochs=min(space.train.warmup_epochs, budget.epochs))
     refs = tuple((genotype(space, dict(params)).key(), name) for name, params in space.references)
-    return TrialSettings(space=space, train=train, repeats=space.search.repeats, references=refs)
+    memory = memory_share(budget.concurrency) if train.device == "cpu" else None
+    return TrialSettings(space=space, train=train, repeats=space.search.repeats, references=refs,
+                         memory=memory)
+
+
+def check_fits(space: Space, settings: TrialSettings) -> None:
+    """Refuse a space whose smallest point cannot train in a trial's share of memory (every
+    other point is larger: none could train)."""
+    arch = genotype(space, smallest_params(space))
+    reason = over_memory(arch, settings.train, settings.memory, settings.repeats)
+    if reason:
+        raise SearchError(f"{space.path}: no point of the space fits in memory: the smallest"
+                          f" {reason}; lower --concurrency, [train].batch_size or the widths")
 
 
 def trial_precision(budget: Budget) -> str:
@@ -277,6 +291,7 @@ def search(opts: SearchOptions, program: ProgramOptions = ProgramOptions(),
            source: TrialSource = Training()) -> Outcome:
     """Run (or resume) a search; the results folder is complete at every trial's end."""
     check_options(opts)
+    check_storage(opts.storage)
     space = load_space(opts.space)
     run_dir = opts.results_dir / (opts.name or default_name(space))
     lock = open_run_dir(run_dir, opts.resume, program.prepared)  # before anything is written
@@ -295,6 +310,9 @@ def search(opts: SearchOptions, program: ProgramOptions = ProgramOptions(),
         if not opts.resume:
             budget = resolve_budget(space, opts, int(resources.get("GPU", 0)))
         check_resources(budget.cpus_per_trial, budget.gpus_per_trial, resources)
+        settings = trial_settings(space, budget)
+        if isinstance(source, Training):  # a replay reads measured curves: nothing trains
+            check_fits(space, settings)
         if not opts.resume:
             write_meta(run_dir, space.path, {"budget": dataclasses.asdict(budget),
                                              "precision": trial_precision(budget),
@@ -302,7 +320,6 @@ def search(opts: SearchOptions, program: ProgramOptions = ProgramOptions(),
                                                                program.full_schedule),
                                              "space": space.name, "argv": sys.argv,
                                              "started": datetime.now(UTC).isoformat()})
-        settings = trial_settings(space, budget)
         trainable = source.trainable(space, settings, opts, run_dir)  # bad data fails here
         training = True
         return _fit(space, budget, opts, program, run_dir, trainable, lock)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from pathlib import Path
 
@@ -12,14 +13,16 @@ from nas.results.meta import read_meta
 from nas.results.names import EXPERIMENT, META, OPTUNA_DB, PARQUET, SCORED, TABLE
 from nas.results.ranking import best_trial, fidelity_text
 from nas.results.values import measured_on, number, text
+from nas.search.memory import MemoryShare, gib, over_memory, trial_bytes
 from nas.search.samplers import sampler_settings
 from nas.search.space.enumerate import count_architectures
 from nas.search.space.points import dimensions, genotype, sample_params, violation
 from nas.search.space.types import Space
 
 
-def describe_space(space: Space, sample: int = 200) -> str:
-    """What --dry-run prints: dimensions, size, cost range of a sample, reference points."""
+def describe_space(space: Space, sample: int = 200, memory: MemoryShare | None = None) -> str:
+    """What --dry-run prints: dimensions, size, cost range of a sample, reference points, and
+    (given the trials' share of memory) the points whose training would not fit in it."""
     lines = [f"Space {space.name} ({space.path})",
              f"Data: {space.data.dataset}, validation {space.data.val_size}, "
              f"classes {space.data.classes or 'all'}",
@@ -30,12 +33,13 @@ def describe_space(space: Space, sample: int = 200) -> str:
         mark = "searched" if len(dim.choices) > 1 else "fixed   "
         lines.append(f"  {mark} {dim.name:<22} {', '.join(map(str, dim.choices))}")
     lines.append(f"Distinct architectures: {count_architectures(space):,}")
-    costs, feasible = [], 0
+    costs, feasible, archs = [], 0, []
     for params in sample_params(space, sample, seed=0):
         try:
             arch = genotype(space, params)
         except GenotypeError:
             continue
+        archs.append(arch)
         costs.append(cost(arch))
         feasible += violation(space, arch) is None
     if costs:
@@ -44,6 +48,8 @@ def describe_space(space: Space, sample: int = 200) -> str:
         lines.append(f"Sample of {len(costs)}: params {p[0]:,} .. {p[-1]:,} (median "
                      f"{statistics.median(p):,.0f}); MACs {millions(m[0])} .. {millions(m[-1])}"
                      f"; {feasible}/{len(costs)} within the constraints")
+    if memory is not None and archs:
+        lines.append(memory_line(space, archs, memory))
     lines.append("Reference points:")
     for name, params in space.references:
         arch = genotype(space, dict(params))
@@ -58,6 +64,19 @@ def describe_space(space: Space, sample: int = 200) -> str:
                  f" concurrency {s.concurrency}, ASHA grace {s.grace_period} reduction"
                  f" {s.reduction_factor}")
     return "\n".join(lines)
+
+
+def memory_line(space: Space, sample: list[Genotype], memory: MemoryShare) -> str:
+    """The largest sampled point's estimated training memory, and how many sampled and
+    reference points exceed a trial's share (they would be recorded infeasible)."""
+    train, models = dataclasses.replace(space.train, device="cpu"), space.search.repeats
+    refs = [genotype(space, dict(params)) for _, params in space.references]
+    over = sum(over_memory(a, train, memory, models) is not None for a in sample)
+    refs_over = sum(over_memory(a, train, memory, models) is not None for a in refs)
+    largest = max(trial_bytes(a, train, models) for a in sample)
+    return (f"Memory (on paper): largest sampled point ~{gib(largest)} to train; {over}/"
+            f"{len(sample)} sampled and {refs_over}/{len(refs)} reference points exceed"
+            f" {memory.text()}")
 
 
 def summarize(outcome, action: str = "") -> str:

@@ -20,6 +20,7 @@ from nas.arch.model import build
 from nas.data import Splits
 from nas.results.names import CHECKPOINT_METRICS, GENOTYPE_FILE, MODEL_FILE, STATE_FILE
 from nas.results.records import TrialReport
+from nas.search.memory import MemoryShare, over_memory
 from nas.search.space.points import constraint_values, genotype, violation
 from nas.search.space.types import Space
 from nas.train.config import TrainConfig
@@ -37,6 +38,7 @@ class TrialSettings:
     repeats: int = 1
     references: tuple[tuple[str, str], ...] = ()  # (genotype key, reference name)
     latency_iters: int = 20
+    memory: MemoryShare | None = None  # a CPU trial's share of the machine's memory
 
 
 NOT_MEASURED = math.nan  # val_acc of a report without a measurement (Ray needs the key; ASHA
@@ -57,7 +59,8 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, splits: Splits) -
 
     arch = genotype(settings.space, config)
     facts = describe(arch, settings)
-    reason = violation(settings.space, arch)
+    reason = violation(settings.space, arch) or over_memory(arch, settings.train, settings.memory,
+                                                            settings.repeats)
     if reason is not None:  # checked on paper; nothing is trained
         tune.report({**facts, "val_acc": NOT_MEASURED, "status": "infeasible", "reason": reason})
         return
