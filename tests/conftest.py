@@ -50,3 +50,13 @@ def broken_run(tmp_path_factory, cifar_dir) -> Path:
     from tests.searchkit import BROKEN
 
     return _search(tmp_path_factory, cifar_dir, BROKEN, "broken")
+
+
+@pytest.fixture
+def locks():
+    """Run-folder locks a test takes, released at its end whatever happened (one process holds
+    them: nas.results.lock keeps the held folder per process)."""
+    taken = []
+    yield taken
+    for lock in taken:
+        lock.release()

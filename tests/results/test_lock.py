@@ -14,15 +14,6 @@ from nas.results.lock import RunLock, held_run_dir, open_run_dir
 from nas.results.names import LOCK, META
 
 
-@pytest.fixture
-def locks():
-    """Locks taken by a test, released at its end whatever happened (one process holds them)."""
-    taken = []
-    yield taken
-    for lock in taken:
-        lock.release()
-
-
 def _record(run_dir):
     text = (run_dir / LOCK).read_text()
     return json.loads(text) if text else {}

@@ -14,15 +14,6 @@ from nas.results.names import EXPERIMENT, META, OPTUNA_DB, optuna_url
 from nas.search.relocate import RunSearchGenerator, RunStudyStorage
 
 
-@pytest.fixture
-def locks():
-    """Locks taken by a test, released at its end (this process holds at most one folder)."""
-    taken = []
-    yield taken
-    for lock in taken:
-        lock.release()
-
-
 def _trials(run_dir, name="s"):
     return len(optuna.load_study(study_name=name, storage=optuna_url(run_dir)).trials)
 
