@@ -481,7 +481,10 @@ def test_a_point_over_memory_is_infeasible_and_never_trains(tmp_path):
     from nas.search.space.points import genotype
 
     space = load_space(write_space(tmp_path, MEMORY))
-    train = dataclasses.replace(space.train, device="cpu")
+    from nas.train.device import resolve_precision
+
+    train = dataclasses.replace(space.train, device="cpu",
+                                precision=resolve_precision(space.train.precision, "cpu"))
     small, big = (trial_bytes(genotype(space, {"s1_width": w}), train) for w in (8, 256))
     assert small < big
     env = dict(os.environ, NAS_MEMORY_BYTES=str((small + big) // 2))

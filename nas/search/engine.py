@@ -188,7 +188,9 @@ def check_fits(space: Space, settings: TrialSettings) -> None:
     """Refuse a space whose smallest point cannot train in a trial's share of memory (every
     other point is larger: none could train)."""
     arch = genotype(space, smallest_params(space))
-    reason = over_memory(arch, settings.train, settings.memory, settings.repeats)
+    train = dataclasses.replace(settings.train, precision=resolve_precision(
+        settings.train.precision, settings.train.device))
+    reason = over_memory(arch, train, settings.memory, settings.repeats)
     if reason:
         raise SearchError(f"{space.path}: no point of the space fits in memory: the smallest"
                           f" {reason}; lower --concurrency, [train].batch_size or the widths")

@@ -9,7 +9,7 @@ from nas.arch.genotype import Genotype
 from nas.arch.memory import training_bytes
 from nas.machine import MEMORY_ENV, memory_bytes
 from nas.train.config import TrainConfig
-from nas.train.device import resolve_precision
+from nas.train.device import resolved
 
 GIB = 2**30
 # What a trial's process holds before its model: Python, torch, the Ray worker (measured RSS of
@@ -47,10 +47,10 @@ def gib(n: float) -> str:
 
 
 def trial_bytes(arch: Genotype, train: TrainConfig, models: int = 1) -> int:
-    """A trial's estimated peak memory: the process plus training `models` seeds of `arch`."""
-    precision = resolve_precision(train.precision, train.device)
-    return PROCESS_BYTES + training_bytes(arch, train.batch_size, precision, train.optimizer,
-                                          models)
+    """A trial's estimated peak memory: the process plus training `models` seeds of `arch`
+    (`train.precision` resolved by the caller, once for all its points)."""
+    return PROCESS_BYTES + training_bytes(arch, train.batch_size, resolved(train.precision),
+                                          train.optimizer, models)
 
 
 def over_memory(arch: Genotype, train: TrainConfig, share: MemoryShare | None,

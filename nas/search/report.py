@@ -13,11 +13,12 @@ from nas.results.meta import read_meta
 from nas.results.names import EXPERIMENT, META, OPTUNA_DB, PARQUET, SCORED, TABLE
 from nas.results.ranking import best_trial, fidelity_text
 from nas.results.values import measured_on, number, text
-from nas.search.memory import MemoryShare, gib, over_memory, trial_bytes
+from nas.search.memory import MemoryShare, gib, trial_bytes
 from nas.search.samplers import sampler_settings
 from nas.search.space.enumerate import count_architectures
 from nas.search.space.points import dimensions, genotype, sample_params, violation
 from nas.search.space.types import Space
+from nas.train.device import resolve_precision
 
 
 def describe_space(space: Space, sample: int = 200, memory: MemoryShare | None = None) -> str:
@@ -69,11 +70,15 @@ def describe_space(space: Space, sample: int = 200, memory: MemoryShare | None =
 def memory_line(space: Space, sample: list[Genotype], memory: MemoryShare) -> str:
     """The largest sampled point's estimated training memory, and how many sampled and
     reference points exceed a trial's share (they would be recorded infeasible)."""
-    train, models = dataclasses.replace(space.train, device="cpu"), space.search.repeats
+    # precision resolved once for every point, as the trials on this CPU would resolve it
+    train = dataclasses.replace(space.train, device="cpu",
+                                precision=resolve_precision(space.train.precision, "cpu"))
+    models = space.search.repeats
     refs = [genotype(space, dict(params)) for _, params in space.references]
-    over = sum(over_memory(a, train, memory, models) is not None for a in sample)
-    refs_over = sum(over_memory(a, train, memory, models) is not None for a in refs)
-    largest = max(trial_bytes(a, train, models) for a in sample)
+    needs = [trial_bytes(a, train, models) for a in sample]
+    over = sum(need > memory.per_trial for need in needs)
+    refs_over = sum(trial_bytes(a, train, models) > memory.per_trial for a in refs)
+    largest = max(needs)
     return (f"Memory (on paper): largest sampled point ~{gib(largest)} to train; {over}/"
             f"{len(sample)} sampled and {refs_over}/{len(refs)} reference points exceed"
             f" {memory.text()}")

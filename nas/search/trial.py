@@ -59,15 +59,15 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, splits: Splits) -
 
     arch = genotype(settings.space, config)
     facts = describe(arch, settings)
-    reason = violation(settings.space, arch) or over_memory(arch, settings.train, settings.memory,
+    device = resolve_device(settings.train.device)
+    # resolved once, on this trial's device: its memory, training, validation and latency alike
+    precision = resolve_precision(settings.train.precision, device)
+    cfg = dataclasses.replace(settings.train, precision=precision)
+    reason = violation(settings.space, arch) or over_memory(arch, cfg, settings.memory,
                                                             settings.repeats)
     if reason is not None:  # checked on paper; nothing is trained
         tune.report({**facts, "val_acc": NOT_MEASURED, "status": "infeasible", "reason": reason})
         return
-    device = resolve_device(settings.train.device)
-    # resolved once, on this trial's device: training, validation and latency alike
-    precision = resolve_precision(settings.train.precision, device)
-    cfg = dataclasses.replace(settings.train, precision=precision)
     trainers = [make_trainer(arch, splits, cfg, seed) for seed in _seeds(settings)]
     facts["device"] = device.type
     facts["precision"] = precision
