@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from nas.cli.flags import add_search_flags, search_options
+from nas.results.meta import installed_version
 
 DEFAULT_SPACE = "cifar_spectrum"  # a bundled space (nas.spaces), found wherever nas is installed
-
-
-def package_version() -> str:
-    """The installed distribution's version ('unknown' when run from a bare checkout)."""
-    try:
-        return version("spectrum-nas")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -26,7 +18,8 @@ def parser() -> argparse.ArgumentParser:
         description="Search the convolution spectrum: Ray Tune schedules trials (ASHA), Optuna"
         " picks points. With no arguments: the default CIFAR-10 space, about 8 min on 2 CPU cores."
         " Other actions: dashboard, export, retrain, study, bench, supernet (each has --help).")
-    p.add_argument("--version", action="version", version=f"spectrum-nas {package_version()}")
+    p.add_argument("--version", action="version",
+                   version=f"spectrum-nas {installed_version() or 'unknown'}")
     p.add_argument("--space", default=DEFAULT_SPACE,
                    help="search-space TOML file, or a bundled space's name (default"
                    f" {DEFAULT_SPACE}; the repository's search_spaces/ lists them)")

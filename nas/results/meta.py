@@ -58,10 +58,10 @@ def hardware() -> dict[str, Any]:
 
 def versions() -> dict[str, str | None]:
     """Installed versions of the packages that decide the results."""
-    return {name: _version(name) for name in PACKAGES}
+    return {name: installed_version(name) for name in PACKAGES}
 
 
-def _version(name: str) -> str | None:
+def installed_version(name: str = PACKAGE) -> str | None:
     """An installed distribution's version; None when it is not installed."""
     try:
         return metadata.version(name)
@@ -72,7 +72,7 @@ def _version(name: str) -> str | None:
 def provenance(workdir: Path) -> dict[str, str | None]:
     """Which code ran: the SHA of the git checkout the run started in (None outside one, e.g.
     an installed wheel run from any folder) and the installed package's version."""
-    return {"git_sha": git_sha(workdir), "package_version": _version(PACKAGE)}
+    return {"git_sha": git_sha(workdir), "package_version": installed_version()}
 
 
 def write_meta(run_dir: Path, space_file: Path, extra: dict[str, Any]) -> None:
