@@ -29,7 +29,6 @@ from nas.arch.describe import millions
 from nas.arch.genotype import Genotype
 from nas.arch.model import build
 from nas.results.atomic import atomic_write
-from nas.results.checkpoints import trial_checkpoint
 from nas.results.meta import read_meta
 from nas.results.names import (
     ARTIFACTS,
@@ -41,6 +40,7 @@ from nas.results.names import (
     TABLE,
 )
 from nas.results.ranking import fidelity_text, ranked
+from nas.results.store import find_checkpoint
 from nas.results.study_db import warn_study_db
 from nas.results.table import parse_genotype, read_trials
 from nas.results.values import number, text
@@ -76,7 +76,7 @@ def choose(run_dir: Path, rows: list[dict[str, Any]], trial: str | None = None,
         if not found:
             ids = ", ".join(sorted(str(r["trial_id"]) for r in rows)[:12])
             raise ExportError(f"{run_dir}: no trial {trial!r} (trials: {ids})")
-        if trial_checkpoint(run_dir, found[0]) is None:
+        if find_checkpoint(run_dir, found[0]) is None:
             raise ExportError(f"trial {trial} has no checkpoint to export"
                               f" ({_describe_missing(found[0])})")
         return found[0]
@@ -84,7 +84,7 @@ def choose(run_dir: Path, rows: list[dict[str, Any]], trial: str | None = None,
         raise ExportError(f"--objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
     # completed and stopped trials only, in the ranking every view shares (results.ranking)
     scored = [r for r in ranked(pd.DataFrame(rows)).to_dict("records")
-              if trial_checkpoint(run_dir, r) is not None]
+              if find_checkpoint(run_dir, r) is not None]
     if not scored:
         statuses = pd.Series([str(r.get("status")) for r in rows]).value_counts().to_dict()
         ended = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
@@ -124,7 +124,7 @@ class Trial:
 def load_trial(run_dir: Path, row: dict[str, Any]) -> Trial:
     """The row's genotype and its checkpoint's weights, loaded into the search model strictly."""
     trial_id = str(row["trial_id"])
-    folder = trial_checkpoint(run_dir, row)
+    folder = find_checkpoint(run_dir, row)
     if folder is None:
         raise ExportError(f"trial {trial_id} has no checkpoint ({_describe_missing(row)})")
     genotype = parse_genotype(text(row.get("genotype")), f"trial {trial_id} genotype")

@@ -34,6 +34,10 @@ def add_search_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run named by --name")
     p.add_argument("--address", help="join an existing Ray cluster (host:port) instead of a"
                    " local one")
+    p.add_argument("--storage-path", help="where trials write checkpoints when the cluster's"
+                   " nodes do not share the run folder: a shared mount, or a URI pyarrow opens"
+                   " (s3://BUCKET/PREFIX?endpoint_override=HOST:PORT); the driver copies each"
+                   " trial's best into the run folder")
     p.add_argument("--storage", help="SQLAlchemy URL of the Optuna study (default: SQLite in"
                    " the run folder)")
 
@@ -47,4 +51,5 @@ def search_options(args: argparse.Namespace, space: Path | None):
         concurrency=args.concurrency, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, precision=args.precision, data_dir=args.data_dir,
         name=args.name, seed=args.seed, resume=args.resume, address=args.address,
+        storage_path=args.storage_path,
         storage=args.storage, results_dir=args.results_dir)

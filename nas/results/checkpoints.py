@@ -51,6 +51,11 @@ def best_checkpoint(trial_dir: Path) -> Path | None:
     return max(scored)[2] if scored else None
 
 
+def plain_location(trial_id: str, checkpoint: str) -> bool:
+    """Whether a recorded trial id and checkpoint name are Ray's (so safe to join to a path)."""
+    return bool(_TRIAL_ID.fullmatch(trial_id) and _CHECKPOINT.fullmatch(checkpoint))
+
+
 def trial_checkpoint(run_dir: Path, row: dict[str, Any]) -> Path | None:
     """The trial's recorded best checkpoint folder, resolved inside this run folder.
 
@@ -63,6 +68,6 @@ def trial_checkpoint(run_dir: Path, row: dict[str, Any]) -> Path | None:
         return None
     path = Path(recorded)
     candidates = [path] if path.is_absolute() else []
-    if _TRIAL_ID.fullmatch(trial_id) and _CHECKPOINT.fullmatch(path.name):
+    if plain_location(trial_id, path.name):
         candidates.insert(0, run_dir / checkpoint_path(trial_id, path.name))
     return next((c for c in candidates if (c / MODEL_FILE).is_file()), None)

@@ -15,6 +15,7 @@ class TrialReport(TypedDict, total=False):
     macs: int
     reference: str  # the reference point's name, '' for a sampled point
     device: str  # where it trained: cpu / cuda
+    node_id: str  # the Ray node it ran on (nodes of one machine share an address)
     precision: str  # what it trained, validated and measured latency in: fp32 / bf16
     latency_ms: float  # measured forward time of one image
     val_acc: float  # this epoch's validation accuracy, mean over the seeds

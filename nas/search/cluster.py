@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 START_TIMEOUT_S = 120  # a loaded 2-core machine can take a minute to start Ray
@@ -101,6 +102,41 @@ def check_resources(cpus_per_trial: float, gpus_per_trial: float,
     if gpus_per_trial > gpus:
         raise ClusterError(f"--gpus-per-trial {gpus_per_trial} but the Ray cluster has"
                            f" {gpus:g} GPUs (use --gpus-per-trial 0 on a CPU machine)")
+
+
+def check_shared(run_dir: Path, timeout_s: float = 120.0) -> None:
+    """Refuse a cluster of several nodes that do not all see the run folder: trials on the
+    others would write their checkpoints to their own disks, out of the driver's reach."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [node["NodeID"] for node in ray.nodes() if node.get("Alive")]
+    if len(nodes) <= 1:
+        return
+    token = uuid.uuid4().hex
+    marker = run_dir.resolve() / f".shared-{token}"
+    marker.write_text(token)
+    try:
+        sees = ray.remote(num_cpus=0)(_sees)
+        asked = [sees.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)
+                              ).remote(str(marker), token) for node in nodes]
+        answers = ray.get(asked, timeout=timeout_s)
+    finally:
+        marker.unlink(missing_ok=True)
+    blind = [node[:8] for node, seen in zip(nodes, answers, strict=True) if not seen]
+    if blind:
+        raise ClusterError(f"the Ray cluster has {len(nodes)} nodes and {len(blind)} of them"
+                           f" ({', '.join(blind)}) cannot see the run folder {run_dir}: pass"
+                           " --storage-path (a mount every node shares, or s3://BUCKET/PREFIX)"
+                           " so their checkpoints reach this driver")
+
+
+def _sees(path: str, token: str) -> bool:
+    """On a node: whether the driver's marker file is there with its content."""
+    try:
+        return Path(path).read_text() == token
+    except OSError:
+        return False
 
 
 class LocalCluster:

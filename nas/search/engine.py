@@ -22,9 +22,11 @@ from nas.results.errors import RunFolderError, disk_full
 from nas.results.lock import RunLock, open_run_dir
 from nas.results.meta import add_search_time, read_meta, update_meta, write_meta
 from nas.results.names import EXPERIMENT, trial_dirname
+from nas.results.store import META_KEY as STORE_KEY
+from nas.results.store import open_uri, prepare, run_uri
 from nas.results.study_db import check_study_db
 from nas.results.table import read_table
-from nas.search.cluster import check_resources, start_ray, stop_ray
+from nas.search.cluster import check_resources, check_shared, start_ray, stop_ray
 from nas.search.memory import memory_share, over_memory
 from nas.search.resume import Budget, saved_run
 from nas.search.space.load import load_space
@@ -33,6 +35,9 @@ from nas.search.space.types import Space
 from nas.search.storage import check_storage
 from nas.search.trial import TrialSettings, run_trial
 from nas.train.device import resolve_precision
+
+
+RETRIES = 1  # times Ray restarts a failed trial before it counts as failed
 
 
 class SearchError(ValueError):
@@ -56,6 +61,7 @@ class SearchOptions:
     seed: int | None = None
     resume: bool = False
     address: str | None = None
+    storage_path: str | None = None  # checkpoints' home when nodes do not share the run folder
     storage: str | None = None
     results_dir: Path = Path("results")
 
@@ -202,7 +208,7 @@ def trial_precision(budget: Budget) -> str:
 
 
 def _tuner(space: Space, budget: Budget, opts: SearchOptions, program: ProgramOptions,
-           run_dir: Path, trainable, callbacks: list):
+           run_dir: Path, trainable, callbacks: list, store: str | None):
     """A new Tuner: our searcher over the Optuna study in an RDB, ASHA, checkpoints, callbacks."""
     import optuna
     from ray import tune
@@ -230,22 +236,26 @@ def _tuner(space: Space, budget: Budget, opts: SearchOptions, program: ProgramOp
         tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=scheduler,
                                     num_samples=len(program.points) or budget.trials,
                                     reuse_actors=True, trial_dirname_creator=_trial_folder),
-        run_config=_run_config(run_dir, callbacks, program.compute_budget_s),
+        run_config=_run_config(run_dir, callbacks, program.compute_budget_s, store),
     )
 
 
-def _run_config(run_dir: Path, callbacks: list, compute_budget_s: float | None = None):
-    """Where Ray writes, what it keeps (the best checkpoint per trial), how failures count,
-    when the whole search stops."""
+def _run_config(run_dir: Path, callbacks: list, compute_budget_s: float | None = None,
+                store: str | None = None):
+    """Where Ray writes (the run folder, or the run's folder in --storage-path), what it keeps
+    (the best checkpoint per trial), how failures count, when the whole search stops."""
     from ray import tune
 
     from nas.search.budget import ComputeBudget
 
     stop = ComputeBudget(compute_budget_s) if compute_budget_s else None
+    filesystem, path = open_uri(store) if store else (None, str(run_dir.resolve()))
     return tune.RunConfig(
-        name=EXPERIMENT, storage_path=str(run_dir.resolve()), verbose=0, callbacks=callbacks,
-        stop=stop,
-        failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+        name=EXPERIMENT, storage_path=path, storage_filesystem=filesystem, verbose=0,
+        callbacks=callbacks, stop=stop,
+        # one retry, from the trial's last checkpoint: what a lost node (or a killed worker)
+        # costs; a trial that fails on its own fails again and is recorded failed
+        failure_config=tune.FailureConfig(max_failures=RETRIES, fail_fast=False),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute="val_acc",
                                                 checkpoint_score_order="max"))
 
@@ -296,6 +306,9 @@ def search(opts: SearchOptions, program: ProgramOptions = ProgramOptions(),
     check_storage(opts.storage)
     space = load_space(opts.space)
     run_dir = opts.results_dir / (opts.name or default_name(space))
+    store = run_uri(opts.storage_path, run_dir.name) if opts.storage_path else None
+    if store and not opts.resume:
+        prepare(store, resume=False)  # before a folder is made: a bad URI leaves nothing
     lock = open_run_dir(run_dir, opts.resume, program.prepared)  # before anything is written
     # A caller that runs many searches (benchmarks/search_strategies.py) starts Ray once;
     # Ray is not imported before start_ray has set the variables it reads at import.
@@ -304,6 +317,7 @@ def search(opts: SearchOptions, program: ProgramOptions = ProgramOptions(),
     try:
         if opts.resume:
             space, budget = _resumed(run_dir, opts)
+            store = _resumed_store(run_dir, store)
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -312,6 +326,8 @@ def search(opts: SearchOptions, program: ProgramOptions = ProgramOptions(),
         if not opts.resume:
             budget = resolve_budget(space, opts, int(resources.get("GPU", 0)))
         check_resources(budget.cpus_per_trial, budget.gpus_per_trial, resources)
+        if store is None:
+            check_shared(run_dir)
         settings = trial_settings(space, budget)
         if isinstance(source, Training):  # a replay reads measured curves: nothing trains
             check_fits(space, settings)
@@ -321,10 +337,11 @@ def search(opts: SearchOptions, program: ProgramOptions = ProgramOptions(),
                                              **search_settings(space, budget,
                                                                program.full_schedule),
                                              "space": space.name, "argv": sys.argv,
+                                             STORE_KEY: store,
                                              "started": datetime.now(UTC).isoformat()})
         trainable = source.trainable(space, settings, opts, run_dir)  # bad data fails here
         training = True
-        return _fit(space, budget, opts, program, run_dir, trainable, lock)
+        return _fit(space, budget, opts, program, run_dir, trainable, lock, store)
     except BaseException:
         if not training:
             lock.discard()  # a failed start leaves no folder behind (only one it created)
@@ -344,6 +361,17 @@ def _resumed(run_dir: Path, opts: SearchOptions) -> tuple[Space, Budget]:
             raise RunFolderError(f"{problem}; cannot resume without the run's Optuna study")
     run = saved_run(run_dir)
     return run.space, run.budget
+
+
+def _resumed_store(run_dir: Path, asked: str | None) -> str | None:
+    """The run's recorded --storage-path folder (a resume cannot move it)."""
+    recorded = read_meta(run_dir).get(STORE_KEY)
+    if asked is not None and asked != recorded:
+        raise SearchError(f"--storage-path: {run_dir} keeps its checkpoints at {recorded}; resume"
+                          " it without --storage-path (or with that location)")
+    if recorded:
+        prepare(recorded, resume=True)
+    return recorded
 
 
 def _data_meta(splits: Splits) -> dict[str, Any]:
@@ -368,7 +396,7 @@ def data_spec(space: Space, data_dir: Path | None) -> DataSpec:
 
 
 def _fit(space: Space, budget: Budget, opts: SearchOptions, program: ProgramOptions,
-         run_dir: Path, trainable: Any, lock: RunLock) -> Outcome:
+         run_dir: Path, trainable: Any, lock: RunLock, store: str | None) -> Outcome:
     """Run the Tuner (new, or restored from the run folder); its time, interrupted or not,
     and any a killed earlier search left uncounted, goes into meta.json's search_s."""
     from ray import tune
@@ -379,16 +407,19 @@ def _fit(space: Space, budget: Budget, opts: SearchOptions, program: ProgramOpti
                                                 "gpu": budget.gpus_per_trial})
     start = time.monotonic()
     experiment = run_dir / EXPERIMENT
+    filesystem, path = open_uri(store) if store else (None, str(run_dir.resolve()))
+    where = f"{path}/{EXPERIMENT}"
     try:
-        if opts.resume and program.restore and tune.Tuner.can_restore(str(experiment.resolve())):
+        if opts.resume and program.restore and tune.Tuner.can_restore(
+                where, storage_filesystem=filesystem):
             # Ray re-roots the trials at the path given here; the monitor and the study's
             # storage find this folder through the lock (nas.results.lock.held_run_dir).
-            tuner = tune.Tuner.restore(str(experiment.resolve()), trainable=trainable,
-                                       resume_unfinished=True, resume_errored=False,
-                                       restart_errored=False)  # the monitor comes back with it
+            tuner = tune.Tuner.restore(where, trainable=trainable, resume_unfinished=True,
+                                       resume_errored=False, restart_errored=False,
+                                       storage_filesystem=filesystem)  # the monitor returns too
         else:
             monitor = SearchMonitor(budget.trials, budget.epochs)
-            tuner = _tuner(space, budget, opts, program, run_dir, trainable, [monitor])
+            tuner = _tuner(space, budget, opts, program, run_dir, trainable, [monitor], store)
         tuner.fit()
     except BaseException as err:
         with contextlib.suppress(OSError):  # the error on its way (a full disk?) says more

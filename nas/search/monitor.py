@@ -15,14 +15,15 @@ from nas.arch.genotype import Genotype
 from nas.results.checkpoints import best_checkpoint, prune_incomplete_checkpoints
 from nas.results.errors import DISK_FULL
 from nas.results.lock import held_run_dir
-from nas.results.names import checkpoint_path
+from nas.results.names import EXPERIMENT, checkpoint_path, trial_dirname
 from nas.results.ranking import best_trial
 from nas.results.records import TrialReport, trial_status
+from nas.results.store import mirror_best
 from nas.results.table import genotype_columns, read_table, write_table
 from nas.results.values import number, text
 
 CARRIED = ("arch_key", "reference", "params", "macs", "latency_ms", "device", "precision",
-           "reason")
+           "reason", "node_id")
 CURVES = ("seed_curves", "seed_loss_curves", "epoch_s_curve")  # kept as JSON text
 REPLAYED = ("simulated_s", "replay_seed", "clock_s")  # only a bench replay's trials report these
 
@@ -30,7 +31,9 @@ REPLAYED = ("simulated_s", "replay_seed", "clock_s")  # only a bench replay's tr
 def trial_row(trial, max_epochs: int, error: str | None) -> dict[str, Any]:
     """One tidy row: ids, status, every genotype field, cost, latency, curve, timing."""
     result: TrialReport = trial.last_result or {}
-    trial_dir = Path(trial.path)  # Ray re-roots it where a moved run folder now is
+    trial_dir = held_run_dir() / EXPERIMENT / trial_dirname(trial.trial_id)
+    if Path(trial.path).resolve() != trial_dir.resolve():  # written to --storage-path: copy
+        mirror_best(trial.storage.storage_filesystem, trial.path, trial_dir)
     prune_incomplete_checkpoints(trial_dir)
     best = best_checkpoint(trial_dir)
     curve = [float(v) for v in result.get("curve") or []]
@@ -82,6 +85,12 @@ class SearchMonitor(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._finish(trials, trial, _error_text(trial))
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        """A failed trial Ray restarts (once) from its last checkpoint, on any node with room."""
+        elapsed = int(time.monotonic() - self.start)
+        print(f"[{elapsed // 60:3d}:{elapsed % 60:02d}] {trial.trial_id} failed:"
+              f" {_error_text(trial)[:160]}; retrying it from its last checkpoint", flush=True)
 
     def _finish(self, trials, trial, error: str | None) -> None:
         # the finishing trial still reads RUNNING inside these hooks

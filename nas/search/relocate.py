@@ -12,7 +12,9 @@ from ray.tune.search import SearchGenerator
 
 from nas.results.errors import RunFolderError
 from nas.results.lock import held_run_dir
+from nas.results.meta import read_meta
 from nas.results.names import optuna_url
+from nas.results.store import META_KEY as STORE_KEY
 
 
 class RunStudyStorage(optuna.storages.RDBStorage):
@@ -40,4 +42,7 @@ class RunSearchGenerator(SearchGenerator):
         if self._experiment is None:
             return
         with contextlib.suppress(RunFolderError):
-            self._experiment.spec["storage"].storage_fs_path = held_run_dir().resolve().as_posix()
+            run_dir = held_run_dir()
+            if read_meta(run_dir).get(STORE_KEY):
+                return  # the trials write to the run's --storage-path, which does not move
+            self._experiment.spec["storage"].storage_fs_path = run_dir.resolve().as_posix()

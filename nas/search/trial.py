@@ -55,10 +55,12 @@ def describe(arch: Genotype, settings: TrialSettings) -> TrialReport:
 
 def run_trial(config: dict[str, Any], settings: TrialSettings, splits: Splits) -> None:
     """The Ray Tune function trainable: one result per epoch, mean over `repeats` seeds."""
-    from ray import tune  # deferred: this module is imported by tools that do not need Ray
+    import ray  # deferred: this module is imported by tools that do not need Ray
+    from ray import tune
 
     arch = genotype(settings.space, config)
     facts = describe(arch, settings)
+    facts["node_id"] = ray.get_runtime_context().get_node_id()
     device = resolve_device(settings.train.device)
     # resolved once, on this trial's device: its memory, training, validation and latency alike
     precision = resolve_precision(settings.train.precision, device)
