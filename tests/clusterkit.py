@@ -123,8 +123,8 @@ class Cluster:
 
     def wait_for_nodes(self, count: int, timeout: float = 90) -> None:
         """Until the cluster has `count` live nodes (asked in a separate interpreter)."""
-        probe = ("import ray; ray.init(address=%r, logging_level='ERROR');"
-                 "print(sum(n['Alive'] for n in ray.nodes()))" % self.address)
+        probe = (f"import ray; ray.init(address={self.address!r}, logging_level='ERROR');"
+                 "print(sum(n['Alive'] for n in ray.nodes()))")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             done = subprocess.run([sys.executable, "-c", probe], env=self.env,

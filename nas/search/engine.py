@@ -36,7 +36,6 @@ from nas.search.storage import check_storage
 from nas.search.trial import TrialSettings, run_trial
 from nas.train.device import resolve_precision
 
-
 RETRIES = 1  # times Ray restarts a failed trial before it counts as failed
 
 
