@@ -248,7 +248,7 @@ def _run_config(run_dir: Path, callbacks: list, compute_budget_s: float | None =
     from nas.search.budget import ComputeBudget
 
     stop = ComputeBudget(compute_budget_s) if compute_budget_s else None
-    filesystem, path = open_uri(store) if store else (None, str(run_dir.resolve()))
+    filesystem, path = ray_storage(run_dir, store)
     return tune.RunConfig(
         name=EXPERIMENT, storage_path=path, storage_filesystem=filesystem, verbose=0,
         callbacks=callbacks, stop=stop,
@@ -257,6 +257,12 @@ def _run_config(run_dir: Path, callbacks: list, compute_budget_s: float | None =
         failure_config=tune.FailureConfig(max_failures=RETRIES, fail_fast=False),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute="val_acc",
                                                 checkpoint_score_order="max"))
+
+
+def ray_storage(run_dir: Path, store: str | None) -> tuple[Any, str]:
+    """(pyarrow filesystem or None, path) where Ray keeps the experiment's parent: the run's
+    folder in --storage-path, or the run folder itself."""
+    return open_uri(store) if store else (None, str(run_dir.resolve()))
 
 
 def _trial_folder(trial) -> str:
@@ -406,7 +412,7 @@ def _fit(space: Space, budget: Budget, opts: SearchOptions, program: ProgramOpti
                                                 "gpu": budget.gpus_per_trial})
     start = time.monotonic()
     experiment = run_dir / EXPERIMENT
-    filesystem, path = open_uri(store) if store else (None, str(run_dir.resolve()))
+    filesystem, path = ray_storage(run_dir, store)
     where = f"{path}/{EXPERIMENT}"
     try:
         if opts.resume and program.restore and tune.Tuner.can_restore(
