@@ -104,6 +104,14 @@ def check_resources(cpus_per_trial: float, gpus_per_trial: float,
                            f" {gpus:g} GPUs (use --gpus-per-trial 0 on a CPU machine)")
 
 
+def node_death_window_s() -> float:
+    """How long Ray's health checks take to declare a silent node dead (its settings, read from
+    the environment like Ray reads them, with Ray's defaults), plus a second."""
+    period = float(os.environ.get("RAY_health_check_period_ms", 3000)) / 1000  # noqa: SIM112 - Ray's own spelling
+    misses = int(os.environ.get("RAY_health_check_failure_threshold", 5))  # noqa: SIM112
+    return period * misses + 1.0
+
+
 def check_shared(run_dir: Path, timeout_s: float = 120.0) -> None:
     """Refuse a cluster of several nodes that do not all see the run folder: trials on the
     others would write their checkpoints to their own disks, out of the driver's reach."""

@@ -21,6 +21,9 @@ from nas.results.records import TrialReport, trial_status
 from nas.results.store import mirror_best
 from nas.results.table import genotype_columns, read_table, write_table
 from nas.results.values import number, text
+from nas.search.cluster import node_death_window_s
+
+LOST_ACTOR = "The actor"  # how Ray's errors for a trial whose process or node died begin
 
 CARRIED = ("arch_key", "reference", "params", "macs", "latency_ms", "device", "precision",
            "reason", "node_id")
@@ -89,8 +92,13 @@ class SearchMonitor(Callback):
     def on_trial_recover(self, iteration, trials, trial, **info):
         """A failed trial Ray restarts (once) from its last checkpoint, on any node with room."""
         elapsed = int(time.monotonic() - self.start)
-        print(f"[{elapsed // 60:3d}:{elapsed % 60:02d}] {trial.trial_id} failed:"
-              f" {_error_text(trial)[:160]}; retrying it from its last checkpoint", flush=True)
+        error = _error_text(trial)
+        print(f"[{elapsed // 60:3d}:{elapsed % 60:02d}] {trial.trial_id} failed: {error[:160]};"
+              " retrying it from its last checkpoint", flush=True)
+        if error.startswith(LOST_ACTOR):
+            # its process or its node died: until Ray's health checks mark a dead node dead,
+            # the retry could be placed there again (this hook runs before it is scheduled)
+            time.sleep(node_death_window_s())
 
     def _finish(self, trials, trial, error: str | None) -> None:
         # the finishing trial still reads RUNNING inside these hooks

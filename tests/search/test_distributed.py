@@ -58,6 +58,7 @@ def test_two_nodes_without_a_shared_disk(cluster, tmp_path):
     run = results / "s3"
     table = pd.read_csv(run / "trials.csv")
     assert len(table) == 4 and set(table["status"]) <= {"completed", "stopped"}
+    print(table[["trial_id", "status", "node_id", "checkpoint"]].to_string())  # shown by -s
     assert table["node_id"].nunique() == 2  # the trials ran on both nodes
     meta = json.loads((run / "meta.json").read_text())
     assert meta["storage_path"].startswith("s3://runs/nas/s3?")
@@ -106,6 +107,7 @@ def test_a_node_killed_mid_search(cluster, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     run = results / "k"
     table = pd.read_csv(run / "trials.csv").astype({"trial_id": str})
+    print(text, table[["trial_id", "status", "node_id", "checkpoint"]].to_string())  # with -s
     assert len(table) == 8 and table["trial_id"].is_unique, table
     assert set(table["status"]) <= {"completed", "stopped"}  # nothing lost to the dead node
     assert lost in set(table["trial_id"])
