@@ -35,7 +35,9 @@ def add_search_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", help="join an existing Ray cluster (host:port) instead of a"
                    " local one")
     p.add_argument("--storage", help="SQLAlchemy URL of the Optuna study (default: SQLite in"
-                   " the run folder)")
+                   " the run folder), e.g. postgresql+psycopg://USER@HOST/DB")
+    p.add_argument("--study", help="name of the Optuna study, to share one among drivers with"
+                   " their own run folders (default: the run folder's name)")
 
 
 def search_options(args: argparse.Namespace, space: Path | None):
@@ -47,4 +49,4 @@ def search_options(args: argparse.Namespace, space: Path | None):
         concurrency=args.concurrency, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, precision=args.precision, data_dir=args.data_dir,
         name=args.name, seed=args.seed, resume=args.resume, address=args.address,
-        storage=args.storage, results_dir=args.results_dir)
+        storage=args.storage, study=args.study, results_dir=args.results_dir)
