@@ -187,3 +187,27 @@ def test_a_resume_finds_its_study_or_says_what_to_pass():
     with pytest.raises(StudyError, match=r"this run's study is in the run folder's optuna\.db"):
         resumed_study({"optuna_study": {"name": "s", "storage": None}}, None, full)
     assert resumed_study({}, None, None) == (None, None)  # a run from before: as given
+
+
+def test_a_lost_connection_is_tried_again_then_named_in_one_line():
+    from nas.search.study_store import retried
+
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise optuna.exceptions.StorageInternalError("connection lost")
+        return "told"
+
+    assert retried(flaky, "postgresql+psycopg://nas@db/nas", delays=(0, 0, 0)) == "told"
+    assert len(calls) == 3
+
+    def down():
+        raise optuna.exceptions.StorageInternalError("server closed the connection")
+
+    with pytest.raises(StudyError) as err:
+        retried(down, "postgresql+psycopg://nas@db/nas", delays=(0, 0))
+    text = str(err.value)
+    assert "\n" not in text and "postgresql+psycopg://nas@db/nas did not answer" in text
+    assert "--resume" in text
