@@ -108,7 +108,8 @@ class StudySearcher(Searcher):
         except Exception:
             # asked again: this half-made trial must not stay RUNNING in the study for ever
             with contextlib.suppress(Exception):
-                self.study.tell(trial, state=TrialState.FAIL)
+                retried(lambda: self.study.tell(trial, state=TrialState.FAIL,
+                                                skip_if_finished=True), self.where)
             raise
         return trial
 

@@ -15,7 +15,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from nas.results.names import OPTUNA_RUN_ATTR, OPTUNA_TRIAL_ATTR
+from nas.results.names import OPTUNA_RUN_ATTR, OPTUNA_STATUS_ATTR, OPTUNA_TRIAL_ATTR
 from nas.search.study_store import (
     StudyError,
     check_study_name,
@@ -142,9 +142,15 @@ def test_a_database_restart_mid_search_is_carried_through(tmp_path, postgres):
     wait_for_rows(tmp_path / "r", proc, 1)
     postgres.restart()  # every connection of the driver's pool is closed under it
     output = finish(proc)
-    assert len(rows(tmp_path / "r")) == 4, output[-2000:]
+    table = rows(tmp_path / "r")
+    assert len(table) == 4, output[-2000:]
     trials = study_trials(url, "restart")
-    assert len(trials) == 4 and all(t.state.is_finished() for t in trials)
+    told = [t for t in trials if OPTUNA_STATUS_ATTR in t.user_attrs]
+    assert sorted(t.user_attrs[OPTUNA_TRIAL_ATTR] for t in told) == sorted(table["trial_id"])
+    assert all(t.state.is_finished() for t in told)
+    # a trial being asked when the connection broke is asked again; the half-made one is FAIL
+    abandoned = [t for t in trials if t not in told]
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in abandoned), abandoned
 
 
 def test_a_study_name_taken_in_the_storage_is_refused_in_one_line(tmp_path, postgres):
