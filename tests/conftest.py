@@ -60,3 +60,23 @@ def locks():
     yield taken
     for lock in taken:
         lock.release()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throw-away PostgreSQL server on a unix socket (tests.pgkit); skipped where PostgreSQL is
+    not installed, but failed in CI (CI=true), which installs it."""
+    import shutil
+
+    from tests.pgkit import start_postgres
+
+    server = start_postgres()
+    if isinstance(server, str):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{server} (CI installs it: .ci/run)", pytrace=False)
+        pytest.skip(server)
+    yield server
+    try:
+        server.stop()
+    finally:
+        shutil.rmtree(server.root, ignore_errors=True)

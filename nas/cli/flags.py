@@ -39,7 +39,9 @@ def add_search_flags(p: argparse.ArgumentParser) -> None:
                    " (s3://BUCKET/PREFIX?endpoint_override=HOST:PORT); the driver copies each"
                    " trial's best into the run folder")
     p.add_argument("--storage", help="SQLAlchemy URL of the Optuna study (default: SQLite in"
-                   " the run folder)")
+                   " the run folder), e.g. postgresql+psycopg://USER@HOST/DB")
+    p.add_argument("--study", help="name of the Optuna study, to share one among drivers with"
+                   " their own run folders (default: the run folder's name)")
 
 
 def search_options(args: argparse.Namespace, space: Path | None):
@@ -51,5 +53,5 @@ def search_options(args: argparse.Namespace, space: Path | None):
         concurrency=args.concurrency, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, precision=args.precision, data_dir=args.data_dir,
         name=args.name, seed=args.seed, resume=args.resume, address=args.address,
-        storage_path=args.storage_path,
-        storage=args.storage, results_dir=args.results_dir)
+        storage_path=args.storage_path, storage=args.storage, study=args.study,
+        results_dir=args.results_dir)

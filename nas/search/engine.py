@@ -21,11 +21,12 @@ from nas.results.checkpoints import prune_incomplete_checkpoints
 from nas.results.errors import RunFolderError, disk_full
 from nas.results.lock import RunLock, open_run_dir
 from nas.results.meta import add_search_time, read_meta, update_meta, write_meta
-from nas.results.names import EXPERIMENT, trial_dirname
+from nas.results.names import EXPERIMENT, STUDY_KEY, trial_dirname
 from nas.results.store import META_KEY as STORE_KEY
 from nas.results.store import open_uri, prepare, run_uri
 from nas.results.study_db import check_study_db
 from nas.results.table import read_table
+from nas.search import study_store
 from nas.search.cluster import check_resources, check_shared, start_ray, stop_ray
 from nas.search.memory import memory_share, over_memory
 from nas.search.resume import Budget, saved_run
@@ -62,6 +63,7 @@ class SearchOptions:
     address: str | None = None
     storage_path: str | None = None  # checkpoints' home when nodes do not share the run folder
     storage: str | None = None
+    study: str | None = None  # the Optuna study's name; None: the run folder's
     results_dir: Path = Path("results")
 
 
@@ -113,6 +115,7 @@ def check_options(opts: SearchOptions) -> None:
                           " or '..'); the run folder is --results-dir/NAME")
     if opts.resume and not opts.name:
         raise SearchError("--resume needs --name: the run folder to continue")
+    study_store.check_study_name(opts.study)
 
 
 def plain_name(name: str) -> bool:
@@ -153,14 +156,11 @@ def search_settings(space: Space, budget: Budget, full_schedule: bool = False
             "searcher": {"stopped_as": space.search.stopped_as}}
 
 
-def _study(space: Space, storage, name: str, sampler):
-    """The run's Optuna study in its RDB storage (loaded again when it exists already)."""
-    import optuna
-
+def _study(space: Space, storage, name: str, sampler, join: bool, where: str):
+    """The run's Optuna study in its RDB storage, and whether this search created it (joined:
+    another driver's, or this run's on --resume)."""
     directions = ["maximize", *("minimize" for _ in space.objectives.metrics[1:])]
-    return optuna.create_study(storage=storage, sampler=sampler,
-                               pruner=optuna.pruners.NopPruner(), study_name=name,
-                               directions=directions, load_if_exists=True)
+    return study_store.open_study(storage, name, directions, sampler, join, where)
 
 
 def _reference_points(space: Space) -> list[dict[str, Any]]:
@@ -209,7 +209,6 @@ def trial_precision(budget: Budget) -> str:
 def _tuner(space: Space, budget: Budget, opts: SearchOptions, program: ProgramOptions,
            run_dir: Path, trainable, callbacks: list, store: str | None):
     """A new Tuner: our searcher over the Optuna study in an RDB, ASHA, checkpoints, callbacks."""
-    import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
@@ -220,12 +219,17 @@ def _tuner(space: Space, budget: Budget, opts: SearchOptions, program: ProgramOp
     from nas.search.space.points import DefineByRun
 
     settings = search_settings(space, budget, program.full_schedule)
-    storage = (optuna.storages.RDBStorage(opts.storage) if opts.storage
+    storage = (study_store.open_storage(opts.storage) if opts.storage
                else RunStudyStorage(run_dir))
-    study = _study(space, storage, run_dir.name, build_sampler(space, settings["sampler"]))
+    where = study_store.storage_label(opts.storage, run_dir)
+    # joined on purpose (--study) or resumed: the study exists; only its creator enqueues
+    study, created = _study(space, storage, opts.study or run_dir.name,
+                            build_sampler(space, settings["sampler"]),
+                            opts.resume or opts.study is not None, where)
+    points = (list(program.points) or _reference_points(space)) if created else []
     searcher = StudySearcher(study, DefineByRun(space), list(space.objectives.metrics),
-                             budget.epochs, list(program.points) or _reference_points(space),
-                             space.search.stopped_as)
+                             budget.epochs, points, space.search.stopped_as, run=run_dir.name,
+                             where=where)
     # wrapped here rather than by Ray (max_concurrent_trials) so the generator is ours
     search_alg = RunSearchGenerator(ConcurrencyLimiter(searcher, budget.concurrency))
     asha = {k: v for k, v in settings["scheduler"].items() if k != "name"}
@@ -323,6 +327,11 @@ def search(opts: SearchOptions, program: ProgramOptions = ProgramOptions(),
         if opts.resume:
             space, budget = _resumed(run_dir, opts)
             store = _resumed_store(run_dir, store)
+            name, url = study_store.resumed_study(read_meta(run_dir), opts.study, opts.storage)
+            opts = dataclasses.replace(opts, study=name, storage=url)
+            check_storage(url)  # recorded: is its server up?
+        elif opts.storage and opts.study is None:
+            study_store.refuse_existing(opts.storage, run_dir.name)
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -336,13 +345,15 @@ def search(opts: SearchOptions, program: ProgramOptions = ProgramOptions(),
         settings = trial_settings(space, budget)
         if isinstance(source, Training):  # a replay reads measured curves: nothing trains
             check_fits(space, settings)
-        if not opts.resume:
+        if not opts.resume:  # no password in meta.json: it is copied and shared with results
+            study = study_store.recorded(opts.study or run_dir.name, opts.storage)
+            argv = study_store.hide_password(sys.argv, opts.storage)
             write_meta(run_dir, space.path, {"budget": dataclasses.asdict(budget),
                                              "precision": trial_precision(budget),
                                              **search_settings(space, budget,
                                                                program.full_schedule),
-                                             "space": space.name, "argv": sys.argv,
-                                             STORE_KEY: store,
+                                             STUDY_KEY: study, "space": space.name,
+                                             "argv": argv, STORE_KEY: store,
                                              "started": datetime.now(UTC).isoformat()})
         trainable = source.trainable(space, settings, opts, run_dir)  # bad data fails here
         training = True
@@ -377,6 +388,18 @@ def _resumed_store(run_dir: Path, asked: str | None) -> str | None:
     if recorded:
         prepare(recorded, resume=True)
     return recorded
+
+
+def _cause(err: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first error of type `kind` among `err` and those it was raised from (Ray wraps)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _data_meta(splits: Splits) -> dict[str, Any]:
@@ -429,6 +452,9 @@ def _fit(space: Space, budget: Budget, opts: SearchOptions, program: ProgramOpti
     except BaseException as err:
         with contextlib.suppress(OSError):  # the error on its way (a full disk?) says more
             _record_time(run_dir, time.monotonic() - start, lock)
+        lost = _cause(err, study_store.StudyError)  # the study's database stopped answering
+        if lost is not None:
+            raise lost from None
         if isinstance(err, Exception) and disk_full(err):
             raise RunFolderError(f"{run_dir}: no space left on the device; the finished trials"
                                  " are kept: free some space, then continue with --resume"

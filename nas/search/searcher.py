@@ -9,6 +9,7 @@ libraries are used: Ray's Searcher interface, Optuna's ask / tell / report / set
 
 from __future__ import annotations
 
+import contextlib
 import math
 import pickle
 from collections.abc import Callable
@@ -20,8 +21,9 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from nas.results.atomic import atomic_write
-from nas.results.names import OPTUNA_STATUS_ATTR, OPTUNA_TRIAL_ATTR
+from nas.results.names import OPTUNA_RUN_ATTR, OPTUNA_STATUS_ATTR, OPTUNA_TRIAL_ATTR
 from nas.results.records import TrialReport, trial_status
+from nas.search.study_store import retried
 
 # How each status of the trials table is told to Optuna (diverged: PRUNED only with a curve).
 STATES = {"completed": TrialState.COMPLETE, "stopped": TrialState.PRUNED,
@@ -65,35 +67,56 @@ def constraints(result: dict[str, Any]) -> dict[str, float]:
 class StudySearcher(Searcher):
     """Ray Tune's searcher over an Optuna study (ask on suggest, tell on complete)."""
 
+    # what a searcher pickled before these existed reads back as
+    run: str | None = None
+    where = "the study's storage"
+
     def __init__(self, study: optuna.Study, define: Callable[[optuna.Trial], Any],
                  metrics: list[str], max_epochs: int, points: list[dict[str, Any]] = (),
-                 stopped_as: str = "pruned"):
+                 stopped_as: str = "pruned", run: str | None = None,
+                 where: str = "the study's storage"):
         modes = ["max" if d == optuna.study.StudyDirection.MAXIMIZE else "min"
                  for d in study.directions]
         one = len(metrics) == 1
         super().__init__(metric=metrics[0] if one else metrics, mode=modes[0] if one else modes)
         self.study, self.define, self.metrics, self.max_epochs = study, define, metrics, max_epochs
         self.stopped_as = stopped_as
+        # a shared study holds other drivers' trials: each is tagged with its run folder, as
+        # Ray's trial ids (8 random hex digits) are unique only within one driver
+        self.run, self.where = run, where
         self.trials: dict[str, optuna.Trial] = {}  # Ray trial id -> its running Optuna trial
         self.reported: dict[str, int] = {}  # Ray trial id -> epochs told as intermediate values
         for point in points:  # the reference points, asked first
-            study.enqueue_trial(point)
+            retried(lambda point=point: study.enqueue_trial(point), where)
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return False  # the space is the define-by-run function given above
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         """A new Optuna trial; the define-by-run function asks its parameters."""
-        trial = self.study.ask()
-        self.define(trial)
-        trial.set_user_attr(OPTUNA_TRIAL_ATTR, trial_id)
+        trial = retried(lambda: self._ask(trial_id), self.where)
         self.trials[trial_id] = trial
         return dict(trial.params)
+
+    def _ask(self, trial_id: str) -> optuna.Trial:
+        trial = self.study.ask()
+        try:
+            self.define(trial)
+            trial.set_user_attr(OPTUNA_TRIAL_ATTR, trial_id)
+            if self.run is not None:
+                trial.set_user_attr(OPTUNA_RUN_ATTR, self.run)
+        except Exception:
+            # asked again: this half-made trial must not stay RUNNING in the study for ever
+            with contextlib.suppress(Exception):
+                retried(lambda: self.study.tell(trial, state=TrialState.FAIL,
+                                                skip_if_finished=True), self.where)
+            raise
+        return trial
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         """Every finished epoch as an intermediate value at its epoch (live in optuna-dashboard)."""
         if trial_id in self.trials:
-            self._report(trial_id, self.trials[trial_id], result)
+            retried(lambda: self._report(trial_id, self.trials[trial_id], result), self.where)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                           error: bool = False) -> None:
@@ -104,12 +127,16 @@ class StudySearcher(Searcher):
         result = result or {}
         status, state, values = outcome(result, error, self.max_epochs, self.metrics,
                                         self.stopped_as)
-        self._report(trial_id, trial, result)
+
+        def tell() -> None:  # each step may run twice: Optuna keeps a repeated one once
+            self._report(trial_id, trial, result)
+            for key, value in constraints(result).items():
+                trial.set_constraint(key, value)
+            trial.set_user_attr(OPTUNA_STATUS_ATTR, status)
+            self.study.tell(trial, values, state=state, skip_if_finished=True)
+
+        retried(tell, self.where)
         self.reported.pop(trial_id, None)
-        for key, value in constraints(result).items():
-            trial.set_constraint(key, value)
-        trial.set_user_attr(OPTUNA_STATUS_ATTR, status)
-        self.study.tell(trial, values, state=state)
 
     def _report(self, trial_id: str, trial: optuna.Trial, result: dict[str, Any]) -> None:
         """Epochs of the curve not told yet (the curve holds every epoch, restored ones too)."""
