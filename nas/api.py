@@ -110,8 +110,8 @@ def search(space: str | Path = "cifar_spectrum", *, trials: int | None = None,
            seed: int | None = None, precision: str | None = None,
            concurrency: int | None = None, cpus_per_trial: float = 1.0,
            gpus_per_trial: float | None = None, resume: bool = False,
-           address: str | None = None, storage: str | None = None,
-           study: str | None = None) -> Run:
+           address: str | None = None, storage_path: str | None = None,
+           storage: str | None = None, study: str | None = None) -> Run:
     """Run (or resume) a search of `space` (a TOML file or a bundled space's name), as
     `run_search.py` does with the same flags; the finished run."""
     from nas.search.engine import SearchOptions
@@ -122,6 +122,6 @@ def search(space: str | Path = "cifar_spectrum", *, trials: int | None = None,
         space=space_file(space), trials=trials, max_epochs=max_epochs, concurrency=concurrency,
         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, precision=precision,
         data_dir=None if data_dir is None else Path(data_dir), name=name, seed=seed,
-        resume=resume, address=address, storage=storage, study=study,
+        resume=resume, address=address, storage_path=storage_path, storage=storage, study=study,
         results_dir=Path(results_dir))
     return Run(run_search(opts).run_dir)

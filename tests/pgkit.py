@@ -76,6 +76,9 @@ class Postgres:
     def stop(self) -> None:
         self._ctl("stop", "-m", "immediate")
 
+    def start(self) -> None:
+        self._ctl("start")
+
 
 def start_postgres() -> Postgres | str:
     """A new running server, or why there is none (no PostgreSQL binaries)."""

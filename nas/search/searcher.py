@@ -121,8 +121,8 @@ class StudySearcher(Searcher):
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                           error: bool = False) -> None:
         """Tell the study the trial's state, curve, constraints and (if it completed) value."""
-        trial = self.trials.pop(trial_id, None)
-        if trial is None:
+        trial = self.trials.get(trial_id)  # dropped once told: a search a lost database ended
+        if trial is None:                    # keeps it, and its resume tells it
             return  # told already (Ray may repeat the notice after a restore)
         result = result or {}
         status, state, values = outcome(result, error, self.max_epochs, self.metrics,
@@ -136,6 +136,7 @@ class StudySearcher(Searcher):
             self.study.tell(trial, values, state=state, skip_if_finished=True)
 
         retried(tell, self.where)
+        self.trials.pop(trial_id, None)
         self.reported.pop(trial_id, None)
 
     def _report(self, trial_id: str, trial: optuna.Trial, result: dict[str, Any]) -> None:
@@ -156,3 +157,13 @@ class StudySearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as file:
             self.__dict__.update(pickle.load(file))
+        retried(self._settle, self.where)
+
+    def _settle(self) -> None:
+        """Tell FAIL this run's trials the study still holds RUNNING that no Ray trial will
+        report again (a search its lost database ended while it asked or told them)."""
+        held = {trial.number for trial in self.trials.values()}
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            ours = self.run is None or trial.user_attrs.get(OPTUNA_RUN_ATTR) == self.run
+            if ours and trial.number not in held:
+                self.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)

@@ -119,6 +119,22 @@ def test_searcher_state_survives_a_checkpoint(tmp_path):
     assert pickle.loads(pickle.dumps(again.define)) == again.define
 
 
+def test_a_restored_searcher_fails_the_trials_of_its_run_no_ray_trial_holds(tmp_path):
+    space = load_space(SPACE)
+    study = optuna.create_study()
+    s = StudySearcher(study, DefineByRun(space), ["val_acc"], 3, run="mine")
+    other = StudySearcher(study, DefineByRun(space), ["val_acc"], 3, run="theirs")
+    s.suggest("held")  # Ray resumes this one
+    s.suggest("lost")  # its tell never reached the database
+    other.suggest("x")  # another driver's, still training
+    s.trials.pop("lost")
+    s.save(str(tmp_path / "searcher.pkl"))
+    s.restore(str(tmp_path / "searcher.pkl"))  # an in-memory study comes back as a copy
+    states = {t.user_attrs["trial_id"]: t.state for t in s.study.trials}
+    assert states == {"held": TrialState.RUNNING, "lost": TrialState.FAIL,
+                      "x": TrialState.RUNNING}
+
+
 def test_sampler_settings_default_to_the_old_fixed_values_and_are_settable(tmp_path):
     space = load_space(SPACE)
     assert sampler_settings(space, 3) == {"name": "tpe", "seed": 3, "n_startup_trials": 8,

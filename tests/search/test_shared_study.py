@@ -49,6 +49,13 @@ def finish(proc: subprocess.Popen, timeout: float = 240) -> str:
     return output
 
 
+def resume(space: Path, results: Path, name: str) -> None:
+    """`--resume --name NAME` alone (no --storage, no --study), which must succeed."""
+    done = run_cli("--space", str(space), "--name", name, "--results-dir", str(results),
+                   "--resume")
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def rows(run_dir: Path) -> pd.DataFrame:
     return pd.read_csv(run_dir / "trials.csv", dtype={"trial_id": str})
 
@@ -122,9 +129,7 @@ def test_a_driver_resumed_later_continues_the_shared_study(tmp_path, postgres):
                      "--storage", url, "--study", "later", "--trials", "2")
     assert joined.returncode == 0, joined.stderr[-3000:]
     # the run recorded its study and (password-free) storage: --resume alone finds them
-    done = run_cli("--space", str(space), "--name", "a", "--results-dir", str(tmp_path),
-                   "--resume")
-    assert done.returncode == 0, done.stderr[-3000:]
+    resume(space, tmp_path, "a")
     after = rows(tmp_path / "a")
     assert len(after) == 4 and set(before["trial_id"]) <= set(after["trial_id"])
     trials = study_trials(url, "later")
@@ -152,6 +157,33 @@ def test_a_database_restart_mid_search_is_carried_through(tmp_path, postgres):
     # a trial being asked when the connection broke is asked again; the half-made one is FAIL
     abandoned = [t for t in trials if t not in told]
     assert all(t.state == optuna.trial.TrialState.FAIL for t in abandoned), abandoned
+
+
+@pytest.mark.slow  # ~2 min: the driver waits out its retries (~31 s) before it ends
+def test_a_database_gone_for_longer_ends_the_driver_and_its_resume_settles_the_study(
+        tmp_path, postgres):
+    url = postgres.createdb("outage")
+    space = write_space(tmp_path, variant(SHARED, search={"trials": 4}))
+    proc = start(space, tmp_path, "o", "--storage", url, "--study", "outage")
+    wait_for_rows(tmp_path / "o", proc, 1)
+    postgres.stop()
+    try:
+        output, _ = proc.communicate(timeout=300)
+    finally:
+        postgres.start()  # the server is the session's
+    assert proc.returncode != 0, output[-2000:]
+    last = output.strip().splitlines()[-1]
+    assert "did not answer" in last and "--resume" in last, output[-2000:]
+    kept = rows(tmp_path / "o")
+    resume(space, tmp_path, "o")
+    table = rows(tmp_path / "o")
+    assert len(table) == 4 and set(kept["trial_id"]) <= set(table["trial_id"])
+    trials = study_trials(url, "outage")
+    told = [t for t in trials if OPTUNA_STATUS_ATTR in t.user_attrs]
+    assert sorted(t.user_attrs[OPTUNA_TRIAL_ATTR] for t in told) == sorted(table["trial_id"])
+    running = [(t.number, t.user_attrs) for t in trials
+               if t.state == optuna.trial.TrialState.RUNNING]
+    assert not running  # nothing of this run left half-told in the study
 
 
 def test_a_study_name_taken_in_the_storage_is_refused_in_one_line(tmp_path, postgres):
