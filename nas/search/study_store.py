@@ -45,12 +45,22 @@ def hide_password(argv: list[str], url: str | None) -> list[str]:
     return [arg.replace(url, shown(url)) for arg in argv]
 
 
-def open_storage(url: str):
+def open_storage(url: str, attempts: int = 3):
     """Optuna's RDB storage at `url`; a pooled connection is tested before each use, so one a
     database restart closed is replaced instead of failing the next call."""
     import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-    return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        except (IntegrityError, ProgrammingError):
+            # drivers starting at once on an empty database both create Optuna's tables; the
+            # one that loses the race finds them made on its next try
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def refuse_existing(url: str, name: str) -> None:
