@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -134,8 +133,6 @@ def test_a_failed_start_leaves_no_run_folder(tmp_path, cifar_dir):
         assert not (tmp_path / "r" / "n").exists()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("psycopg") is not None,
-                    reason="psycopg is installed: the URL passes the driver check")
 @pytest.mark.parametrize(("url", "named"), [
     ("foo://x", ["--storage foo://x", "unknown database 'foo'", "sqlite", "postgresql"]),
     ("postgresql://user@127.0.0.1/db", ["postgresql driver 'psycopg' is not installed",
@@ -145,8 +142,15 @@ def test_a_failed_start_leaves_no_run_folder(tmp_path, cifar_dir):
 def test_a_storage_url_that_cannot_hold_the_study_is_one_line(tmp_path, url, named, dry_run):
     space = write_space(tmp_path, TINY)
     results = tmp_path / "results"
+    # psycopg as a machine without the postgres extra has it: a package that is not there
+    hidden = tmp_path / "without" / "psycopg"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'psycopg'\", name='psycopg')\n")
+    path = os.pathsep.join(p for p in (str(hidden.parent), os.environ.get("PYTHONPATH")) if p)
     done = run_cli("--space", str(space), "--results-dir", str(results), "--name", "n",
-                   "--storage", url, *(["--dry-run"] if dry_run else []))
+                   "--storage", url, *(["--dry-run"] if dry_run else []),
+                   env=dict(os.environ, PYTHONPATH=path))
     assert done.returncode == 2
     line = one_line_error(done)
     for part in named:
