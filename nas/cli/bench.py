@@ -7,12 +7,13 @@ from pathlib import Path
 
 from nas.bench.run import BenchRequest, run_bench
 from nas.cli.flags import add_search_flags, search_options
+from nas.cli.main import program
 
 
 def parser() -> argparse.ArgumentParser:
     """Flags of the bench action: the search's, with the space positional."""
     p = argparse.ArgumentParser(
-        prog="run_search.py bench",
+        prog=f"{program()} bench",
         description="Train every point of an enumerable space (each [search].repeats seeds,"
         " the whole [train] schedule, no early stopping) into one run folder: a ground truth"
         " to replay searches against. Resumable with --resume --name NAME.")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nas.cli.main import program
 from nas.dashboard import DEFAULT_PORT, DEFAULT_REFRESH_S, DashboardRequest, dashboard
 
 
 def parser() -> argparse.ArgumentParser:
     """Flags of the dashboard action."""
     p = argparse.ArgumentParser(
-        prog="run_search.py dashboard",
+        prog=f"{program()} dashboard",
         description="Dashboard of a search's run folder: accuracy vs cost with the Pareto"
         " front, the spectrum per stage, factor effects, parameter importance, learning"
         " curves and the trials table. Served on 127.0.0.1 (refreshing while the search"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nas.cli.main import program
 from nas.export import OBJECTIVES, TOLERANCE, ExportRequest, export, summary
 from nas.results.names import TABLE
 
@@ -12,7 +13,7 @@ from nas.results.names import TABLE
 def parser() -> argparse.ArgumentParser:
     """Flags of the export action."""
     p = argparse.ArgumentParser(
-        prog="run_search.py export",
+        prog=f"{program()} export",
         description="Write a searched architecture as standalone PyTorch code (model.py), its"
         " trained weights (weights.pt) and its genotype (genotype.json).")
     p.add_argument("run", type=Path, help="the search run folder (results/<name>)")

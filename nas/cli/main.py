@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 
 from nas.arch.schema import SchemaError
 
@@ -13,6 +14,16 @@ ACTIONS = {action: f"nas.cli.{action}" for action in
            ("search", "dashboard", "export", "retrain", "study", "bench", "supernet")}
 
 
+COMMANDS = ("run_search.py", "spectrum-nas")  # the two ways in; usage and errors name the one used
+
+
+def program() -> str:
+    """The command as the user typed it: `spectrum-nas` from the console script, else
+    `run_search.py`."""
+    name = Path(sys.argv[0]).name
+    return name if name in COMMANDS else COMMANDS[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Dispatch on the first word; errors are one line on stderr, exit code 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -20,15 +31,15 @@ def main(argv: list[str] | None = None) -> int:
     if argv and not argv[0].startswith("-"):
         action, argv = argv[0], argv[1:]
         if action not in ACTIONS:
-            print(f"run_search.py: unknown action {action!r} (allowed: {', '.join(ACTIONS)};"
+            print(f"{program()}: unknown action {action!r} (allowed: {', '.join(ACTIONS)};"
                   " none means search)", file=sys.stderr)
             return 2
     try:
         return importlib.import_module(ACTIONS[action]).main(argv)
     except (SchemaError, ValueError, FileNotFoundError) as err:
-        print(f"run_search.py {action}: error: {err}", file=sys.stderr)
+        print(f"{program()} {action}: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # a full disk, a read-only or vanished folder: the user's to fix
         where = f": {err.filename}" if err.filename else ""
-        print(f"run_search.py {action}: error: {err.strerror or err}{where}", file=sys.stderr)
+        print(f"{program()} {action}: error: {err.strerror or err}{where}", file=sys.stderr)
         return 1

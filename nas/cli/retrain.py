@@ -7,6 +7,7 @@ import functools
 import sys
 from pathlib import Path
 
+from nas.cli.main import program
 from nas.results.names import RETRAIN_CSV, RETRAIN_JSON
 from nas.retrain import ALL_IMAGES, RetrainRequest, read_rows, retrain, table
 from nas.train.config import PRECISIONS
@@ -15,7 +16,7 @@ from nas.train.config import PRECISIONS
 def parser() -> argparse.ArgumentParser:
     """Flags of the retrain action."""
     p = argparse.ArgumentParser(
-        prog="run_search.py retrain",
+        prog=f"{program()} retrain",
         description="Train the search's top architectures from scratch on train+validation"
         " and report held-out test accuracy (mean ± std over seeds). Finished runs are kept in"
         f" the run folder ({RETRAIN_CSV}, {RETRAIN_JSON}) and not repeated.")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from nas.cli.flags import add_search_flags, search_options
+from nas.cli.main import program
 from nas.results.meta import installed_version
 
 DEFAULT_SPACE = "cifar_spectrum"  # a bundled space (nas.spaces), found wherever nas is installed
@@ -14,7 +15,7 @@ DEFAULT_SPACE = "cifar_spectrum"  # a bundled space (nas.spaces), found wherever
 def parser() -> argparse.ArgumentParser:
     """Flags of the search action."""
     p = argparse.ArgumentParser(
-        prog="run_search.py",
+        prog=program(),
         description="Search the convolution spectrum: Ray Tune schedules trials (ASHA), Optuna"
         " picks points. With no arguments: the default CIFAR-10 space, about 8 min on 2 CPU cores."
         " Other actions: dashboard, export, retrain, study, bench, supernet (each has --help).")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from nas.cli.flags import add_search_flags, search_options
+from nas.cli.main import program
 from nas.results.names import STUDY_CSV, STUDY_JSON, STUDY_MD
 from nas.study import StudyRequest, study
 
@@ -13,7 +14,7 @@ from nas.study import StudyRequest, study
 def parser() -> argparse.ArgumentParser:
     """Flags of the study action: the search's, with the space (or run folder) positional."""
     p = argparse.ArgumentParser(
-        prog="run_search.py study",
+        prog=f"{program()} study",
         description=f"Run a study space's grid (seeds = [search].repeats) and write {STUDY_CSV},"
         f" {STUDY_MD} and {STUDY_JSON} in its run folder; given a run folder, tabulate it"
         " again.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from nas.cli.flags import add_search_flags, search_options
+from nas.cli.main import program
 from nas.search.space.load import space_file
 from nas.supernet.run import (
     CALIBRATION_IMAGES,
@@ -21,7 +22,7 @@ from nas.supernet.score import RANKINGS, SCORE_BY
 def parser() -> argparse.ArgumentParser:
     """Flags of the supernet action: the search's, plus the supernet's own."""
     p = argparse.ArgumentParser(
-        prog="run_search.py supernet",
+        prog=f"{program()} supernet",
         description="Train one weight-sharing supernet over a spectrum space (single-path"
         " sampling, optionally with the sandwich rule), score every point with BN recalibrated per"
         " sub-network (enumerable spaces whole, larger ones by Optuna), then train the top-k"

@@ -110,3 +110,16 @@ def test_help_and_version_load_neither_torch_nor_ray():
     loaded = set(json.loads(done.stdout.splitlines()[-1]))
     for heavy in ("torch", "ray", "optuna", "plotly"):
         assert heavy not in loaded, heavy
+
+
+@pytest.mark.parametrize("command", ["spectrum-nas", "run_search.py"])
+def test_usage_and_errors_name_the_command_the_user_typed(command):
+    run = ("import sys; from nas.cli.main import main; sys.argv[0] = '/somewhere/' + sys.argv[1];"
+           " sys.exit(main(sys.argv[2:]))")
+    helped = subprocess.run([sys.executable, "-c", run, command, "export", "--help"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert helped.returncode == 0 and helped.stdout.startswith(f"usage: {command} export")
+    refused = subprocess.run([sys.executable, "-c", run, command, "export", "/no/such/run"],
+                             capture_output=True, text=True, cwd=ROOT)
+    assert refused.returncode != 0
+    assert refused.stderr.strip().splitlines()[-1].startswith(f"{command} export: error:")
