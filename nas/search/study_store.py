@@ -67,8 +67,14 @@ def refuse_existing(url: str, name: str) -> None:
     """Refuse a new run whose default study name (its --name) is taken in a shared storage:
     two drivers with one --name would otherwise share a study by accident."""
     if name in _study_names(url):
-        raise StudyError(f"--storage {shown(url)} already holds a study named {name!r}: pass"
-                         f" --study {name} to join it on purpose, or choose another --name")
+        raise taken(shown(url), name)
+
+
+def taken(where: str, name: str) -> StudyError:
+    """The one-line refusal of a study name already in the storage (checked early, and again
+    by the database when two drivers create at once)."""
+    return StudyError(f"--storage {where} already holds a study named {name!r}: pass"
+                      f" --study {name} to join it on purpose, or choose another --name")
 
 
 def _study_names(url: str) -> list[str]:
@@ -93,9 +99,7 @@ def open_study(storage, name: str, directions: Sequence[str], sampler, join: boo
         return create(False), True
     except optuna.exceptions.DuplicatedStudyError:
         if not join:
-            raise StudyError(f"--storage {where} already holds a study named {name!r}: pass"
-                             f" --study {name} to join it on purpose, or choose another --name"
-                             ) from None
+            raise taken(where, name) from None
     study = create(True)
     theirs = [d.name.lower() for d in study.directions]
     if theirs != [d.lower() for d in directions]:
