@@ -1,0 +1,1 @@
+"""Inference latency on the runtimes users deploy: settings, runtimes, measurement, a model."""
