@@ -442,8 +442,10 @@ def _fit(space: Space, budget: Budget, opts: SearchOptions, program: ProgramOpti
                 where, storage_filesystem=filesystem):
             # Ray re-roots the trials at the path given here; the monitor and the study's
             # storage find this folder through the lock (nas.results.lock.held_run_dir).
+            # failed trials run again from their last checkpoint: what failed them (a dead
+            # node, a full disk) may be gone, and Ray can fail a trial whose node died twice
             tuner = tune.Tuner.restore(where, trainable=trainable, resume_unfinished=True,
-                                       resume_errored=False, restart_errored=False,
+                                       resume_errored=True, restart_errored=False,
                                        storage_filesystem=filesystem)  # the monitor returns too
         else:
             monitor = SearchMonitor(budget.trials, budget.epochs)

@@ -123,6 +123,8 @@ class StudySearcher(Searcher):
         """Tell the study the trial's state, curve, constraints and (if it completed) value."""
         trial = self.trials.get(trial_id)  # dropped once told: a search a lost database ended
         if trial is None:                    # keeps it, and its resume tells it
+            if not error:
+                retried(lambda: self._retell(trial_id, result or {}), self.where)
             return  # told already (Ray may repeat the notice after a restore)
         result = result or {}
         status, state, values = outcome(result, error, self.max_epochs, self.metrics,
@@ -138,6 +140,26 @@ class StudySearcher(Searcher):
         retried(tell, self.where)
         self.trials.pop(trial_id, None)
         self.reported.pop(trial_id, None)
+
+    def _retell(self, trial_id: str, result: dict[str, Any]) -> None:
+        """A trial told FAIL that a resume ran again (--resume retries failed trials): its
+        result goes into the study as a new trial; the FAIL stays, as what happened first."""
+        mine = [t for t in self.study.get_trials(deepcopy=False)
+                if t.user_attrs.get(OPTUNA_TRIAL_ATTR) == trial_id
+                and (self.run is None or t.user_attrs.get(OPTUNA_RUN_ATTR) == self.run)]
+        if not mine or any(t.state != TrialState.FAIL for t in mine):
+            return  # not this run's, or its result is in already (a repeated notice)
+        status, state, values = outcome(result, False, self.max_epochs, self.metrics,
+                                        self.stopped_as)
+        if state == TrialState.FAIL:
+            return
+        first = mine[0]
+        single = len(self.study.directions) == 1
+        self.study.add_trial(optuna.trial.create_trial(
+            state=state, values=values, params=first.params, distributions=first.distributions,
+            user_attrs=first.user_attrs | {OPTUNA_STATUS_ATTR: status},
+            intermediate_values=dict(finite_curve(result)) if single else None,
+            constraints=constraints(result) or None))
 
     def _report(self, trial_id: str, trial: optuna.Trial, result: dict[str, Any]) -> None:
         """Epochs of the curve not told yet (the curve holds every epoch, restored ones too)."""

@@ -96,7 +96,7 @@ def test_a_node_killed_mid_search(cluster, tmp_path):
         if "retrying it from its last checkpoint" in line:
             driver.send_signal(signal.SIGINT)  # then the driver is stopped too
             break
-    driver.communicate(timeout=300)
+    rest, _ = driver.communicate(timeout=300)
     text = "".join(lines)
     assert "retrying" in text, text
     lost = text.split("retrying")[0].rsplit("] ", 1)[1].split()[0]  # the trial that lost it
@@ -107,9 +107,10 @@ def test_a_node_killed_mid_search(cluster, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     run = results / "k"
     table = pd.read_csv(run / "trials.csv").astype({"trial_id": str})
-    print(text, table[["trial_id", "status", "node_id", "checkpoint"]].to_string())  # with -s
-    assert len(table) == 8 and table["trial_id"].is_unique, table
-    assert set(table["status"]) <= {"completed", "stopped"}  # nothing lost to the dead node
+    shown = table[["trial_id", "status", "node_id", "error"]].to_string()
+    story = f"{text}{rest}--- resumed:\n{resumed.stdout}{shown}"  # what CI prints on a failure
+    assert len(table) == 8 and table["trial_id"].is_unique, story
+    assert set(table["status"]) <= {"completed", "stopped"}, story  # nothing lost to the node
     assert lost in set(table["trial_id"])
     for recorded in table["checkpoint"]:
         assert (run / recorded / "model.pt").is_file()

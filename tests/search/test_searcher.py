@@ -180,3 +180,29 @@ def test_stopped_as_is_a_checked_search_setting(tmp_path):
     bad = text.replace('stopped_as = "complete"', 'stopped_as = "finished"')
     with pytest.raises(ValueError, match="stopped_as"):
         load_space(write_space(tmp_path, bad, "bad.toml"))
+
+
+def test_a_failed_trial_a_resume_ran_again_gets_its_result_as_a_new_trial():
+    space = load_space(SPACE)
+    study = optuna.create_study()
+    s = StudySearcher(study, DefineByRun(space), ["val_acc"], 3, run="mine")
+    other = StudySearcher(study, DefineByRun(space), ["val_acc"], 3, run="theirs")
+    params = s.suggest("lost")  # its node died; Ray gave it up
+    other.suggest("lost")  # another driver's trial of the same Ray id (ids are per driver)
+    s.on_trial_complete("lost", None, error=True)
+    other.on_trial_complete("lost", None, error=True)
+    done = {"curve": [0.2, 0.3, 0.4], "training_iteration": 3, "status": "running",
+            "constraints/max_params": -0.5}
+    s.on_trial_complete("lost", done)  # --resume ran it again (resume_errored)
+    mine = [t for t in study.trials if t.user_attrs.get("run") == "mine"]
+    assert [t.state for t in mine] == [TrialState.FAIL, TrialState.COMPLETE]  # the FAIL stays
+    again = mine[1]
+    assert again.params == params and again.value == 0.4
+    assert again.intermediate_values == epochs([0.2, 0.3, 0.4])
+    assert again.constraints == {"max_params": -0.5}
+    assert again.user_attrs["status"] == "completed" and again.user_attrs["trial_id"] == "lost"
+    s.on_trial_complete("lost", done)  # a repeated notice adds nothing
+    s.on_trial_complete("lost", None, error=True)  # nor does failing again
+    assert len(study.trials) == 3
+    theirs = [t for t in study.trials if t.user_attrs.get("run") == "theirs"]
+    assert [t.state for t in theirs] == [TrialState.FAIL]  # the other driver's untouched
