@@ -65,7 +65,8 @@ def test_homoscedasticity_tells_a_threefold_noise_from_an_equal_one():
 def test_pooling_is_calibrated_with_two_seeds_where_welch_is_too_wide_to_use():
     """Why the race pools: 20 points x 2 seeds with equal noise. The pooled interval of a gap
     (20 df) covers the truth 90 % of the time; Welch's (about 1-2 df from two seeds a side)
-    covers too, but is more than twice as wide, so it would almost never separate a pair."""
+    covers too, but is about twice as wide (median ratio 2.06 on this seed), so it would need
+    far more seeds to separate a pair."""
     rng = random.Random(1)
     truth = [0.60 + 0.002 * i for i in range(20)]
     pooled_hits = welch_hits = 0
@@ -81,4 +82,4 @@ def test_pooling_is_calibrated_with_two_seeds_where_welch_is_too_wide_to_use():
         widths.append(own.half_width / pooled.half_width)
     assert LOW <= pooled_hits <= HIGH
     assert welch_hits >= LOW
-    assert statistics.median(widths) > 2.0
+    assert statistics.median(widths) > 1.8
