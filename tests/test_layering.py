@@ -20,6 +20,7 @@ ALLOWED = {
     "search": {"arch", "data", "machine", "results", "train"},
     "dashboard": {"arch", "results"},
     "bench": {"arch", "results", "search"},
+    "answer": {"results"},  # pure statistics over a trials table: no Ray, no training
     "study": {"arch", "results", "search"},
     "supernet": {"arch", "data", "results", "search", "train"},
     "onnx_export": {"results"},

@@ -1,0 +1,89 @@
+"""The answer assembled: the top tier with intervals and costs, the cheapest member as the
+practical pick, the per-factor effects at one fidelity, the words, and what it all cost."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from nas.answer.data import Cost, PointData, points_at, run_cost
+from nas.answer.effects import FactorEffect, effects_of
+from nas.answer.stats import Interval, Noise, pooled_noise
+from nas.answer.tier import cheapest, tier
+from nas.answer.words import recommend
+
+PICK_BY = ("latency_ms", "macs", "params")
+
+
+@dataclass(frozen=True)
+class TierEntry:
+    """One member of the top tier."""
+
+    key: str
+    mean: Interval  # mean accuracy over its seeds
+    seeds: int
+    gap: Interval | None  # leader − this point; None for the leader
+    params: float | None
+    macs: float | None
+    latency_ms: float | None
+    levels: dict[str, str]  # factor name -> level
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Which convolution, with how much confidence, and what finding it cost."""
+
+    leader: str
+    pick: str  # the cheapest member of the tier by pick_by
+    pick_by: str
+    tier: tuple[TierEntry, ...]  # leader first
+    points: int  # points judged at the full budget
+    noise: Noise  # the seed noise the tier rests on
+    confidence: float
+    fidelity: int  # the full budget's epochs: what the tier compares
+    effects: tuple[FactorEffect, ...]
+    effects_method: str
+    effects_fidelity: int
+    words: tuple[str, ...]
+    cost: Cost
+    source: str  # the data it rests on, in words
+
+
+def build_answer(table: pd.DataFrame, epochs: int, *, effects_fidelity: int | None = None,
+                 method: str = "pooled", confidence: float = 0.9, noise: Noise | None = None,
+                 source: str = "", cores_per_trial: float = 1.0, pick_by: str = "latency_ms",
+                 base_seed: int = 0) -> Answer:
+    """The answer from a trials table (front end and verification rows alike): the tier over
+    the points measured at `epochs`, effects from every trial measured at `effects_fidelity`
+    (default `epochs`); `noise` (default: pooled over the table's seeds) for the tier."""
+    if pick_by not in PICK_BY:
+        raise ValueError(f"answer: pick_by {pick_by!r} must be one of {', '.join(PICK_BY)}")
+    points = points_at(table, epochs, base_seed=base_seed)
+    if not points:
+        raise ValueError(f"answer: no trial has a result after {epochs} epochs")
+    noise = noise or pooled_noise({k: p.accs for k, p in points.items()})
+    t = tier({k: p.accs for k, p in points.items()}, noise, confidence)
+    fidelity = effects_fidelity or epochs
+    at = points if fidelity == epochs else points_at(table, fidelity, base_seed=base_seed)
+    effects_noise = noise if fidelity == epochs else None  # None: pooled at that fidelity
+    effects = effects_of(at, method, effects_noise, confidence)
+    factor_of = {k: {e.factor.name: e.factor.of[k] for e in effects if k in e.factor.of}
+                 for k in points}
+    entries = tuple(_entry(points[k], t.means[k], None if k == t.leader else t.gaps[k],
+                           factor_of[k]) for k in t.members)
+    costs = {e.key: _or_inf(getattr(e, pick_by)) for e in entries}
+    return Answer(t.leader, cheapest(t.members, costs), pick_by, entries, len(points), noise,
+                  confidence, epochs, effects, method, fidelity,
+                  recommend(effects, points[t.leader].widths),
+                  run_cost(table, cores_per_trial), source)
+
+
+def _entry(p: PointData, mean: Interval, gap: Interval | None,
+           levels: dict[str, str]) -> TierEntry:
+    return TierEntry(p.key, mean, len(p.accs), gap, p.params, p.macs, p.latency_ms, levels)
+
+
+def _or_inf(value: float | None) -> float:
+    return math.inf if value is None else value

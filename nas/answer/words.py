@@ -1,0 +1,68 @@
+"""The answer in words: per factor and stage, the level to take, or that the data cannot
+tell, with the size of what is at stake."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from nas.answer.effects import FactorEffect
+
+NOUNS = {"groups": "groups", "order": "op order", "mid_act": "mid activation",
+         "residual": "residual"}
+
+
+def stages_label(stages: Sequence[int]) -> str:
+    """'stage 2', 'stages 1–3 (shared)', 'stages 1, 3 (shared)'."""
+    if len(stages) == 1:
+        return f"stage {stages[0]}"
+    run = list(stages) == list(range(stages[0], stages[-1] + 1))
+    listed = f"{stages[0]}–{stages[-1]}" if run else ", ".join(map(str, stages))
+    return f"stages {listed} (shared)"  # the stages moved together: one choice, one effect
+
+
+def levels_words(effect: FactorEffect, levels: Sequence[str], widths: Mapping[int, int]) -> str:
+    """Levels in words: a run of neighbouring levels as 'a–b', others joined by 'or'; group
+    counts say of how many channels ('4–8 groups of 64')."""
+    order = [lv for lv in effect.factor.levels if lv in levels]
+    positions = [effect.factor.levels.index(lv) for lv in order]
+    if len(order) > 2 and positions == list(range(positions[0], positions[-1] + 1)):
+        text = f"{order[0]}–{order[-1]}"
+    else:
+        text = " or ".join(order)
+    if effect.factor.field == "groups":
+        channels = [str(widths[s]) for s in effect.factor.stages if s in widths]
+        text += " groups" + (f" of {'/'.join(channels)}" if channels else "")
+    return text
+
+
+def factor_line(effect: FactorEffect, widths: Mapping[int, int]) -> str:
+    """One factor: what to take (resolved), which levels remain (partly), or 'cannot tell'."""
+    factor = effect.factor
+    head = f"{NOUNS.get(factor.field, factor.field)}, {stages_label(factor.stages)}"
+    pct = round(100 * effect.levels[0].effect.confidence)
+    others = effect.levels[1:]
+    if not others:
+        return f"{head}: only {effect.best} was tried"
+    if all(e.effect is None for e in others):
+        return f"{head}: cannot estimate (its levels are aliased with another factor's)"
+    widest = max(e.effect.half_width for e in others if e.effect is not None)
+    if effect.resolved:
+        runner = others[0].effect
+        best = levels_words(effect, [effect.best], widths)
+        return (f"{head}: {best} (+{-100 * runner.estimate:.1f} pt over {others[0].level};"
+                f" {pct} % CI {-100 * runner.high:+.1f} to {-100 * runner.low:+.1f})")
+    if len(effect.tier) == len(factor.levels):
+        return f"{head}: cannot tell (±{100 * widest:.1f} pt)"
+    out = [e for e in others if e.level not in effect.tier]
+    worst = [e.effect for e in out if e.effect is not None]
+    not_part = ""
+    if worst:
+        not_part = (f"; not {levels_words(effect, [e.level for e in out], widths)}"
+                    f" ({100 * max(w.estimate for w in worst):+.1f} pt or worse)")
+    return (f"{head}: {levels_words(effect, effect.tier, widths)}"
+            f" (cannot tell apart, ±{100 * widest:.1f} pt){not_part}")
+
+
+def recommend(effects: Sequence[FactorEffect], widths: Mapping[int, int]) -> tuple[str, ...]:
+    """One line per factor, in the order the effects come."""
+    return tuple(factor_line(e, widths) for e in effects)

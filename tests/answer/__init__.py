@@ -1,0 +1,1 @@
+"""Tests of nas.answer, mirroring its modules."""
