@@ -243,16 +243,16 @@ def test_epoch_control_redraws_from_that_epochs_accuracies(browser, served):
     assert label in cost["title"] and sorted(cost["y"]) == pytest.approx(
         sorted(reached(table, last) * 3))  # three panels: MACs, params, latency
     # the runtime control: the latency panel shows the chosen column, kept across epochs
-    column = "latency_ms@torch:b1"
-    choose_runtime(browser, column)
-    assert latency_panel(browser)["x"] == pytest.approx(latencies(table, column, last))
+    shown = "latency_ms@torch:b1"
+    choose_runtime(browser, shown)
+    assert latency_panel(browser)["x"] == pytest.approx(latencies(table, shown, last))
     Select(browser.find_element("id", "fidelity-epoch")).select_by_value("1")
     wait(browser, lambda d: d.execute_script(
         "return document.getElementById('content').dataset.epoch") == "1",
         "the epoch control did not redraw")
     panel = latency_panel(browser)
-    assert panel["columns"] == [column] and "torch:b1" in panel["title"]
-    assert panel["x"] == pytest.approx(latencies(table, column, 1))
+    assert panel["columns"] == [shown] and "torch:b1" in panel["title"]
+    assert panel["x"] == pytest.approx(latencies(table, shown, 1))
     Select(browser.find_element("id", "fidelity-epoch")).select_by_value(str(last))
     wait(browser, lambda d: d.execute_script(
         "return document.getElementById('content').dataset.epoch") == str(last),
@@ -265,7 +265,7 @@ def test_epoch_control_redraws_from_that_epochs_accuracies(browser, served):
     assert browser.execute_script("return document.getElementById('fidelity-epoch').value") \
         == str(last)
     assert_factors_at(browser, table, last, label)
-    assert latency_panel(browser)["columns"] == [column]  # and the chosen runtime
+    assert latency_panel(browser)["columns"] == [shown]  # and the chosen runtime
     assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
 
 
@@ -315,12 +315,16 @@ def test_runtime_control_switches_the_latency_panel(browser, latency_run, tmp_pa
     panel = latency_panel(browser)
     assert panel["columns"] == [objective] and panel["runtime"] == objective
     assert panel["x"] == pytest.approx(latencies(table, objective, 1))
-    for column in ("latency_ms@torch_cl:b2", "latency_ms"):
-        choose_runtime(browser, column)
+    for name in ("latency_ms@torch_cl:b2", "latency_ms"):
+        choose_runtime(browser, name)
         panel = latency_panel(browser)
-        assert panel["x"] == pytest.approx(latencies(table, column, 1))
-        assert ("torch_cl:b2" if column != "latency_ms" else "training precision") in (
+        assert panel["x"] == pytest.approx(latencies(table, name, 1))
+        assert ("torch_cl:b2" if name != "latency_ms" else "training precision") in (
             panel["title"])
+    # the table filters on a runtime's latency column like on any other
+    threshold = sorted(table[objective])[1]
+    browser.find_element("id", "trial-filter").send_keys(f"{objective}<={threshold!r}")
+    assert len(column(browser, "trial_id")) == 2
     assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
 
 

@@ -177,8 +177,8 @@
     });
   }
 
-  function parse(term) {
-    var m = /^([a-z0-9_]+)(<=|>=|:|=|<|>)(.*)$/.exec(term);
+  function parse(term) {  // a column may be a runtime's latency: latency_ms@onnxruntime:b1<2
+    var m = /^([a-z0-9_]+(?:@[a-z0-9_]+:b[0-9]+)?)(<=|>=|:|=|<|>)(.*)$/.exec(term);
     return m ? { col: m[1], op: m[2], arg: m[3] } : { text: term };
   }
 
