@@ -12,7 +12,13 @@ import pandas as pd
 from nas.arch.cost import cost
 from nas.arch.describe import describe_arch, millions
 from nas.arch.genotype import Genotype, GenotypeError
-from nas.latency.settings import PREFIX, RUNTIMES_COLUMN, LatencyConfig, latency_names
+from nas.latency.settings import (
+    PREFIX,
+    RUNTIMES_COLUMN,
+    LatencyConfig,
+    is_latency_name,
+    latency_names,
+)
 from nas.results.meta import read_meta
 from nas.results.names import EXPERIMENT, META, OPTUNA_DB, PARQUET, SCORED, TABLE
 from nas.results.ranking import best_trial, fidelity_text
@@ -77,7 +83,7 @@ def latency_line(config: LatencyConfig, objectives: tuple[str, ...] = ()) -> str
     from nas.latency.runtimes import unavailable  # loads onnxruntime to see that it works
 
     batches = ", ".join(map(str, config.batches))
-    objective = [m for m in objectives if m.startswith(PREFIX)]
+    objective = [m for m in objectives if is_latency_name(m)]
     missing = [f"{r} not measured here ({why})" for r in config.runtimes
                if (why := unavailable(r))]
     return (f"Latency (CPU, {config.threads} thread{'s' if config.threads > 1 else ''},"
