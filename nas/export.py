@@ -3,7 +3,8 @@
 Which trial: `--trial ID`, or `--best` (the default) among the completed and stopped trials
 that kept a checkpoint. `--objective val_acc` takes the first in the ranking the dashboard and
 retrain use (full-budget trials first, by highest best_val_acc; ties to fewer MACs, then the
-smaller id); `--objective params|macs|latency_ms` takes the cheapest trial of the best one's
+smaller id); `--objective params|macs|latency_ms` (or a runtime's latency the run recorded,
+`latency_ms@onnxruntime:b1`, from the space's [latency]) takes the cheapest trial of the best one's
 fidelity (full budget, or stopped when none finished it) whose accuracy is within `--tolerance`
 of the best one. That trial is on the accuracy/cost Pareto front of those trials: a cheaper and
 more accurate one would have been chosen.
@@ -28,6 +29,7 @@ from nas.arch.cost import cost
 from nas.arch.describe import millions
 from nas.arch.genotype import Genotype
 from nas.arch.model import build
+from nas.latency.settings import is_latency_name, latency_names
 from nas.results.atomic import atomic_write
 from nas.results.meta import read_meta
 from nas.results.names import (
@@ -68,6 +70,23 @@ def _describe_missing(row: dict[str, Any]) -> str:
     return f"status {row.get('status')}" + (f": {why}" if why else "")
 
 
+def objectives(rows: list[dict[str, Any]]) -> list[str]:
+    """What --objective may name for these trials: OBJECTIVES, then each runtime's latency
+    their table records (the space's [latency] settings)."""
+    recorded = dict.fromkeys(name for row in rows for name in latency_names(row))
+    return [*OBJECTIVES, *recorded]
+
+
+def check_objective(objective: str, rows: list[dict[str, Any]]) -> None:
+    """A one-line ExportError unless `objective` is one of objectives(rows)."""
+    allowed = objectives(rows)
+    if objective in allowed:
+        return
+    why = ("this run's trials did not record it (its space's [latency] section did not"
+           " configure that runtime and batch)" if is_latency_name(objective) else "unknown")
+    raise ExportError(f"--objective {objective!r}: {why}; expected one of {', '.join(allowed)}")
+
+
 def choose(run_dir: Path, rows: list[dict[str, Any]], trial: str | None = None,
            objective: str = "val_acc", tolerance: float = TOLERANCE) -> dict[str, Any]:
     """The row to export: `trial`, or the best by `objective` (see the module docstring)."""
@@ -80,8 +99,7 @@ def choose(run_dir: Path, rows: list[dict[str, Any]], trial: str | None = None,
             raise ExportError(f"trial {trial} has no checkpoint to export"
                               f" ({_describe_missing(found[0])})")
         return found[0]
-    if objective not in OBJECTIVES:
-        raise ExportError(f"--objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
+    check_objective(objective, rows)
     # completed and stopped trials only, in the ranking every view shares (results.ranking)
     scored = [r for r in ranked(pd.DataFrame(rows)).to_dict("records")
               if find_checkpoint(run_dir, r) is not None]

@@ -9,8 +9,9 @@ batch; an image folder's val/): mean +- std over seeds is the honest final numbe
 (--train-size all, or a count), it trains on all the data's training images (or a stratified
 count of them) instead: after a search on a subset, the complete data set's training batches.
 
-Results go to the run folder: retrain.csv (one row per trial, seed and epoch budget) and
-retrain.json (settings and per-trial mean/std), rewritten atomically after every training run.
+Results go to the run folder: retrain.csv (one row per trial, seed and epoch budget, with each
+latency of the space's [latency] section measured on the trained model) and retrain.json
+(settings and per-trial mean/std), rewritten atomically after every training run.
 A second call skips the (trial, seed, epochs) runs already in retrain.csv, so an interrupted
 retrain continues where it stopped.
 """
@@ -36,6 +37,8 @@ from nas.data import ImageSet, Splits, channel_stats, load_splits
 from nas.data.cifar import locate_cifar10
 from nas.data.core import is_int
 from nas.data.splits import stratified_split
+from nas.latency.measure import columns
+from nas.latency.settings import LatencyConfig, is_latency_column
 from nas.results.atomic import atomic_write, write_json
 from nas.results.meta import read_meta
 from nas.results.names import RETRAIN_CSV, RETRAIN_JSON
@@ -45,7 +48,7 @@ from nas.results.table import parse_genotype, read_csv, read_trials
 from nas.results.values import number, text
 from nas.search.resume import space_copy
 from nas.search.space.types import Space
-from nas.search.trial import initial_model
+from nas.search.trial import initial_model, runtime_latencies
 from nas.train.config import TrainConfig
 from nas.train.device import cpu_threads, resolve_device, resolve_precision
 from nas.train.trainer import EpochReport, evaluate, fit
@@ -159,9 +162,10 @@ def _progress(candidate: Candidate, cfg: TrainConfig, log) -> Any:
 
 
 def train_once(candidate: Candidate, splits: Splits, cfg: TrainConfig,
-               log=None) -> dict[str, Any]:
+               log=None, latency: LatencyConfig | None = None) -> dict[str, Any]:
     """Train one architecture from scratch with cfg.seed (cfg's precision resolved), a `log`
-    line per epoch; test it; the retrain.csv row (train_data and data for the caller to fill)."""
+    line per epoch; test it, time it as `latency` asks; the retrain.csv row (train_data and
+    data for the caller to fill)."""
     start = time.perf_counter()
     model = initial_model(candidate.genotype, cfg, cfg.seed)  # as a search trial starts it
     result = fit(model, splits, cfg, None if log is None else _progress(candidate, cfg, log))
@@ -172,6 +176,10 @@ def train_once(candidate: Candidate, splits: Splits, cfg: TrainConfig,
                                 batch_size=cfg.eval_batch_size, device=resolve_device(cfg.device),
                                 flip_tta=cfg.flip_tta, channels_last=cfg.channels_last,
                                 precision=result.precision)
+    timed: dict[str, Any] = {}
+    if latency is not None:  # a diverged model's NaN weights time nothing a deployment runs
+        timed = (columns(latency) if result.status == "diverged"
+                 else runtime_latencies(model, candidate.genotype, latency))
     return {
         "trial_id": candidate.trial_id, "seed": cfg.seed, "epochs": cfg.epochs,
         "status": result.status, "test_acc": test_acc,
@@ -179,7 +187,7 @@ def train_once(candidate: Candidate, splits: Splits, cfg: TrainConfig,
         "train_s": round(result.train_seconds, 3), "wall_s": round(time.perf_counter() - start, 3),
         "train_images": len(splits.train), "test_images": len(splits.test),
         "arch_key": candidate.genotype.key(), "precision": result.precision,
-        "finished": datetime.now(UTC).isoformat(),
+        "finished": datetime.now(UTC).isoformat(), **timed,
     }
 
 
@@ -209,7 +217,9 @@ def summarize(candidates: list[Candidate], rows: list[dict[str, Any]], epochs: i
 def write_results(run_dir: Path, rows: list[dict[str, Any]], settings: dict[str, Any],
                   summary: list[dict[str, Any]]) -> None:
     """retrain.csv and retrain.json, each replaced atomically."""
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    # the [latency] columns after the fixed ones (a table from before them has none)
+    timed = dict.fromkeys(k for row in rows for k in row if is_latency_column(str(k)))
+    frame = pd.DataFrame(rows, columns=[*COLUMNS, *timed])
     frame = frame.sort_values(["trial_id", "epochs", "seed"], kind="stable")
     atomic_write(run_dir / RETRAIN_CSV, lambda tmp: frame.to_csv(tmp, index=False))
     write_json(run_dir / RETRAIN_JSON, {"settings": settings, "trials": summary,
@@ -338,7 +348,8 @@ def retrain(request: RetrainRequest, log=print) -> list[dict[str, Any]]:
         log(f"  training on {len(splits.train):,} images ({settings['trained_on']}), testing on"
             f" {len(splits.test):,} held-out test images; data: {source}")
         for candidate, seed in todo:
-            row = train_once(candidate, splits, dataclasses.replace(cfg, seed=seed), log)
+            row = train_once(candidate, splits, dataclasses.replace(cfg, seed=seed), log,
+                             latency=space.latency)
             rows.append(row | {"train_data": data, "data": source})
             write_results(run_dir, rows, settings, summarize(candidates, rows, epochs, data))
             log(f"  trial {candidate.trial_id} seed {seed}: {row['status']}, test_acc"

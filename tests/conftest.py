@@ -23,8 +23,12 @@ def cifar_dir() -> Path:
     return path
 
 
+SEARCH_OUT = "search.out"  # beside a fixture's run folder: what its search printed
+
+
 def _search(tmp_path_factory, cifar_dir: Path, spec: dict, name: str) -> Path:
-    """Run a real search once per test session and return its run folder."""
+    """Run a real search once per test session and return its run folder (its stdout in
+    SEARCH_OUT beside it)."""
     from tests.searchkit import run_cli, write_space
 
     folder = tmp_path_factory.mktemp(name)
@@ -33,6 +37,7 @@ def _search(tmp_path_factory, cifar_dir: Path, spec: dict, name: str) -> Path:
     done = run_cli("--space", str(space), "--name", name, "--results-dir", str(folder), env=env)
     if done.returncode != 0:
         pytest.fail(f"the {name} search failed:\n{done.stderr[-3000:]}", pytrace=False)
+    (folder / SEARCH_OUT).write_text(done.stdout)
     return folder / name
 
 
@@ -50,6 +55,15 @@ def broken_run(tmp_path_factory, cifar_dir) -> Path:
     from tests.searchkit import BROKEN
 
     return _search(tmp_path_factory, cifar_dir, BROKEN, "broken")
+
+
+@pytest.fixture(scope="session")
+def latency_run(tmp_path_factory, cifar_dir) -> Path:
+    """A finished real search that timed every trial on torch, torch_cl and onnxruntime at
+    batch 1 and 2, NSGA-II on accuracy and the ONNX Runtime latency at batch 1."""
+    from tests.searchkit import LATENCY
+
+    return _search(tmp_path_factory, cifar_dir, LATENCY, "latency")
 
 
 @pytest.fixture

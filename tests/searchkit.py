@@ -116,6 +116,17 @@ BENCH = variant(
             "shared": ["spectrum", "order"]},
     search={"sampler": "grid", "trials": 4, "repeats": 2, "grace_period": 2})
 
+# Latency per runtime (issue 27): every trial timed on three runtimes at two batch sizes (few
+# runs: the numbers are checked for sense, not speed), and NSGA-II told the ONNX Runtime one.
+LATENCY = variant(
+    BASE, name="tiny_latency",
+    blocks={"spectrum": [0.0, 1.0], "order": ["dw_pw", "pw_dw"]},
+    train={"epochs": 1},
+    latency={"runtimes": ["torch", "torch_cl", "onnxruntime"], "batches": [1, 2],
+             "warmup": 1, "repeats": 5},
+    objectives={"metrics": ["val_acc", "latency_ms@onnxruntime:b1"]},
+    search={"sampler": "nsga2", "trials": 3})
+
 # A supernet space: per stage 2 spectrum positions, shared op order, mid act, residual and
 # kernel: 64 points, every one a path of one supernet.
 SUPERNET = variant(

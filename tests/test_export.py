@@ -13,9 +13,11 @@ import pandas as pd
 import pytest
 import torch
 
+from nas import api
 from nas import export as export_module
 from nas.arch.genotype import Genotype
 from nas.arch.model import build
+from nas.cli.main import main as cli_main
 from nas.export import ExportError, ExportRequest, choose, export
 from nas.onnx_export import OnnxError
 from nas.results.checkpoints import trial_checkpoint
@@ -179,6 +181,43 @@ def test_cheapest_within_tolerance_is_on_the_pareto_front(tiny_run):
                 and r["best_val_acc"] >= chosen["best_val_acc"]]  # nothing dominates it
     tight = choose(tiny_run, read_trials(tiny_run), objective="params", tolerance=0.0)
     assert tight["best_val_acc"] == best
+
+
+def test_a_runtimes_latency_picks_the_cheapest_trial_on_that_runtime(latency_run, tmp_path,
+                                                                      capsys):
+    rows = read_trials(latency_run)
+    for objective in ("latency_ms@onnxruntime:b1", "latency_ms@torch_cl:b2"):
+        chosen = choose(latency_run, rows, objective=objective, tolerance=1.0)  # every trial
+        assert chosen[objective] == min(r[objective] for r in rows)
+    out = tmp_path / "out"
+    assert cli_main(["export", str(latency_run), "--objective", "latency_ms@onnxruntime:b1",
+                     "--tolerance", "1", "--out", str(out)]) == 0
+    assert f"Exported trial {chosen_id(rows, 'latency_ms@onnxruntime:b1')} " in (
+        capsys.readouterr().out)
+
+
+def chosen_id(rows: list[dict], column: str) -> str:
+    return min(rows, key=lambda r: r[column])["trial_id"]
+
+
+def test_an_objective_the_run_did_not_record_is_one_line_naming_the_allowed(
+        latency_run, tiny_run, tmp_path, capsys):
+    recorded = ", ".join(f"latency_ms@{r}:b{b}" for r in ("torch", "torch_cl", "onnxruntime")
+                         for b in (1, 2))
+    assert cli_main(["export", str(latency_run), "--objective", "latency_ms@torch_bf16:b1",
+                     "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert ("--objective 'latency_ms@torch_bf16:b1': this run's trials did not record it (its"
+            " space's [latency] section did not configure that runtime and batch); expected"
+            f" one of val_acc, params, macs, latency_ms, {recorded}") in err
+    # the tiny run timed torch at batch 1 only (a space without [latency]); the API says so too
+    with pytest.raises(ExportError, match=r"expected one of val_acc, params, macs, latency_ms,"
+                       r" latency_ms@torch:b1$"):
+        api.open_run(tiny_run).export(tmp_path / "b", objective="latency_ms@onnxruntime:b1")
+    with pytest.raises(ExportError, match=r"^--objective 'flops': unknown; expected one of"):
+        api.open_run(tiny_run).export(tmp_path / "c", objective="flops")
+    assert not any(tmp_path.iterdir())
 
 
 def test_failed_and_diverged_trials_cannot_be_exported(broken_run, tmp_path):

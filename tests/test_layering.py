@@ -17,20 +17,21 @@ ALLOWED = {
     "results": {"arch", "machine"},
     "data": {"results"},
     "train": {"data", "machine"},
-    "search": {"arch", "data", "machine", "results", "train"},
-    "dashboard": {"arch", "results"},
-    "bench": {"arch", "results", "search"},
+    "latency": {"machine", "train"},
+    "search": {"arch", "data", "latency", "machine", "results", "train"},
+    "dashboard": {"arch", "latency", "results"},
+    "bench": {"arch", "latency", "results", "search"},
     "answer": {"results"},  # pure statistics over a trials table: no Ray, no training
     "study": {"arch", "results", "search"},
     "supernet": {"arch", "data", "results", "search", "train"},
     "onnx_export": {"results"},
-    "export": {"arch", "onnx_export", "results", "search", "train"},
-    "retrain": {"arch", "data", "results", "search", "train"},
+    "export": {"arch", "latency", "onnx_export", "results", "search", "train"},
+    "retrain": {"arch", "data", "latency", "results", "search", "train"},
     # the notebook API: the library's entry points, as the actions call them
     "api": {"arch", "dashboard", "export", "results", "retrain", "search"},
     # the actions on top: any library package; none imports nas.cli (absent from every set)
-    "cli": {"arch", "bench", "dashboard", "data", "export", "machine", "onnx_export", "results",
-            "retrain", "search", "study", "supernet", "train"},
+    "cli": {"arch", "bench", "dashboard", "data", "export", "latency", "machine", "onnx_export",
+            "results", "retrain", "search", "study", "supernet", "train"},
 }
 
 

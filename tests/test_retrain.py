@@ -108,11 +108,11 @@ def test_an_interrupted_retrain_continues_with_the_missing_runs(run_copy, cifar_
     calls = []
     real = retrain_module.train_once
 
-    def train_once(candidate, splits, cfg, log=None):
+    def train_once(candidate, splits, cfg, log=None, latency=None):
         calls.append((candidate.trial_id, cfg.seed))
         if len(calls) == 2:
             raise KeyboardInterrupt  # stopped during the second run
-        return real(candidate, splits, cfg, log)
+        return real(candidate, splits, cfg, log, latency)
 
     monkeypatch.setattr(retrain_module, "train_once", train_once)
     with pytest.raises(KeyboardInterrupt):
@@ -192,6 +192,23 @@ def test_retrain_on_a_count_of_training_images_is_its_own_result(run_copy, small
                        r" images \(.*\)$"):
         retrain(RetrainRequest(run_copy, top=1, epochs=1, seeds=1, data_dir=small_cifar,
                                train_size=1001))
+
+
+def test_each_retrain_row_records_the_spaces_latencies(latency_run, tmp_path, small_cifar):
+    copy = tmp_path / "run"
+    copy.mkdir()
+    for path in latency_run.iterdir():  # no checkpoints: retraining starts from scratch
+        if path.is_file() and path.suffix in (".json", ".csv", ".toml"):
+            shutil.copy(path, copy / path.name)
+    retrain(RetrainRequest(copy, top=1, epochs=1, seeds=1, data_dir=small_cifar, cpus=1),
+            log=lambda line: None)
+    row = pd.read_csv(copy / "retrain.csv").iloc[0]
+    for runtime in ("torch", "torch_cl", "onnxruntime"):
+        for batch in (1, 2):
+            median, p90 = (row[f"{kind}@{runtime}:b{batch}"]
+                           for kind in ("latency_ms", "latency_p90_ms"))
+            assert math.isfinite(p90) and 0 < median <= p90
+    assert set(json.loads(row["latency_runtimes"])) == {"torch", "torch_cl", "onnxruntime"}
 
 
 def test_flags_are_checked(run_copy, capsys):

@@ -17,6 +17,7 @@ from typing import Any
 
 from nas.bench.run import bench_points
 from nas.bench.table import Bench, BenchError, load_bench
+from nas.latency.settings import is_latency_name
 from nas.results.meta import update_meta
 from nas.results.records import TrialReport
 from nas.search.engine import SearchOptions
@@ -33,6 +34,17 @@ def check_covered(bench: Bench, space: Space) -> None:
     if missing:
         raise BenchError(f"{bench.run_dir}: {len(missing)} point(s) of {space.path} are not in"
                          f" the bench, e.g. {missing[0]}; replay the bench's own space")
+
+
+def check_objective(bench: Bench, space: Space) -> None:
+    """A latency objective is one every point of the bench measured (a replay times nothing)."""
+    for name in filter(is_latency_name, space.objectives.metrics[1:]):
+        lacking = [p for p in bench.points.values() if name not in dict(p.latencies)]
+        if lacking:
+            measured = sorted({n for p in bench.points.values() for n, _ in p.latencies})
+            raise BenchError(f"{bench.run_dir}: {len(lacking)} point(s) did not measure {name}"
+                             f" (the bench measured: {', '.join(measured) or 'latency_ms only'})"
+                             "; replay an objective the bench measured")
 
 
 def replay_seed(trial_id: str, search_seed: int, seeds: int) -> int:
@@ -52,7 +64,7 @@ def replay_trial(config: dict[str, Any], settings: TrialSettings, bench: Bench,
         raise BenchError(f"{bench.run_dir}: point {config} is not in the bench")
     seed = replay_seed(tune.get_context().get_trial_id(), settings.train.seed, bench.seeds)
     facts: TrialReport = {**describe(arch, settings), "device": "replay",
-                          "latency_ms": point.latency_ms}
+                          "latency_ms": point.latency_ms, **dict(point.latencies)}
     curve: list[float] = []
     losses: list[float] = []
     simulated = 0.0
@@ -89,6 +101,7 @@ class Replay:
 
         bench = load_bench(self.bench_dir)
         check_covered(bench, space)
+        check_objective(bench, space)
         if settings.train.epochs > bench.epochs:
             raise BenchError(f"--max-epochs {settings.train.epochs}: the bench {self.bench_dir}"
                              f" measured {bench.epochs} epochs")

@@ -9,13 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas.latency.settings import latency_names
 from nas.results.errors import RunFolderError
 from nas.results.meta import read_meta
 from nas.results.names import META, TABLE
 from nas.results.table import read_csv
-from nas.results.values import text
+from nas.results.values import number, text
 
-# The trials-table columns a bench needs, each per point.
+# The trials-table columns a bench needs, each per point (a bench measured after the [latency]
+# section existed also has each runtime's latency_ms@RUNTIME:bN: read when there).
 COLUMNS = ("arch_key", "genotype", "status", "epochs", "params", "macs", "latency_ms",
            "seed_curves", "seed_loss_curves", "epoch_s_curve")
 
@@ -36,6 +38,8 @@ class BenchPoint:
     curves: tuple[tuple[float, ...], ...]  # validation accuracy, [seed][epoch]
     losses: tuple[tuple[float, ...], ...]  # training loss, [seed][epoch]
     epoch_seconds: tuple[float, ...]  # training seconds of each epoch, one seed
+    # median ms per [latency] setting it measured: (('latency_ms@torch:b1', 0.41), ...)
+    latencies: tuple[tuple[str, float], ...] = ()
 
     @property
     def final(self) -> float:
@@ -130,8 +134,10 @@ def _point(row: dict[str, Any], where: str, epochs: int) -> BenchPoint:
         latency = float(row["latency_ms"])
     except (TypeError, ValueError) as err:
         raise BenchError(f"{where}: params, macs and latency_ms must be numbers ({err})") from None
+    latencies = tuple((name, value) for name in latency_names(row)
+                      if (value := number(row[name])) is not None)
     return BenchPoint(text(row["arch_key"]), text(row["genotype"]), params, macs, latency,
-                      curves, losses, tuple(s / len(curves) for s in seconds))
+                      curves, losses, tuple(s / len(curves) for s in seconds), latencies)
 
 
 def _curves(raw: Any, where: str, epochs: int) -> tuple[tuple[float, ...], ...]:

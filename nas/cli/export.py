@@ -21,9 +21,11 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--trial", help=f"the trial id to export (see {TABLE})")
     which.add_argument("--best", action="store_true",
                        help="the best trial by --objective (the default)")
-    p.add_argument("--objective", choices=OBJECTIVES,
-                   help="val_acc (default): highest best_val_acc; params / macs / latency_ms:"
-                   " the cheapest trial within --tolerance of the best accuracy")
+    p.add_argument("--objective", metavar="{" + ",".join(OBJECTIVES) + ",latency_ms@...}",
+                   help="val_acc (default): highest best_val_acc; params / macs / latency_ms,"
+                   " or a runtime's latency the run recorded (latency_ms@onnxruntime:b1, from"
+                   " the space's [latency]): the cheapest trial within --tolerance of the best"
+                   " accuracy")
     p.add_argument("--tolerance", type=float, default=TOLERANCE,
                    help="accuracy a cheaper trial may give up, with --objective other than"
                    f" val_acc (default {TOLERANCE:g})")

@@ -13,6 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nas.latency.settings import (
+    RUNTIMES_COLUMN,
+    LatencyError,
+    is_latency_name,
+    latency_names,
+    parse,
+)
 from nas.results.meta import read_meta
 from nas.results.names import (
     META,
@@ -67,6 +74,38 @@ class Run:
 
 
 ACC_AT = "val_acc_at_epoch"  # the column at_epoch() adds: each shown trial's accuracy there
+LATENCY = "latency_ms"  # every trial's latency at its training's precision, on its device
+
+
+def latency_columns(run: Run) -> list[str]:
+    """The run's latency columns: latency_ms, then each [latency] setting's (latency_ms@...)."""
+    return [c for c in (LATENCY, *latency_names(run.table.columns)) if c in run.table]
+
+
+def default_latency(run: Run) -> str:
+    """The latency the cost view shows first: the search's latency objective, else latency_ms."""
+    metrics = run.space.get("objectives", {}).get("metrics", [])
+    chosen = [m for m in metrics if isinstance(m, str) and is_latency_name(m)]
+    return next((m for m in chosen if m in run.table), LATENCY)
+
+
+def runtime_choice(table: pd.DataFrame, column: str) -> str:
+    """What a latency column measured, in words ('onnxruntime 1.23 CPUExecutionProvider, ...'):
+    the first row's record of its runtime; '' when none says."""
+    if column == LATENCY:
+        return "torch eager at the training's precision, on the trial's device"
+    try:
+        runtime = parse(column).runtime
+    except LatencyError:
+        return ""
+    for raw in table.get(RUNTIMES_COLUMN, pd.Series(dtype=str)).dropna():
+        try:
+            choice = json.loads(raw).get(runtime, "")
+        except (ValueError, AttributeError):
+            continue
+        if choice:
+            return str(choice)
+    return ""
 
 
 @dataclass(frozen=True)
@@ -188,7 +227,8 @@ def _space(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
 
 def _table(path: Path) -> pd.DataFrame:
     table = read_csv(path)
-    for column in ("best_val_acc", "final_val_acc", "params", "macs", "latency_ms"):
+    for column in ("best_val_acc", "final_val_acc", "params", "macs", LATENCY,
+                   *latency_names(table.columns)):
         if column in table:
             table[column] = pd.to_numeric(table[column], errors="coerce")
     return table

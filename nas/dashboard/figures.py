@@ -16,13 +16,14 @@ from plotly.subplots import make_subplots
 
 from nas.arch.describe import describe_arch
 from nas.arch.genotype import Genotype
-from nas.dashboard.data import ACC_AT, Fidelity, curve, pareto_mask
+from nas.dashboard.data import ACC_AT, LATENCY, Fidelity, curve, pareto_mask
+from nas.latency.settings import PREFIX, latency_names
 from nas.results.names import SCORED
 from nas.results.values import text
 
 TEMPLATE = "plotly_white"
 ACC = ACC_AT  # every comparison chart reads the accuracy at its one fidelity (epoch)
-COSTS = (("macs", "MACs"), ("params", "parameters"), ("latency_ms", "latency (ms)"))
+COSTS = (("macs", "MACs"), ("params", "parameters"), (LATENCY, "latency (ms)"))
 SYMBOL = {"completed": "circle", "stopped": "circle-open"}
 STATUS_LABEL = {"completed": "completed (full budget)", "stopped": "stopped early by ASHA"}
 CURVE_STYLE = {  # status -> (colour, dash): early-stopped and broken trials stand apart
@@ -47,7 +48,11 @@ def hover_text(row: pd.Series, epoch: int) -> str:
     lines = [head, f"val acc {row[ACC]:.4f} at epoch {epoch}; {row['status']} after"
              f" {int(row['epochs'])} epochs",
              f"{_count(row.get('params'))} params, {_count(row.get('macs'))} MACs,"
-             f" {_num(row.get('latency_ms'), 3)} ms"]
+             f" {_num(row.get(LATENCY), 3)} ms"]
+    runtimes = [f"{name.removeprefix(PREFIX)} {_num(row.get(name), 3)}"
+                for name in latency_names(row.index)]
+    if runtimes:
+        lines.append(f"ms per runtime: {', '.join(runtimes)}")
     with contextlib.suppress(KeyError, TypeError, ValueError):  # no genotype: numbers only
         lines += describe_arch(Genotype.from_json(row["genotype"]), indent="").splitlines()
     return "<br>".join(lines)
@@ -77,48 +82,74 @@ def _axis(fidelity: Fidelity) -> str:
     return f"validation accuracy at epoch {fidelity.epoch}"
 
 
-def accuracy_vs_cost(scored: pd.DataFrame, fidelity: Fidelity) -> go.Figure:
-    """Accuracy against MACs, params and latency; the Pareto front (max acc, min cost) ringed."""
+def latency_title(column: str) -> str:
+    """The latency panel's axis title for one latency column."""
+    if column == LATENCY:
+        return "latency (ms, training precision on the trial's device; log)"
+    return f"latency (ms, {column.removeprefix(PREFIX)}; log)"
+
+
+def accuracy_vs_cost(scored: pd.DataFrame, fidelity: Fidelity,
+                     latencies: Sequence[str] = (LATENCY,), shown: str = LATENCY) -> go.Figure:
+    """Accuracy against MACs, params and latency; the Pareto front (max acc, min cost) ringed.
+    The latency panel holds every column of `latencies` (each trace's `meta` names its
+    column), `shown` visible; layout.meta.latency tells the page's runtime control which."""
     fig = make_subplots(rows=1, cols=len(COSTS), shared_yaxes=True, horizontal_spacing=0.03,
                         subplot_titles=[label for _, label in COSTS])
     hover = (scored.apply(hover_text, axis=1, epoch=fidelity.epoch) if not scored.empty
              else pd.Series(dtype=str))
+    present = [c for c in latencies if c in scored]
+    shown = shown if shown in present else next(iter(present), shown)
     for col, (cost, label) in enumerate(COSTS, start=1):
-        if cost not in scored:
-            continue
-        costs = pd.to_numeric(scored[cost], errors="coerce")
-        sub = scored[np.isfinite(costs) & (costs > 0)]
-        for status in SCORED:
-            part = sub[sub["status"] == status]
-            fig.add_trace(go.Scatter(
-                x=part[cost].tolist(), y=part[ACC].tolist(), mode="markers",
-                name=STATUS_LABEL[status], legendgroup=status, showlegend=col == 1,
-                text=hover[part.index].tolist(), hovertemplate="%{text}<extra></extra>",
-                cliponaxis=False,
-                marker=dict(size=10, symbol=SYMBOL[status], coloraxis="coloraxis",
-                            color=part["spectrum_position"].tolist(),
-                            line=dict(width=1.5, color="#444") if status == "completed"
-                            else dict(width=2))), row=1, col=col)
-        if sub.empty:
-            continue
-        front = sub[pareto_mask(sub[cost], sub[ACC])].sort_values(cost)
-        fig.add_trace(go.Scatter(
-            x=front[cost].tolist(), y=front[ACC].tolist(), mode="lines+markers",
-            name="Pareto front (max accuracy, min cost)", legendgroup="front",
-            showlegend=col == 1, hoverinfo="skip", line=dict(shape="hv", color="crimson"),
-            cliponaxis=False,
-            marker=dict(symbol="circle-open", size=18, color="crimson", line=dict(width=2))),
-            row=1, col=col)
-        refs = sub[sub["reference"].map(text) != ""] if "reference" in sub else sub.iloc[:0]
-        # Invisible markers as big as the front's rings push the labels clear of them.
-        fig.add_trace(go.Scatter(
-            x=refs[cost].tolist(), y=refs[ACC].tolist(), mode="markers+text",
-            text=refs["reference"].tolist(), textposition="top center", showlegend=False,
-            hoverinfo="skip", marker=dict(size=20, opacity=0), cliponaxis=False,
-            textfont=dict(size=11, color="#555")), row=1, col=col)
+        for column in present if cost == LATENCY else [cost]:
+            if column in scored:
+                _cost_panel(fig, scored, hover, column, col, cost != LATENCY or column == shown)
         fig.update_xaxes(type="log", title_text=f"{label} (log)", row=1, col=col)
+    meta = {}
+    if len(present) > 1:  # the page's runtime control picks the column the panel shows
+        titles = {c: latency_title(c) for c in present}
+        fig.update_xaxes(title_text=titles[shown], row=1, col=len(COSTS))
+        meta = {"latency": {"axis": fig.get_subplot(1, len(COSTS)).xaxis.plotly_name,
+                            "titles": titles, "default": shown}}
     fig.update_yaxes(title_text=_axis(fidelity), row=1, col=1)
-    return _layout(fig, 500, coloraxis=SPECTRUM_COLOURS, title=_title(fidelity.label))
+    return _layout(fig, 500, coloraxis=SPECTRUM_COLOURS, title=_title(fidelity.label),
+                   meta=meta)
+
+
+def _cost_panel(fig: go.Figure, scored: pd.DataFrame, hover: pd.Series, cost: str, col: int,
+                visible: bool) -> None:
+    """One cost's trial markers, Pareto front and reference labels in panel `col`."""
+    costs = pd.to_numeric(scored[cost], errors="coerce")
+    sub = scored[np.isfinite(costs) & (costs > 0)]
+    first = col == 1
+    for status in SCORED:
+        part = sub[sub["status"] == status]
+        fig.add_trace(go.Scatter(
+            x=part[cost].tolist(), y=part[ACC].tolist(), mode="markers",
+            name=STATUS_LABEL[status], legendgroup=status, showlegend=first, meta=cost,
+            visible=visible, text=hover[part.index].tolist(),
+            hovertemplate="%{text}<extra></extra>", cliponaxis=False,
+            marker=dict(size=10, symbol=SYMBOL[status], coloraxis="coloraxis",
+                        color=part["spectrum_position"].tolist(),
+                        line=dict(width=1.5, color="#444") if status == "completed"
+                        else dict(width=2))), row=1, col=col)
+    if sub.empty:
+        return
+    front = sub[pareto_mask(sub[cost], sub[ACC])].sort_values(cost)
+    fig.add_trace(go.Scatter(
+        x=front[cost].tolist(), y=front[ACC].tolist(), mode="lines+markers",
+        name="Pareto front (max accuracy, min cost)", legendgroup="front", meta=cost,
+        visible=visible, showlegend=first, hoverinfo="skip",
+        line=dict(shape="hv", color="crimson"), cliponaxis=False,
+        marker=dict(symbol="circle-open", size=18, color="crimson", line=dict(width=2))),
+        row=1, col=col)
+    refs = sub[sub["reference"].map(text) != ""] if "reference" in sub else sub.iloc[:0]
+    # Invisible markers as big as the front's rings push the labels clear of them.
+    fig.add_trace(go.Scatter(
+        x=refs[cost].tolist(), y=refs[ACC].tolist(), mode="markers+text", meta=cost,
+        visible=visible, text=refs["reference"].tolist(), textposition="top center",
+        showlegend=False, hoverinfo="skip", marker=dict(size=20, opacity=0), cliponaxis=False,
+        textfont=dict(size=11, color="#555")), row=1, col=col)
 
 
 def _jitter(trial_id: str) -> float:

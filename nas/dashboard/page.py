@@ -19,8 +19,11 @@ from nas.dashboard.data import (
     at_epoch,
     curve,
     default_epoch,
+    default_latency,
     fidelities,
     full_budget_epoch,
+    latency_columns,
+    runtime_choice,
 )
 from nas.dashboard.importance import importances
 from nas.dashboard.overview import overview, section
@@ -69,7 +72,8 @@ def payload(run: Run) -> dict[str, Any]:
         shown = views.get(default, {"html": dict.fromkeys(SLOTS, NO_ACCURACY), "figures": {}})
         fidelity = {"default": default, "views": {str(e): _json(v) for e, v in views.items()}}
         figures |= shown["figures"]
-        parts += [_fidelity_bar(options, default), _cost(shown["html"]["cost"]),
+        parts += [_fidelity_bar(options, default),
+                  _cost(shown["html"]["cost"], _runtime_bar(run)),
                   _spectrum(shown["html"]["spectrum"]), _factors(shown["html"]["factors"]),
                   _importance(run, shown["html"]["importance"], figures),
                   section("trials", "Trials", "Every trial, every"
@@ -98,7 +102,8 @@ def _view(run: Run, fidelity: Fidelity) -> dict[str, Any]:
     ranked, note = importances(shown)
     chart = (_chart("fig-importance", figs.importance(ranked, fidelity), figures) if ranked
              else "")
-    html = {"cost": label + _chart("fig-cost", figs.accuracy_vs_cost(shown, fidelity), figures),
+    cost = figs.accuracy_vs_cost(shown, fidelity, latency_columns(run), default_latency(run))
+    html = {"cost": label + _chart("fig-cost", cost, figures),
             "spectrum": label + spectrum,
             "factors": label + _factor_charts(run, shown, fidelity, figures),
             "importance": f'{label}<p class="note">{escape(note)}</p>{chart}'}
@@ -201,12 +206,31 @@ def _slot(key: str, body: str) -> str:
     return f'<div class="fidelity-slot" id="slot-{key}">{body}</div>'
 
 
-def _cost(body: str) -> str:
+def _cost(body: str, runtimes: str = "") -> str:
     return section("cost", "Accuracy vs cost", "Which architectures are both accurate and"
                    " cheap? Colour: spectrum position of the whole network; open circles were"
                    " stopped early by ASHA (shown at the chosen epoch like the others); ringed:"
                    " the Pareto front over the plotted trials. Hover for the stages.",
-                   _slot("cost", body))
+                   runtimes + _slot("cost", body))
+
+
+def _runtime_bar(run: Run) -> str:
+    """The runtime control: which latency column the cost view's latency panel plots (only
+    when the run recorded more than latency_ms)."""
+    columns = latency_columns(run)
+    if len(columns) < 2:
+        return ""
+    chosen = default_latency(run)
+    items = []
+    for column in columns:
+        choice = runtime_choice(run.table, column)
+        selected = " selected" if column == chosen else ""
+        items.append(f'<option value="{escape(column)}"{selected}>{escape(column)}'
+                     f"{escape(': ' + choice) if choice else ''}</option>")
+    return ('<div class="runtime-bar"><label for="latency-runtime">Latency on</label>'
+            f' <select id="latency-runtime">{"".join(items)}</select> <span class="hint">The'
+            " latency panel and its Pareto front for one runtime and batch size (the space's"
+            " [latency] section; each timed on the CPU, median of repeated runs).</span></div>")
 
 
 def _spectrum(body: str) -> str:

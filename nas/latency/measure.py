@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -11,11 +12,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from nas.latency.runtimes import Run, Unavailable, runner
-from nas.latency.settings import LatencyConfig, Setting
+from nas.latency.runtimes import Run, Unavailable, first_line, runner
+from nas.latency.settings import RUNTIMES_COLUMN, LatencyConfig, Setting
 from nas.train.device import cpu_threads
-
-RUNTIMES_COLUMN = "latency_runtimes"  # JSON: each runtime's choice, or why it was skipped
 
 
 @dataclass(frozen=True)
@@ -71,11 +70,24 @@ def measure(model: nn.Module, input_shape: tuple[int, ...], config: LatencyConfi
         for runtime in config.runtimes:
             try:
                 prepared = runner(runtime, model, tuple(input_shape), config.threads, device)
+                timings = {Setting(runtime, batch): time_run(
+                    prepared.make(batch), max(config.warmup, 1), config.repeats)
+                    for batch in config.batches}
             except Unavailable as why:
                 measured.skipped[runtime] = str(why)
                 continue
+            except Exception as err:  # a runtime failing on one model must not fail the trial
+                measured.skipped[runtime] = f"failed: {type(err).__name__}: {first_line(err)}"
+                continue
             measured.choices[runtime] = prepared.choice
-            for batch in config.batches:
-                measured.timings[Setting(runtime, batch)] = time_run(
-                    prepared.make(batch), max(config.warmup, 1), config.repeats)
+            measured.timings |= timings
     return measured
+
+
+def columns(config: LatencyConfig, measured: Measured | None = None) -> dict[str, float | str]:
+    """Every configured setting's median and p90 columns, NaN where not measured (a runtime
+    this machine lacks, or nothing measured at all), and the runtimes' JSON when measured."""
+    row: dict[str, float | str] = {}
+    for setting in config.settings():
+        row[setting.name] = row[setting.p90_name] = math.nan
+    return row | (measured.record() if measured is not None else {})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import importlib
 import io
 import logging
 import warnings
@@ -73,11 +73,8 @@ def _torch_cl(model, input_shape, threads, device) -> Runner:
 
 
 def _torch_bf16(model, input_shape, threads, device) -> Runner:
-    native = (torch.cuda.is_bf16_supported(including_emulation=False) if device.type == "cuda"
-              else native_bf16_cpu())
-    if not native:
-        raise Unavailable("no native bf16 here (a CPU needs avx512_bf16 or amx_bf16): an"
-                          " emulated bf16 is not what a deployment would run")
+    if not _native_bf16(device):
+        raise Unavailable(_NO_BF16)
     model = model.to(device, memory_format=torch.channels_last)
     return Runner(f"torch {torch.__version__} eager, bf16 autocast, channels_last,"
                   f" {_where(device, threads)}",
@@ -92,18 +89,56 @@ def _torch_compile(model, input_shape, threads, device) -> Runner:
             compiled(torch.randn(1, *input_shape, device=device).contiguous(
                 memory_format=torch.channels_last))
     except Exception as err:  # inductor raises many types; the user needs one line
-        raise Unavailable(f"torch.compile failed: {type(err).__name__}: {_first_line(err)}"
+        raise Unavailable(f"torch.compile failed: {type(err).__name__}: {first_line(err)}"
                           ) from None
     return Runner(f"torch {torch.__version__} torch.compile (inductor), fp32, channels_last,"
                   f" {_where(device, threads)}",
                   _eager(compiled, input_shape, device, torch.channels_last, None))
 
 
-def _onnxruntime(model, input_shape, threads, device) -> Runner:
-    missing = [p for p in ("onnxruntime", "onnx") if importlib.util.find_spec(p) is None]
+def unavailable(runtime: str, device: torch.device | str = "cpu") -> str | None:
+    """Why `runtime` cannot be measured here, from the cheap checks (a package, a CPU flag);
+    None when it may run (torch.compile is only known once it compiles)."""
+    device = torch.device(device)
+    if runtime == "onnxruntime":
+        return _onnx_missing()
+    if runtime == "torch_bf16" and not _native_bf16(device):
+        return _NO_BF16
+    return None
+
+
+def _onnx_missing() -> str | None:
+    """Why ONNX Runtime cannot run here (it or the exporter's onnx not importable), or None."""
+    missing, broken = [], []
+    for name in ("onnxruntime", "onnx"):
+        try:  # imported, not looked up: a package that is there can still fail to load
+            importlib.import_module(name)
+        except ImportError as err:
+            if isinstance(err, ModuleNotFoundError) and err.name == name:
+                missing.append(name)
+            else:  # installed, but something it needs is not
+                broken.append(f"{name} ({first_line(err)})")
     if missing:
-        raise Unavailable(f"{' and '.join(missing)} not installed: pip install"
-                          " 'spectrum-nas[onnx]' (the other runtimes are still measured)")
+        return f"{' and '.join(missing)} not installed: pip install 'spectrum-nas[onnx]'"
+    if broken:
+        return f"cannot import {'; '.join(broken)}"
+    return None
+
+
+_NO_BF16 = ("no native bf16 here (a CPU needs avx512_bf16 or amx_bf16): an emulated bf16 is"
+            " not what a deployment would run")
+
+
+def _native_bf16(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    return native_bf16_cpu()
+
+
+def _onnxruntime(model, input_shape, threads, device) -> Runner:
+    why = _onnx_missing()
+    if why:
+        raise Unavailable(why)
     import onnxruntime as ort
 
     graph = onnx_bytes(model.to("cpu", memory_format=torch.contiguous_format), input_shape)
@@ -137,10 +172,11 @@ def onnx_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
                               input_names=["images"], output_names=["output"],
                               dynamic_axes={"images": {0: "batch"}, "output": {0: "batch"}})
     except Exception as err:  # the exporter raises many types
-        raise Unavailable(f"ONNX export failed: {type(err).__name__}: {_first_line(err)}"
+        raise Unavailable(f"ONNX export failed: {type(err).__name__}: {first_line(err)}"
                           ) from None
     return buffer.getvalue()
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
+    """The error's first line, at most 200 characters (a runtime's reason is one line)."""
     return (str(err).strip().splitlines() or ["no message"])[0][:200]

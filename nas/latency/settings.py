@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -10,6 +11,7 @@ Runtime = Literal["torch", "torch_cl", "torch_bf16", "onnxruntime", "torch_compi
 RUNTIMES: tuple[str, ...] = get_args(Runtime)
 PREFIX = "latency_ms@"
 P90_PREFIX = "latency_p90_ms@"
+RUNTIMES_COLUMN = "latency_runtimes"  # JSON: each runtime's choice, or why it was skipped
 _NAME = re.compile(r"latency_ms@(?P<runtime>[a-z_0-9]+):b(?P<batch>[0-9]+)")
 
 
@@ -53,6 +55,16 @@ def parse(name: str) -> Setting:
 def is_latency_name(name: str) -> bool:
     """Whether `name` is spelled as a per-runtime latency (valid or not)."""
     return name.startswith(PREFIX)
+
+
+def is_latency_column(name: str) -> bool:
+    """Whether `name` is one of the columns a measurement records (median, p90, runtimes)."""
+    return name.startswith((PREFIX, P90_PREFIX)) or name == RUNTIMES_COLUMN
+
+
+def latency_names(columns: Iterable[str]) -> list[str]:
+    """The per-runtime median columns among `columns` ('latency_ms@torch:b1', ...), in order."""
+    return [str(c) for c in columns if is_latency_name(str(c))]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ class TrialReport(TypedDict, total=False):
     node_id: str  # the Ray node it ran on (nodes of one machine share an address)
     precision: str  # what it trained, validated and measured latency in: fp32 / bf16
     latency_ms: float  # measured forward time of one image
+    # and the [latency] section's columns, named by nas.latency.settings: latency_ms@RUNTIME:bN
+    # and latency_p90_ms@RUNTIME:bN per setting (NaN: not measured), latency_runtimes (JSON)
     val_acc: float  # this epoch's validation accuracy, mean over the seeds
     val_acc_std: float  # ... its sample std over the seeds (0 for one seed)
     seed_val_accs: list[float]  # ... per seed

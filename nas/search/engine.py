@@ -17,6 +17,8 @@ from typing import Any, Protocol
 import pandas as pd
 
 from nas.data import DataSpec, Splits, load_splits
+from nas.latency.settings import is_latency_name
+from nas.latency.settings import parse as parse_latency
 from nas.results.checkpoints import prune_incomplete_checkpoints
 from nas.results.errors import RunFolderError, disk_full
 from nas.results.lock import RunLock, open_run_dir
@@ -116,6 +118,18 @@ def check_options(opts: SearchOptions) -> None:
     if opts.resume and not opts.name:
         raise SearchError("--resume needs --name: the run folder to continue")
     study_store.check_study_name(opts.study)
+
+
+def check_latency_objective(space: Space) -> None:
+    """A latency objective's runtime runs on this machine: else no trial could tell Optuna a
+    value (the cheap checks: a package, a CPU flag)."""
+    from nas.latency.runtimes import unavailable
+
+    for name in filter(is_latency_name, space.objectives.metrics[1:]):
+        why = unavailable(parse_latency(name).runtime)
+        if why:
+            raise SearchError(f"{space.path}: [objectives].metrics: {name} cannot be measured"
+                              f" on this machine: {why}")
 
 
 def plain_name(name: str) -> bool:
@@ -314,6 +328,8 @@ def search(opts: SearchOptions, program: ProgramOptions = ProgramOptions(),
     check_options(opts)
     check_storage(opts.storage)
     space = load_space(opts.space)
+    if isinstance(source, Training) and not opts.resume:  # before a folder or Ray exists (a
+        check_latency_objective(space)  # replay reads the latencies its bench measured)
     run_dir = opts.results_dir / (opts.name or default_name(space))
     store = run_uri(opts.storage_path, run_dir.name) if opts.storage_path else None
     if store and not opts.resume:
@@ -332,6 +348,8 @@ def search(opts: SearchOptions, program: ProgramOptions = ProgramOptions(),
             check_storage(url)  # recorded: is its server up?
         elif opts.storage and opts.study is None:
             study_store.refuse_existing(opts.storage, run_dir.name)
+        if isinstance(source, Training) and opts.resume:  # the run's own space copy
+            check_latency_objective(space)
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)

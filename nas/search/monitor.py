@@ -12,6 +12,7 @@ import pandas as pd
 from ray.tune import Callback
 
 from nas.arch.genotype import Genotype
+from nas.latency.settings import is_latency_column
 from nas.results.checkpoints import best_checkpoint, prune_incomplete_checkpoints
 from nas.results.errors import DISK_FULL
 from nas.results.lock import held_run_dir
@@ -32,7 +33,8 @@ REPLAYED = ("simulated_s", "replay_seed", "clock_s")  # only a bench replay's tr
 
 
 def trial_row(trial, max_epochs: int, error: str | None) -> dict[str, Any]:
-    """One tidy row: ids, status, every genotype field, cost, latency, curve, timing."""
+    """One tidy row: ids, status, every genotype field, cost, latency (and each [latency]
+    setting's), curve, timing."""
     result: TrialReport = trial.last_result or {}
     trial_dir = held_run_dir() / EXPERIMENT / trial_dirname(trial.trial_id)
     if Path(trial.path).resolve() != trial_dir.resolve():  # written to --storage-path: copy
@@ -44,6 +46,7 @@ def trial_row(trial, max_epochs: int, error: str | None) -> dict[str, Any]:
                            "status": trial_status(result, max_epochs, error is not None),
                            "error": error or ""}
     row |= {key: result.get(key) for key in CARRIED}
+    row |= {key: value for key, value in result.items() if is_latency_column(key)}  # [latency]
     row |= {
         "best_val_acc": max(curve) if curve else None,
         "final_val_acc": curve[-1] if curve else None,

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import statistics
 from pathlib import Path
+
+import pandas as pd
 
 from nas.arch.cost import cost
 from nas.arch.describe import describe_arch, millions
 from nas.arch.genotype import Genotype, GenotypeError
+from nas.latency.settings import (
+    PREFIX,
+    RUNTIMES_COLUMN,
+    LatencyConfig,
+    is_latency_name,
+    latency_names,
+)
 from nas.results.meta import read_meta
 from nas.results.names import EXPERIMENT, META, OPTUNA_DB, PARQUET, SCORED, TABLE
 from nas.results.ranking import best_trial, fidelity_text
@@ -57,6 +67,7 @@ def describe_space(space: Space, sample: int = 200, memory: MemoryShare | None =
         c = cost(arch)
         lines.append(f"  {name:<18} {c.params:>9,} params {millions(c.macs):>7} MACs  "
                      f"position {arch.spectrum_position():.2f}")
+    lines.append(latency_line(space.latency, space.objectives.metrics))
     s = space.search
     settings = ", ".join(f"{k} {v}" for k, v in sampler_settings(space, s.seed).items()
                          if k not in ("name", "seed"))
@@ -65,6 +76,37 @@ def describe_space(space: Space, sample: int = 200, memory: MemoryShare | None =
                  f" concurrency {s.concurrency}, ASHA grace {s.grace_period} reduction"
                  f" {s.reduction_factor}")
     return "\n".join(lines)
+
+
+def latency_line(config: LatencyConfig, objectives: tuple[str, ...] = ()) -> str:
+    """What every trial times: runtimes x batches, how, and the runtimes this machine lacks."""
+    from nas.latency.runtimes import unavailable  # loads onnxruntime to see that it works
+
+    batches = ", ".join(map(str, config.batches))
+    objective = [m for m in objectives if is_latency_name(m)]
+    missing = [f"{r} not measured here ({why})" for r in config.runtimes
+               if (why := unavailable(r))]
+    return (f"Latency (CPU, {config.threads} thread{'s' if config.threads > 1 else ''},"
+            f" {config.warmup} warm-up runs, median and p90 of {config.repeats}):"
+            f" {', '.join(config.runtimes)} at batch {batches}"
+            + (f"; objective {objective[0]}" if objective else "")
+            + "".join(f"; {m}" for m in missing))
+
+
+def runtime_latencies(row: dict | pd.Series) -> str:
+    """'latency per runtime (CPU, median ms): torch:b1 1.20, onnxruntime:b1 0.41', with the
+    runtimes a row could not measure and why; '' for a row without [latency] columns."""
+    shown = [f"{name.removeprefix(PREFIX)} {value:.2f}" for name in latency_names(row.keys())
+             if (value := number(row.get(name))) is not None]
+    try:
+        choices = json.loads(text(row.get(RUNTIMES_COLUMN)) or "{}")
+    except ValueError:
+        choices = {}
+    skipped = [f"{runtime} {why}" for runtime, why in sorted(choices.items())
+               if str(why).startswith("not measured")]
+    if not shown and not skipped:
+        return ""
+    return "latency per runtime (CPU, median ms): " + ", ".join(shown + skipped)
 
 
 def memory_line(space: Space, sample: list[Genotype], memory: MemoryShare) -> str:
@@ -104,8 +146,10 @@ def summarize(outcome, action: str = "") -> str:
         lines += [f"Best ({fidelity_text(best, max_epochs)}): trial {best['trial_id']}{ref}:"
                   f" val_acc {best['best_val_acc']:.4f}, "
                   f"{int(best['params']):,} params, {millions(best['macs'])} MACs, "
-                  f"latency {best['latency_ms']:.2f} ms ({measured_on(best)})",
-                  describe_arch(arch)]
+                  f"latency {best['latency_ms']:.2f} ms ({measured_on(best)})"]
+        per_runtime = runtime_latencies(best)
+        lines += [f"  {per_runtime}"] if per_runtime else []
+        lines.append(describe_arch(arch))
     refs = reference_results(table, max_epochs)
     if refs:
         lines.append("Reference points (best epoch each): " + ", ".join(refs))

@@ -18,6 +18,8 @@ from nas.arch.cost import cost
 from nas.arch.genotype import Genotype
 from nas.arch.model import build
 from nas.data import Splits
+from nas.latency.measure import columns, measure
+from nas.latency.settings import LatencyConfig
 from nas.results.names import CHECKPOINT_METRICS, GENOTYPE_FILE, MODEL_FILE, STATE_FILE
 from nas.results.records import TrialReport
 from nas.search.memory import MemoryShare, over_memory
@@ -67,8 +69,10 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, splits: Splits) -
     cfg = dataclasses.replace(settings.train, precision=precision)
     reason = violation(settings.space, arch) or over_memory(arch, cfg, settings.memory,
                                                             settings.repeats)
-    if reason is not None:  # checked on paper; nothing is trained
-        tune.report({**facts, "val_acc": NOT_MEASURED, "status": "infeasible", "reason": reason})
+    if reason is not None:  # checked on paper; nothing is trained (a latency objective's
+        # column is there all the same, NaN: Ray wants every objective in every report)
+        tune.report({**facts, **columns(settings.space.latency), "val_acc": NOT_MEASURED,
+                     "status": "infeasible", "reason": reason})
         return
     trainers = [make_trainer(arch, splits, cfg, seed) for seed in _seeds(settings)]
     facts["device"] = device.type
@@ -76,6 +80,7 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, splits: Splits) -
     facts["latency_ms"] = measure_latency(trainers[0].model, _input_shape(arch), device,
                                           warmup=3, iters=settings.latency_iters,
                                           precision=precision)
+    facts |= runtime_latencies(trainers[0].model, arch, settings.space.latency)
     start = _restore(trainers)
     for epoch in range(start + 1, settings.train.epochs + 1):
         reports = [trainer.epoch() for trainer in trainers]
@@ -92,6 +97,13 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, splits: Splits) -
         with tempfile.TemporaryDirectory() as folder:
             _save(Path(folder), trainers, arch, epoch, metrics["val_acc"])
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def runtime_latencies(model: nn.Module, arch: Genotype, config: LatencyConfig
+                      ) -> dict[str, float | str]:
+    """The [latency] columns of a model: each runtime and batch timed on the CPU, as a
+    deployment would run it, whatever device it trained on."""
+    return columns(config, measure(model, _input_shape(arch), config, "cpu"))
 
 
 def _seeds(settings: TrialSettings) -> list[int]:

@@ -2,14 +2,17 @@
 
 import json
 
+import pandas as pd
 import pytest
 
-from nas.bench.replay import replay_seed
-from nas.bench.table import load_bench
+from nas.bench.replay import check_objective, replay_seed
+from nas.bench.table import BenchError, load_bench
 from nas.dashboard.data import load_run
 from nas.dashboard.page import payload
 from nas.results.meta import read_meta
+from nas.results.names import TABLE
 from nas.results.table import read_table
+from nas.search.space.load import load_space
 from tests.benchkit import write_bench
 from tests.searchkit import BENCH, run_cli, variant, write_space
 
@@ -55,3 +58,19 @@ def test_a_space_the_bench_does_not_cover_is_refused_before_any_trial(tmp_path):
 def test_each_trial_draws_a_repeatable_seed():
     seeds = [replay_seed(f"t{i}", 0, 2) for i in range(40)]
     assert seeds == [replay_seed(f"t{i}", 0, 2) for i in range(40)] and set(seeds) == {0, 1}
+
+
+def test_a_latency_objective_the_bench_did_not_measure_is_refused(tmp_path):
+    folder = write_bench(tmp_path / "b")
+    objective = "latency_ms@onnxruntime:b1"
+    space = load_space(write_space(tmp_path, variant(
+        SEARCH, latency={"runtimes": ["torch", "onnxruntime"]},
+        objectives={"metrics": ["val_acc", objective]})))
+    with pytest.raises(BenchError, match=rf"{folder}: 4 point\(s\) did not measure {objective}"
+                       r" \(the bench measured: latency_ms only\); replay an objective"):
+        check_objective(load_bench(folder), space)
+    table = pd.read_csv(folder / TABLE).assign(**{objective: 0.25})
+    table.to_csv(folder / TABLE, index=False)
+    bench = load_bench(folder)
+    check_objective(bench, space)  # measured at every point: what its trials will report
+    assert all(dict(p.latencies) == {objective: 0.25} for p in bench.points.values())

@@ -6,9 +6,12 @@ import pandas as pd
 import pytest
 
 from nas.bench.table import BenchError, load_bench
+from nas.latency.settings import latency_names
 from nas.results.atomic import write_json
 from nas.results.names import TABLE
+from nas.results.table import read_csv
 from tests.benchkit import final_of, write_bench
+from tests.searchkit import ROOT
 
 
 def test_a_bench_reads_back_with_regret_and_rank_by_hand(tmp_path):
@@ -61,3 +64,23 @@ def test_missing_columns_files_and_points_are_refused(tmp_path):
     with pytest.raises(BenchError, match=r"no budget\.epochs"):
         load_bench(folder)
     assert json.loads((folder / "meta.json").read_text())  # still readable JSON
+
+
+def test_each_runtimes_latency_is_read_where_the_bench_measured_it(tmp_path):
+    folder = write_bench(tmp_path / "b")
+    table = pd.read_csv(folder / TABLE)
+    table["latency_ms@torch:b1"] = [0.5 + i for i in range(len(table))]
+    table["latency_p90_ms@torch:b1"] = table["latency_ms@torch:b1"] + 0.1
+    table["latency_ms@onnxruntime:b1"] = [0.2, None, 0.3, 0.4]  # one point could not run it
+    table.to_csv(folder / TABLE, index=False)
+    points = {p.key: p for p in load_bench(folder).points.values()}
+    first, second = (points[k] for k in table["arch_key"][:2])
+    assert first.latencies == (("latency_ms@torch:b1", 0.5), ("latency_ms@onnxruntime:b1", 0.2))
+    assert second.latencies == (("latency_ms@torch:b1", 1.5),)
+
+
+def test_a_committed_bench_from_before_the_latency_section_still_reads():
+    committed = ROOT / "results" / "bench" / "spectrum_bench"
+    assert not latency_names(read_csv(committed / TABLE).columns)
+    bench = load_bench(committed)
+    assert all(p.latencies == () and p.latency_ms > 0 for p in bench.points.values())

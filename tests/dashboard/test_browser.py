@@ -242,6 +242,21 @@ def test_epoch_control_redraws_from_that_epochs_accuracies(browser, served):
     cost = driver_figure(browser, "fig-cost")
     assert label in cost["title"] and sorted(cost["y"]) == pytest.approx(
         sorted(reached(table, last) * 3))  # three panels: MACs, params, latency
+    # the runtime control: the latency panel shows the chosen column, kept across epochs
+    shown = "latency_ms@torch:b1"
+    choose_runtime(browser, shown)
+    assert latency_panel(browser)["x"] == pytest.approx(latencies(table, shown, last))
+    Select(browser.find_element("id", "fidelity-epoch")).select_by_value("1")
+    wait(browser, lambda d: d.execute_script(
+        "return document.getElementById('content').dataset.epoch") == "1",
+        "the epoch control did not redraw")
+    panel = latency_panel(browser)
+    assert panel["columns"] == [shown] and "torch:b1" in panel["title"]
+    assert panel["x"] == pytest.approx(latencies(table, shown, 1))
+    Select(browser.find_element("id", "fidelity-epoch")).select_by_value(str(last))
+    wait(browser, lambda d: d.execute_script(
+        "return document.getElementById('content').dataset.epoch") == str(last),
+        "the epoch control did not redraw")
     # a live refresh keeps the chosen epoch
     frame = pd.DataFrame({"trial_id": [table["trial_id"].iloc[0]], "seed": [0], "test_acc": [0.3]})
     atomic_write(run / "retrain.csv", lambda tmp: frame.to_csv(tmp, index=False))
@@ -250,6 +265,66 @@ def test_epoch_control_redraws_from_that_epochs_accuracies(browser, served):
     assert browser.execute_script("return document.getElementById('fidelity-epoch').value") \
         == str(last)
     assert_factors_at(browser, table, last, label)
+    assert latency_panel(browser)["columns"] == [shown]  # and the chosen runtime
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+# The cost view's latency panel as drawn: the columns of its visible trial markers, their
+# values, the panel's axis title, and the column the page says it shows.
+LATENCY_PANEL_JS = """
+var el = document.getElementById('fig-cost'), info = el.layout.meta.latency;
+var shown = el.data.filter(t => t.visible !== false && info.titles[t.meta] !== undefined
+                           && (t.legendgroup === 'completed' || t.legendgroup === 'stopped'));
+return { columns: Array.from(new Set(shown.map(t => t.meta))),
+         x: shown.flatMap(t => t.x).sort((a, b) => a - b),
+         title: el.layout[info.axis].title.text,
+         runtime: document.getElementById('content').dataset.runtime };
+"""
+
+
+def latency_panel(driver) -> dict:
+    charts_drawn(driver)
+    return driver.execute_script(LATENCY_PANEL_JS)
+
+
+def latencies(table: pd.DataFrame, column: str, epoch: int) -> list[float]:
+    """The column's values of the scored trials that reached `epoch`, sorted."""
+    scored = table[table["status"].isin(("completed", "stopped"))]
+    reached = scored[scored["curve"].map(lambda c: len(json.loads(c)) >= epoch)]
+    return sorted(reached[column])
+
+
+def choose_runtime(driver, column: str) -> None:
+    """Pick a latency column with the runtime control; wait for the panel to show it."""
+    from selenium.webdriver.support.ui import Select
+
+    Select(driver.find_element("id", "latency-runtime")).select_by_value(column)
+    wait(driver, lambda d: d.execute_script(LATENCY_PANEL_JS)["columns"] == [column],
+         f"the runtime control did not show {column}")
+    assert latency_panel(driver)["runtime"] == column
+
+
+def test_runtime_control_switches_the_latency_panel(browser, latency_run, tmp_path):
+    out = tmp_path / "dashboard.html"
+    write_html(load_run(latency_run), out)
+    load(browser, out.as_uri())
+    table = pd.read_csv(latency_run / "trials.csv")
+    # three 1-epoch trials: too few for parameter importance, enough for the cost view
+    assert "fig-cost" in {c["id"] for c in charts_drawn(browser)}
+    objective = "latency_ms@onnxruntime:b1"  # the search's second objective: shown first
+    panel = latency_panel(browser)
+    assert panel["columns"] == [objective] and panel["runtime"] == objective
+    assert panel["x"] == pytest.approx(latencies(table, objective, 1))
+    for name in ("latency_ms@torch_cl:b2", "latency_ms"):
+        choose_runtime(browser, name)
+        panel = latency_panel(browser)
+        assert panel["x"] == pytest.approx(latencies(table, name, 1))
+        assert ("torch_cl:b2" if name != "latency_ms" else "training precision") in (
+            panel["title"])
+    # the table filters on a runtime's latency column like on any other
+    threshold = sorted(table[objective])[1]
+    browser.find_element("id", "trial-filter").send_keys(f"{objective}<={threshold!r}")
+    assert len(column(browser, "trial_id")) == 2
     assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
 
 
@@ -257,6 +332,6 @@ def driver_figure(driver, element_id: str) -> dict:
     """A drawn chart's title and the accuracies of its trial markers."""
     return driver.execute_script(
         "var el = document.getElementById(arguments[0]);"
-        "var ys = (el.data || []).filter(t => t.legendgroup === 'completed'"
-        " || t.legendgroup === 'stopped').flatMap(t => t.y);"
+        "var ys = (el.data || []).filter(t => (t.legendgroup === 'completed'"
+        " || t.legendgroup === 'stopped') && t.visible !== false).flatMap(t => t.y);"
         "return { title: el.layout.title.text, y: ys };", element_id)

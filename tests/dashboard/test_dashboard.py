@@ -59,9 +59,10 @@ def curves(table: pd.DataFrame) -> dict[str, list[float]]:
 
 
 def marker_values(fig: dict) -> list[float]:
-    """The accuracies a figure's trial markers show (status traces, not fronts or labels)."""
+    """The accuracies a figure's trial markers show (visible status traces, not fronts or
+    labels, nor the latency columns the runtime control hides)."""
     return sorted(v for t in fig["data"] if t.get("legendgroup") in ("completed", "stopped")
-                  for v in t["y"])
+                  and t.get("visible", True) is True for v in t["y"])
 
 
 def test_tiny_run_page_has_every_view(tiny_run, tmp_path):
@@ -143,6 +144,34 @@ def test_pareto_front_is_the_non_dominated_trials(tiny_run, tmp_path):
     cheapest = table.loc[table["macs"].idxmin()]
     assert cheapest["macs"] in front["x"]  # the cheapest trial is always on the front
     assert max(front["y"]) == table[ACC_AT].max()
+
+
+def test_the_cost_view_has_a_runtime_control_over_the_runs_latency_columns(latency_run,
+                                                                            tmp_path):
+    _, data = build(latency_run, tmp_path)
+    columns = ["latency_ms", *(f"latency_ms@{r}:b{b}" for r in ("torch", "torch_cl",
+                                                               "onnxruntime") for b in (1, 2))]
+    objective = "latency_ms@onnxruntime:b1"  # the search's second objective: shown first
+    options = re.findall(r'<option value="(latency_ms[^"]*)"( selected)?>([^<]*)</option>',
+                         data["html"])
+    assert [value for value, _, _ in options] == columns
+    assert [value for value, selected, _ in options if selected] == [objective]
+    labels = {value: label for value, _, label in options}
+    assert labels[objective].startswith(f"{objective}: onnxruntime ")
+    assert "channels_last" in labels["latency_ms@torch_cl:b2"]
+    fig = data["figures"]["fig-cost"]
+    info = fig["layout"]["meta"]["latency"]
+    assert list(info["titles"]) == columns and info["default"] == objective
+    assert fig["layout"][info["axis"]]["title"]["text"] == info["titles"][objective]
+    shown = at_epoch(load_run(latency_run).scored, data["fidelity"]["default"])
+    for column in columns:  # every column's markers and front, only the objective's visible
+        traces = [t for t in fig["data"] if t.get("meta") == column]
+        assert traces and all(t["visible"] is (column == objective) for t in traces)
+        front = next(t for t in traces if t["name"].startswith("Pareto"))
+        on_front = shown.loc[pareto_mask(shown[column], shown[ACC_AT]), column]
+        assert sorted(front["x"]) == pytest.approx(sorted(on_front))
+    hover = " ".join(fig["data"][0]["text"])
+    assert "ms per runtime: torch:b1 " in hover and "onnxruntime:b2 " in hover
 
 
 def test_pareto_mask_keeps_ties_out():

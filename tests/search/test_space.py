@@ -9,6 +9,7 @@ import pytest
 
 from nas.arch.cost import cost
 from nas.arch.genotype import divisor_at
+from nas.latency.settings import LatencyConfig
 from nas.search.space.enumerate import count_architectures, grid
 from nas.search.space.load import load_space
 from nas.search.space.points import DefineByRun, dimensions, genotype, violation
@@ -163,6 +164,30 @@ def test_tpe_sampling_is_reproducible_under_a_seed():
         ("[search]\nmax_t = 0\n", "[search].max_t: 0 must be >= 1"),
         ("[objectives]\nmetrics = ['val_acc', 'macs']\n[search]\nsampler = 'nsga2'\n"
          "population_size = 1\n", "[search].population_size: 1 must be >= 2"),
+        # [latency] (issue 27): the runtimes x batches every trial times
+        ("[latency]\nruntimes = ['tflite']\n",
+         "[latency].runtimes[0]: 'tflite' is not one of torch, torch_cl, torch_bf16,"
+         " onnxruntime, torch_compile"),
+        ("[latency]\nruntimes = ['torch', 'torch']\n",
+         "[latency].runtimes: ['torch', 'torch'] repeats a runtime"),
+        ("[latency]\nbatches = [1, 0]\n", "[latency].batches: 0 must be >= 1"),
+        ("[latency]\nbatches = []\n", "[latency]: runtimes and batches need at least one"),
+        ("[latency]\nrepeats = 2\n", "[latency].repeats: 2 must be >= 3"),
+        ("[latency]\nthread = 2\n", "[latency]: unknown field 'thread' (allowed: runtimes,"),
+        ("[objectives]\nmetrics = ['val_acc', 'flops']\n", "[objectives].metrics: ['val_acc',"
+         " 'flops'] must be ['val_acc'] or ['val_acc', 'macs' | 'params' |"
+         " 'latency_ms@RUNTIME:bBATCH']"),
+        ("[objectives]\nmetrics = ['val_acc', 'latency_ms@onnxruntime:b1']\n",
+         "[objectives].metrics: 'latency_ms@onnxruntime:b1' is not measured: [latency]"
+         " measures latency_ms@torch:b1 (add runtime 'onnxruntime' and batch 1 to [latency])"),
+        ("[latency]\nruntimes = ['torch', 'onnxruntime']\nbatches = [1, 32]\n[objectives]\n"
+         "metrics = ['val_acc', 'latency_ms@onnxruntime:b8']\n",
+         "[latency] measures latency_ms@torch:b1, latency_ms@torch:b32,"
+         " latency_ms@onnxruntime:b1, latency_ms@onnxruntime:b32 (add runtime"),
+        ("[objectives]\nmetrics = ['val_acc', 'latency_ms@tflite:b1']\n",
+         "[objectives].metrics: 'latency_ms@tflite:b1': unknown runtime 'tflite' (allowed:"),
+        ("[objectives]\nmetrics = ['val_acc', 'latency_ms@torch']\n",
+         "[objectives].metrics: 'latency_ms@torch' is not a latency name"),
     ],
 )
 def test_space_errors_name_the_file_and_the_key(tmp_path, text, expected):
@@ -179,6 +204,19 @@ def test_train_precision_is_read_from_the_space(tmp_path):
     assert load_space("search_spaces/cifar_spectrum.toml").train.precision == "auto"
     path = _write(tmp_path, "[train]\nprecision = 'bf16'\n")
     assert load_space(path).train.precision == "bf16"
+
+
+def test_latency_is_read_from_the_space_and_can_be_the_second_objective(tmp_path):
+    assert load_space(_write(tmp_path, "")).latency == LatencyConfig()  # torch at batch 1
+    path = _write(tmp_path, "[latency]\nruntimes = ['torch_cl', 'onnxruntime']\n"
+                  "batches = [1, 32]\nthreads = 2\n[objectives]\n"
+                  "metrics = ['val_acc', 'latency_ms@onnxruntime:b32']\n"
+                  "[search]\nsampler = 'nsga2'\n")
+    space = load_space(path)
+    assert space.latency == LatencyConfig(("torch_cl", "onnxruntime"), (1, 32), threads=2)
+    assert space.objectives.metrics == ("val_acc", "latency_ms@onnxruntime:b32")
+    default = load_space("search_spaces/cifar_spectrum.toml").latency
+    assert default.runtimes == ("torch", "torch_cl", "onnxruntime") and default.batches == (1,)
 
 
 def test_missing_file():

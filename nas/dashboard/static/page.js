@@ -1,10 +1,10 @@
 // The dashboard page: one render() for the first paint and every refresh, so a live page and a
-// saved file behave the same; sort, filter and the chosen epoch live outside the page's
-// elements, so they survive a refresh.
+// saved file behave the same; sort, filter, the chosen epoch and the chosen latency runtime
+// live outside the page's elements, so they survive a refresh.
 (function () {
   "use strict";
   var config = JSON.parse(document.getElementById("dash-config").textContent);
-  var state = { version: null, sort: null, filter: "", epoch: null };
+  var state = { version: null, sort: null, filter: "", epoch: null, runtime: null };
   // Plotly redraws a new graph once more for its margins; purging a graph before that ends
   // breaks plotly, so every replacement waits for the graphs drawn last.
   var drawing = Promise.resolve();
@@ -46,8 +46,60 @@
     }
     state.version = payload.version;
     setupFidelity(payload.fidelity, epoch);
+    setupRuntime();
     setupTable();
+    pickRuntime(figures["fig-cost"]);
     return draw(figures);
+  }
+
+  // The runtime control: the cost view's latency panel holds one set of traces per latency
+  // column (each trace's meta names its column); only the chosen column's are visible.
+  function latencyInfo(fig) {
+    return fig && fig.layout && fig.layout.meta ? fig.layout.meta.latency : undefined;
+  }
+
+  function chosenRuntime(info) {
+    return state.runtime !== null && info.titles[state.runtime] !== undefined ? state.runtime
+      : info["default"];
+  }
+
+  // Before a draw: the figure's visible traces and axis title for the chosen runtime.
+  function pickRuntime(fig) {
+    var info = latencyInfo(fig);
+    if (!info) return;
+    var chosen = chosenRuntime(info);
+    fig.data.forEach(function (t) {
+      if (info.titles[t.meta] !== undefined) t.visible = t.meta === chosen;
+    });
+    fig.layout[info.axis].title.text = info.titles[chosen];
+    var content = document.getElementById("content");
+    if (content) content.dataset.runtime = chosen;
+  }
+
+  function setupRuntime() {
+    var select = document.getElementById("latency-runtime");
+    if (!select) return;
+    if (state.runtime !== null) {
+      select.value = state.runtime;
+      if (select.value !== state.runtime) state.runtime = null;  // gone from the run
+    }
+    select.addEventListener("change", function () {
+      state.runtime = select.value;
+      after(showRuntime);
+    });
+  }
+
+  // After a change: the drawn chart restyled in place (no redraw of the other charts).
+  function showRuntime() {
+    var el = document.getElementById("fig-cost"), info = el && latencyInfo(el);
+    if (!info) return null;
+    var chosen = chosenRuntime(info), update = {};
+    update[info.axis + ".title.text"] = info.titles[chosen];
+    var visible = el.data.map(function (t) {
+      return info.titles[t.meta] !== undefined ? t.meta === chosen : t.visible;
+    });
+    document.getElementById("content").dataset.runtime = chosen;
+    return Plotly.update(el, { visible: visible }, update);
   }
 
   // The epoch control: the comparison views at the chosen epoch replace the shown ones.
@@ -81,6 +133,7 @@
   function showEpoch(view, epoch) {
     fillSlots(view);
     document.getElementById("content").dataset.epoch = epoch;
+    pickRuntime(view.figures["fig-cost"]);
     return draw(view.figures);
   }
 
@@ -124,8 +177,8 @@
     });
   }
 
-  function parse(term) {
-    var m = /^([a-z0-9_]+)(<=|>=|:|=|<|>)(.*)$/.exec(term);
+  function parse(term) {  // a column may be a runtime's latency: latency_ms@onnxruntime:b1<2
+    var m = /^([a-z0-9_]+(?:@[a-z0-9_]+:b[0-9]+)?)(<=|>=|:|=|<|>)(.*)$/.exec(term);
     return m ? { col: m[1], op: m[2], arg: m[3] } : { text: term };
   }
 

@@ -15,6 +15,8 @@ from nas.arch.genotype import Genotype, GenotypeError, Stage, validate_stage
 from nas.arch.schema import parse
 from nas.arch.zoo import PRESETS
 from nas.data import DataError, DataSpec
+from nas.latency.settings import LatencyConfig, LatencyError, is_latency_name
+from nas.latency.settings import parse as parse_latency
 from nas.search.space.enumerate import stage_combinations
 from nas.search.space.points import (
     base_name,
@@ -33,6 +35,7 @@ from nas.search.space.types import (
     Blocks,
     Constraints,
     Macro,
+    Metric,
     Objectives,
     Search,
     Space,
@@ -45,6 +48,7 @@ from nas.train.config import TrainConfig
 SECTIONS: dict[str, type] = {
     "data": DataSpec, "macro": Macro, "blocks": Blocks, "train": TrainConfig,
     "objectives": Objectives, "constraints": Constraints, "search": Search, "study": Study,
+    "latency": LatencyConfig,
 }
 
 
@@ -101,9 +105,13 @@ def _section(path: Path, key: str, cls: type, value: Any) -> Any:
         parsed = parse(value, cls, f"{path}: [{key}]", SpaceError)
         if hasattr(parsed, "validate"):
             parsed.validate()
+        if isinstance(parsed, LatencyConfig):  # its messages name the key already
+            parsed.check(f"{path}: [{key}]")
         return parsed
     except SpaceError:
         raise
+    except LatencyError as err:
+        raise SpaceError(str(err)) from None
     except (DataError, ValueError) as err:  # the section's own validate()
         raise SpaceError(f"{path}: [{key}] {err}") from None
 
@@ -218,11 +226,8 @@ def check_space(space: Space) -> None:
     for name in blocks.shared:
         if name not in searched:
             _fail(space, "[blocks].shared", f"{name!r} is not a dimension ({', '.join(searched)})")
-    metrics = space.objectives.metrics
-    if metrics[:1] != ("val_acc",) or len(metrics) > 2 or "val_acc" in metrics[1:]:
-        _fail(space, "[objectives].metrics", f"{list(metrics)} must be ['val_acc'] or"
-              " ['val_acc', 'macs' | 'params']")
-    if space.search.sampler == "nsga2" and len(metrics) != 2:
+    _check_objectives(space)
+    if space.search.sampler == "nsga2" and len(space.objectives.metrics) != 2:
         _fail(space, "[search].sampler", "'nsga2' needs two objectives in [objectives].metrics")
     for key in ("trials", "repeats", "concurrency", "grace_period", "max_t"):
         value = getattr(space.search, key)
@@ -234,6 +239,28 @@ def check_space(space: Space) -> None:
     _check_sampler_settings(space)
     _check_study(space)
     _check_constraints_possible(space)
+
+
+COSTS = tuple(m for m in typing.get_args(Metric) if m != "val_acc")  # plain second objectives
+
+
+def _check_objectives(space: Space) -> None:
+    """val_acc, then at most one cost: MACs, params, or a latency setting [latency] measures."""
+    metrics = space.objectives.metrics
+    if metrics[:1] != ("val_acc",) or len(metrics) > 2 or "val_acc" in metrics[1:] or not all(
+            m in COSTS or is_latency_name(m) for m in metrics[1:]):
+        _fail(space, "[objectives].metrics", f"{list(metrics)} must be ['val_acc'] or"
+              f" ['val_acc', {' | '.join(map(repr, COSTS))} | 'latency_ms@RUNTIME:bBATCH']")
+    for name in filter(is_latency_name, metrics):
+        try:
+            setting = parse_latency(name)
+        except LatencyError as err:
+            _fail(space, "[objectives].metrics", str(err))
+        configured = space.latency.settings()
+        if setting not in configured:
+            _fail(space, "[objectives].metrics", f"{name!r} is not measured: [latency] measures"
+                  f" {', '.join(s.name for s in configured)} (add runtime {setting.runtime!r}"
+                  f" and batch {setting.batch} to [latency])")
 
 
 SAMPLER_SETTINGS = {"n_startup_trials": "tpe", "multivariate": "tpe", "group": "tpe",

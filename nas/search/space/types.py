@@ -19,12 +19,13 @@ from nas.arch.genotype import (
 )
 from nas.arch.schema import SchemaError
 from nas.data import DataSpec
+from nas.latency.settings import LatencyConfig
 from nas.train.config import TrainConfig
 
 Value = bool | int | float | str
 Sampler = Literal["tpe", "nsga2", "random", "grid"]
 StoppedAs = Literal["pruned", "complete"]
-Metric = Literal["val_acc", "macs", "params"]
+Metric = Literal["val_acc", "macs", "params"]  # or a latency_ms@RUNTIME:bN of [latency]
 
 
 class SpaceError(SchemaError):
@@ -79,7 +80,8 @@ class Blocks:
 class Objectives:
     """What the search optimises: validation accuracy first, optionally a cost second."""
 
-    metrics: tuple[Metric, ...] = ("val_acc",)
+    # a Metric, or a latency setting's name: checked against [latency] (nas.search.space.load)
+    metrics: tuple[str, ...] = ("val_acc",)
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,7 @@ class Space:
     constraints: Constraints
     search: Search
     study: Study = Study()
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
     references: tuple[tuple[str, tuple[tuple[str, Value], ...]], ...] = field(default=())
 
 
