@@ -21,15 +21,17 @@ ALLOWED = {
     "dashboard": {"arch", "results"},
     "bench": {"arch", "results", "search"},
     "study": {"arch", "results", "search"},
-    "supernet": {"arch", "data", "results", "search", "train"},
+    # the latency table: pieces of a plan timed on each runtime, cached with the results' writer
+    "latency": {"arch", "data", "machine", "results", "train"},
+    "supernet": {"arch", "data", "latency", "results", "search", "train"},
     "onnx_export": {"results"},
     "export": {"arch", "onnx_export", "results", "search", "train"},
     "retrain": {"arch", "data", "results", "search", "train"},
     # the notebook API: the library's entry points, as the actions call them
     "api": {"arch", "dashboard", "export", "results", "retrain", "search"},
     # the actions on top: any library package; none imports nas.cli (absent from every set)
-    "cli": {"arch", "bench", "dashboard", "data", "export", "machine", "onnx_export", "results",
-            "retrain", "search", "study", "supernet", "train"},
+    "cli": {"arch", "bench", "dashboard", "data", "export", "latency", "machine", "onnx_export",
+            "results", "retrain", "search", "study", "supernet", "train"},
 }
 
 
