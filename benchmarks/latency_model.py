@@ -2,19 +2,22 @@
 
     python -m benchmarks.latency_model [--bench DIR] [--runtimes torch onnxruntime] [--batches 1]
 
-Per runtime and batch: the table of the bench's pieces (stem, blocks, head, call overhead) is
-built and its build time taken; every point is predicted from it without being built and then
-measured whole (nas.latency.measure, the same warm-up, repeats and pinned threads); the share of
-points predicted within ±10 %, Kendall τ of predicted against measured latency (and of MACs, the
-cost the search had before), the mean absolute and signed errors. Nothing is fitted to a whole
-network's time, so every point is held out. Resumable: the table and every measured point are
-saved as they come (--out's JSON, --table-dir), and a rerun with the same settings measures only
-what is missing. Writes --out (JSON, every point) and its .md, and prints the Markdown.
+Per runtime and batch, and per protocol (--protocols: how a piece becomes a row), the table of
+the bench's pieces (stem, blocks, head, call overhead) is built and its build time taken; every
+point is measured whole (nas.latency.measure, the same warm-up, repeats and pinned threads) and
+predicted from each table without being built; the share of points predicted within ±10 %,
+Kendall τ of predicted against measured latency (and of MACs, the cost the search had before),
+the mean absolute and signed errors. Nothing is fitted to a whole network's time, so every point
+is held out. Resumable: table rows and measured points are saved as they come (--table-dir,
+--out's JSON), and a rerun with the same settings measures only what is missing (a new protocol
+or --limit only adds tables or points). Writes --out (JSON, every point) and its .md, and prints
+the Markdown.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -34,31 +37,40 @@ from benchmarks.latency_points import (
 from nas.arch.model import build
 from nas.bench.rank import kendall_tau
 from nas.latency.measure import measure
-from nas.latency.model import LatencyModel
+from nas.latency.model import DEFAULT_PROTOCOL, LatencyModel, Protocol
 from nas.latency.settings import RUNTIMES, LatencyConfig, LatencyError, Setting
 
 WITHIN = 0.10  # the issue's band: predicted within ±10 % of measured
-SETTINGS = ("bench", "runtimes", "batches", "threads", "warmup", "repeats", "limit")
+SETTINGS = ("bench", "runtimes", "batches", "threads", "warmup", "repeats")
 
 
-def build_tables(config: LatencyConfig, points: list[Point], folder: Path,
-                 record: dict) -> dict[Setting, LatencyModel]:
-    """Each setting's table, built (or completed) now; its rows and build time recorded."""
+def table_name(setting: Setting, protocol: Protocol) -> str:
+    """'latency_ms@torch:b1 conv:cold': one table, one column of predictions."""
+    return f"{setting.name} {protocol.name}"
+
+
+def build_tables(config: LatencyConfig, protocols: list[Protocol], points: list[Point],
+                 folder: Path, record: dict) -> dict[str, tuple[Setting, LatencyModel]]:
+    """Each setting's table per protocol, built (or completed) now; rows and build time
+    recorded. A runtime this machine lacks is recorded as skipped, with why."""
     models = {}
     for setting in config.settings():
-        model = LatencyModel(setting.runtime, setting.batch, config, folder)
-        start = time.monotonic()
-        try:
-            measured = model.ensure([p.genotype for p in points], log=_progress(setting.name))
-        except LatencyError as why:
-            record.setdefault("skipped", {})[setting.name] = str(why)
-            print(f"{setting.name}: skipped: {why}", file=sys.stderr, flush=True)
-            continue
-        models[setting] = model
-        record.setdefault("tables", {})[setting.name] = {
-            "path": str(model.table.path), "rows": len(model.table.rows),
-            "build_s": round(model.table.build_s, 2), "measured_now": measured,
-            "wall_now_s": round(time.monotonic() - start, 2), "choice": model.table.choice}
+        for protocol in protocols:
+            name = table_name(setting, protocol)
+            model = LatencyModel(setting.runtime, setting.batch, config, folder,
+                                 protocol=protocol)
+            start = time.monotonic()
+            try:
+                measured = model.ensure([p.genotype for p in points], log=_progress(name))
+            except LatencyError as why:
+                record.setdefault("skipped", {})[setting.name] = str(why)
+                print(f"{setting.name}: skipped: {why}", file=sys.stderr, flush=True)
+                break
+            models[name] = (setting, model)
+            record.setdefault("tables", {})[name] = {
+                "path": str(model.table.path), "rows": len(model.table.rows),
+                "build_s": round(model.table.build_s, 2), "measured_now": measured,
+                "wall_now_s": round(time.monotonic() - start, 2), "choice": model.table.choice}
     return models
 
 
@@ -69,81 +81,91 @@ def _progress(name: str):
     return log
 
 
-def measure_points(points: list[Point], config: LatencyConfig, models: dict[Setting, LatencyModel],
-                   record: dict, out: Path) -> None:
-    """Predict and measure each point not yet in the record; saved after every point."""
-    runtimes = tuple(dict.fromkeys(s.runtime for s in models))
-    if not runtimes:
-        return
-    whole = LatencyConfig(runtimes, tuple(dict.fromkeys(s.batch for s in models)),
-                          config.threads, config.warmup, config.repeats)
+def measure_points(points: list[Point], config: LatencyConfig, record: dict, out: Path) -> None:
+    """Measure each point whole not yet in the record (every setting); saved after each."""
     for n, point in enumerate(points, start=1):
         if point.key in record["points"]:
             continue
-        measured = measure(build(point.genotype), INPUT, whole)
-        entry = {"label": point.label, "macs": point.macs, "predicted": {}, "measured": {},
-                 "p90": {}, "rows": {}}
-        for setting, model in models.items():
-            rows = model.rows(point.genotype)
-            entry["predicted"][setting.name] = model.predict(point.genotype)
-            entry["rows"][setting.name] = {piece.where: ms for piece, ms in rows}
-            timing = measured.timings[setting]
-            entry["measured"][setting.name] = timing.median_ms
-            entry["p90"][setting.name] = timing.p90_ms
-        record["points"][point.key] = entry
+        measured = measure(build(point.genotype), INPUT, config)
+        record["points"][point.key] = {
+            "label": point.label, "macs": point.macs,
+            "measured": {s.name: t.median_ms for s, t in measured.timings.items()},
+            "p90": {s.name: t.p90_ms for s, t in measured.timings.items()}}
         save_record(out, record)
         print(f"point {n}/{len(points)} {point.label}: " + ", ".join(
-            f"{name.removeprefix('latency_ms@')} {entry['predicted'][name]:.3f} predicted /"
-            f" {entry['measured'][name]:.3f} measured" for name in entry["measured"]),
-            file=sys.stderr, flush=True)
+            f"{s.runtime}:b{s.batch} {t.median_ms:.3f}" for s, t in measured.timings.items())
+            + " ms measured", file=sys.stderr, flush=True)
 
 
-def summary(name: str, entries: list[dict]) -> dict[str, float]:
-    """Share within ±10 %, Kendall τ, errors of one setting over the points."""
-    pred = [e["predicted"][name] for e in entries]
-    meas = [e["measured"][name] for e in entries]
+def predict_points(points: list[Point], models: dict[str, tuple[Setting, LatencyModel]],
+                   record: dict) -> None:
+    """Every table's prediction of every measured point, with its rows (nothing is measured:
+    the tables hold every piece)."""
+    for name, (_, model) in models.items():
+        found = record.setdefault("predicted", {}).setdefault(name, {})
+        for point in points:
+            if point.key in record["points"]:
+                rows = model.rows(point.genotype)
+                found[point.key] = {"ms": math.fsum(ms for _, ms in rows),
+                                    "rows": {piece.where: ms for piece, ms in rows}}
+
+
+def summary(pred: list[float], meas: list[float], macs: list[int]) -> dict[str, float]:
+    """Share within ±10 %, Kendall τ (and MACs' τ), errors of predictions against measurements."""
     errors = [p / m - 1 for p, m in zip(pred, meas, strict=True)]
-    return {"points": len(entries),
+    return {"points": len(errors),
             "within": sum(abs(e) <= WITHIN for e in errors) / len(errors),
-            "tau": kendall_tau(pred, meas),
-            "tau_macs": kendall_tau([e["macs"] for e in entries], meas),
+            "tau": kendall_tau(pred, meas), "tau_macs": kendall_tau(macs, meas),
             "mape": statistics.fmean(abs(e) for e in errors),
             "bias": statistics.fmean(errors), "median_error": statistics.median(errors),
             "worst": max(errors, key=abs)}
 
 
-def markdown(record: dict, note: str, argv: list[str]) -> str:
-    """The report: a row per setting, the targets, the tables' build time, the worst points."""
-    entries = list(record["points"].values())
-    names = [s for s in record.get("tables", {}) if entries and s in entries[0]["measured"]]
+def _columns(record: dict, name: str, setting: str) -> tuple[list, list, list, list]:
+    """Predicted, measured, MACs and labels of the points both measured and predicted."""
+    predicted = record.get("predicted", {}).get(name, {})
+    keys = [k for k, e in record["points"].items() if k in predicted and setting in e["measured"]]
+    points = [record["points"][k] for k in keys]
+    return ([predicted[k]["ms"] for k in keys], [e["measured"][setting] for e in points],
+            [e["macs"] for e in points], [e["label"] for e in points])
+
+
+def markdown(record: dict, models: dict[str, tuple[Setting, LatencyModel]], note: str,
+             argv: list[str]) -> str:
+    """The report: a row per table, the targets, the tables' build time, the worst points."""
+    s = record["settings"]
     lines = header("Latency model: predicted against measured, over the bench's points")
-    lines += [f"{len(entries)} points of {record['settings']['bench']}, each measured whole"
-              f" ({record['settings']['warmup']} warm-up, median of"
-              f" {record['settings']['repeats']} runs, {record['settings']['threads']}"
-              " thread(s)) and predicted from the table without being built. Nothing is fitted"
-              " to whole networks: every point is held out.", "",
-              "| setting | points | within ±10 % | Kendall τ predicted vs measured | τ MACs vs"
-              " measured | MAPE | mean signed error | worst | table rows | table build s |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
-    for name in names:
-        s = summary(name, entries)
+    lines += [f"Points of {s['bench']}, each measured whole ({s['warmup']} warm-up, median of"
+              f" {s['repeats']} runs, {s['threads']} thread(s) pinned) and predicted from the"
+              " table without being built. Nothing is fitted to whole networks: every point is"
+              " held out. Protocol: how a piece becomes a row — after a depthwise context conv"
+              " (`conv`, that conv's time taken out) or alone (`none`, an empty network's time"
+              " taken out); caches overwritten before every timed run (`cold`) or not (`warm`).",
+              "", "| table (setting, protocol) | points | within ±10 % | Kendall τ predicted vs"
+              " measured | τ MACs vs measured | MAPE | mean signed error | worst | table rows |"
+              " table build s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    worst = []
+    for name, (setting, _) in models.items():
+        pred, meas, macs, labels = _columns(record, name, setting.name)
+        if not pred:
+            continue
+        r = summary(pred, meas, macs)
         table = record["tables"][name]
-        lines.append(f"| {name} | {s['points']} | {100 * s['within']:.0f} % | {s['tau']:.3f} |"
-                     f" {s['tau_macs']:.3f} | {100 * s['mape']:.1f} % |"
-                     f" {100 * s['bias']:+.1f} % | {100 * s['worst']:+.0f} % | {table['rows']} |"
+        lines.append(f"| {name} | {r['points']} | {100 * r['within']:.0f} % | {r['tau']:.3f} |"
+                     f" {r['tau_macs']:.3f} | {100 * r['mape']:.1f} % |"
+                     f" {100 * r['bias']:+.1f} % | {100 * r['worst']:+.0f} % | {table['rows']} |"
                      f" {table['build_s']:.1f} |")
+        ranked = sorted(zip(pred, meas, labels, strict=True), key=lambda t: -abs(t[0] / t[1] - 1))
+        worst.append(f"- {name} ({table['choice']}): worst " + "; ".join(
+            f"{label}: {p:.3f} vs {m:.3f} ms" for p, m, label in ranked[:3]))
     lines += ["", "Targets (issue 27): ≥ 90 % within ±10 % for torch and onnxruntime; τ ≥ 0.9."
               " A signed error is predicted / measured − 1: negative where the whole network is"
-              " slower than its pieces timed alone.", ""]
-    for name, why in record.get("skipped", {}).items():
-        lines.append(f"- {name}: not measured: {why}")
-    for name in names:
-        choice = record["tables"][name]["choice"]
-        ranked = sorted(entries, key=lambda e: -abs(e["predicted"][name] / e["measured"][name] - 1))
-        worst = "; ".join(f"{e['label']}: {e['predicted'][name]:.3f} vs"
-                          f" {e['measured'][name]:.3f} ms" for e in ranked[:3])
-        lines.append(f"- {name} ({choice}): worst {worst}")
-    lines += ["", note, "", f"Command: `python -m benchmarks.latency_model {' '.join(argv)}`"]
+              " slower than its pieces' rows add up to. Table build s: every second spent"
+              " building that table, over every run that added rows.", "",
+              *[f"- {name}: not measured: {why}"
+                for name, why in record.get("skipped", {}).items()],
+              *worst, "", note, "",
+              f"Command: `python -m benchmarks.latency_model {' '.join(argv)}`"]
     return "\n".join(lines) + "\n"
 
 
@@ -156,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--protocols", nargs="+", default=[DEFAULT_PROTOCOL.name],
+                   help="how pieces become rows, one table each: CONTEXT:CACHE with context"
+                   f" conv or none and cache cold or warm (default {DEFAULT_PROTOCOL.name})")
     p.add_argument("--limit", type=int, help="only this many points, spread over the bench")
     p.add_argument("--out", type=Path, default=Path("results/latency/latency_model.json"))
     p.add_argument("--table-dir", type=Path, help="where the tables are built (default: a"
@@ -164,13 +189,21 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     config = LatencyConfig(tuple(args.runtimes), tuple(args.batches), args.threads,
                            args.warmup, args.repeats).check("arguments")
+    protocols = [Protocol.parse(text) for text in args.protocols]
     points, note = load_points(args.bench)
     points = pick(points, args.limit)
     record = open_record(args.out, settings_of(args, SETTINGS))
-    models = build_tables(config, points, args.table_dir or args.out.parent / "tables", record)
+    models = build_tables(config, protocols, points, args.table_dir or args.out.parent / "tables",
+                          record)
     save_record(args.out, record)
-    measure_points(points, config, models, record, args.out)
-    text = markdown(record, note, argv)
+    measured = {s.runtime for s, _ in models.values()}
+    whole = LatencyConfig(tuple(r for r in config.runtimes if r in measured), config.batches,
+                          config.threads, config.warmup, config.repeats)
+    if whole.runtimes:
+        measure_points(points, whole, record, args.out)
+    predict_points(points, models, record)
+    save_record(args.out, record)
+    text = markdown(record, models, note, argv)
     args.out.with_suffix(".md").write_text(text)
     print(text)
     return 0

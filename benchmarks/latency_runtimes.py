@@ -37,7 +37,7 @@ from nas.latency.measure import measure
 from nas.latency.settings import RUNTIMES, LatencyConfig, parse
 
 DEFAULT_RUNTIMES = ("torch", "torch_cl", "torch_bf16", "onnxruntime")
-SETTINGS = ("bench", "runtimes", "batches", "threads", "warmup", "repeats", "limit")
+SETTINGS = ("bench", "runtimes", "batches", "threads", "warmup", "repeats")
 
 
 def measure_points(points: list[Point], config: LatencyConfig, record: dict, out: Path) -> None:

@@ -3,11 +3,14 @@ block, head) timed once per device, runtime and batch into a table in the user's
 network's latency predicted, without building it, as the sum of its pieces' rows plus one row
 of call overhead.
 
-A row is the piece's median time minus that of an empty network on the same input (the
-runtime's own call cost, which a whole network pays once, not once per piece); the overhead row
-is the empty network's time on the network's input. So a prediction is exactly the sum of its
-table rows. A block is timed whole, so what a runtime fuses inside it is in its row; what it
-fuses across blocks is not (benchmarks/latency_model.py measures that residual).
+How a piece becomes a row is the table's protocol. By default (`conv:cold`) the piece is timed
+after a depthwise conv that makes its input, and that conv's own time is taken out: the piece
+meets its input in the layout and cache state a layer leaves it, and the runtime's per-call cost
+cancels (a network pays it once: the overhead row, an empty network's time). Before every timed
+run the CPU's private caches are overwritten, as a network's other layers overwrite them between
+two runs of one piece. So a prediction is exactly the sum of its table rows. A block is timed
+whole, so what a runtime fuses inside it is in its row; what it fuses across blocks is not
+(benchmarks/latency_model.py measures that residual, and compares the protocols).
 """
 
 from __future__ import annotations
@@ -15,39 +18,83 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch import nn
 
 from nas.arch.genotype import Genotype
 from nas.arch.plan import Plan
 from nas.latency.measure import time_run
-from nas.latency.pieces import OVERHEAD, Piece, overhead_piece, pieces
+from nas.latency.pieces import (
+    CONTEXT,
+    OVERHEAD,
+    Piece,
+    after_context,
+    context_piece,
+    overhead_piece,
+    pieces,
+)
 from nas.latency.runtimes import Unavailable, runner
 from nas.latency.settings import RUNTIMES, LatencyConfig, LatencyError
 from nas.latency.table import Table, default_table_dir, fingerprint, open_table
 from nas.train.device import cpu_threads
 
 SAVE_EVERY_S = 5.0  # an interrupted build loses at most this much measuring
-DEFAULT = LatencyConfig()  # frozen: one instance serves as every default
+# Overwritten before a cold run: above the private L2 of current x86 server cores (0.5-2 MiB;
+# 512 KiB on the AMD EPYC this was measured on), well below their shared L3.
+FLUSH_BYTES = 4 * 2**20
+DEFAULT_CONFIG = LatencyConfig()  # frozen: one instance serves as every default
 Progress = Callable[[int, int], None]  # (rows measured, rows to measure)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a piece is timed into its row: after a context conv ("conv") or alone ("none"), the
+    reference (that conv, or an empty network) taken out; caches "cold" or "warm"."""
+
+    context: str = "conv"
+    cache: str = "cold"
+
+    @property
+    def name(self) -> str:
+        """'conv:cold'."""
+        return f"{self.context}:{self.cache}"
+
+    @classmethod
+    def parse(cls, text: str) -> Protocol:
+        """'conv:cold' -> Protocol('conv', 'cold'); a one-line LatencyError otherwise."""
+        context, _, cache = text.partition(":")
+        if context not in ("conv", "none") or cache not in ("cold", "warm"):
+            raise LatencyError(f"{text!r}: a protocol is CONTEXT:CACHE, context conv or none,"
+                               " cache cold or warm (e.g. conv:cold)")
+        return cls(context, cache)
+
+
+DEFAULT_PROTOCOL = Protocol()
 
 
 class LatencyModel:
     """The table of one runtime and batch on this device, measured lazily: the rows a network
     lacks when it is predicted are timed then and saved (an interrupted build resumes)."""
 
-    def __init__(self, runtime: str, batch: int = 1, config: LatencyConfig = DEFAULT,
-                 folder: Path | None = None, device: torch.device | str = "cpu"):
+    def __init__(self, runtime: str, batch: int = 1, config: LatencyConfig = DEFAULT_CONFIG,
+                 folder: Path | None = None, device: torch.device | str = "cpu",
+                 protocol: Protocol = DEFAULT_PROTOCOL):
         if runtime not in RUNTIMES:
             raise LatencyError(f"unknown runtime {runtime!r} (allowed: {', '.join(RUNTIMES)})")
         if batch < 1:
             raise LatencyError(f"batch {batch}: must be >= 1")
-        self.runtime, self.batch, self.config = runtime, batch, config
+        Protocol.parse(protocol.name)  # the same check for a Protocol built by hand
+        self.runtime, self.batch, self.config, self.protocol = runtime, batch, config, protocol
         self.device = torch.device(device)
+        identity = fingerprint(runtime, config.threads, self.device) | {"protocol": protocol.name}
         self.table: Table = open_table(Path(folder) if folder else default_table_dir(), runtime,
-                                       batch, fingerprint(runtime, config.threads, self.device))
+                                       batch, identity)
+        self._flush = np.zeros(FLUSH_BYTES // 8) if protocol.cache == "cold" else None
 
     def rows(self, net: Genotype | Plan) -> list[tuple[Piece, float]]:
         """Each piece of the network with its row's milliseconds, measuring missing rows."""
@@ -78,8 +125,7 @@ class LatencyModel:
         try:
             with cpu_threads(self.config.threads):
                 for done, piece in enumerate(todo, start=1):
-                    if piece.key not in self.table.rows:  # an overhead row measured for a piece
-                        self._measure(piece)
+                    self._measure(piece)
                     if time.monotonic() - since > SAVE_EVERY_S:
                         since = self._save(since)
                     if log is not None:
@@ -96,30 +142,42 @@ class LatencyModel:
         return now
 
     def _measure(self, piece: Piece) -> None:
-        """Time one piece into its row, the call overhead at its input shape taken out."""
-        call_ms = 0.0
-        if piece.kind != OVERHEAD:
-            call = overhead_piece(piece.input_shape)
-            if call.key not in self.table.rows:
-                self._measure(call)
-            call_ms = self.table.ms(call.key)
+        """Time one piece into its row, its reference (context conv or empty network at its
+        input shape, itself a row of no network) taken out; a reference and the overhead row
+        are timed alone."""
+        if piece.key in self.table.rows:
+            return
+        reference_ms, module = 0.0, piece.make()
+        if piece.kind not in (OVERHEAD, CONTEXT):  # a reference is timed alone
+            use = self.protocol.context == "conv"
+            reference = (context_piece if use else overhead_piece)(piece.input_shape)
+            self._measure(reference)
+            reference_ms = self.table.rows[reference.key]["median_ms"]
+            module = after_context(piece) if use else module
+        timing = self._time(module, piece.input_shape)
+        self.table.rows[piece.key] = {
+            "ms": timing.median_ms - reference_ms,
+            "median_ms": timing.median_ms, "p90_ms": timing.p90_ms,
+            "reference_ms": reference_ms, "runs": timing.runs, "kind": piece.kind,
+            "measured": datetime.now(UTC).isoformat(timespec="seconds")}
+
+    def _time(self, module: nn.Module, input_shape: tuple[int, ...]):
+        """The runtime's timing of one module (eval mode) at this batch, per the protocol."""
         try:
-            prepared = runner(self.runtime, piece.make().eval(), piece.input_shape,
-                              self.config.threads, self.device)
+            prepared = runner(self.runtime, module.eval(), input_shape, self.config.threads,
+                              self.device)
         except Unavailable as why:
             raise LatencyError(f"latency table for {self.runtime}: {why}") from None
-        timing = time_run(prepared.make(self.batch), max(self.config.warmup, 1),
-                          self.config.repeats)
         self.table.choice = prepared.choice
-        self.table.rows[piece.key] = {
-            "ms": timing.median_ms - call_ms, "median_ms": timing.median_ms,
-            "p90_ms": timing.p90_ms, "call_ms": call_ms, "runs": timing.runs,
-            "kind": piece.kind, "measured": datetime.now(UTC).isoformat(timespec="seconds")}
+        flush = self._flush
+        return time_run(prepared.make(self.batch), max(self.config.warmup, 1),
+                        self.config.repeats,
+                        before=None if flush is None else lambda: np.add(flush, 1.0, out=flush))
 
 
 def predict(net: Genotype | Plan, runtime: str = "torch", batch: int = 1, *,
-            config: LatencyConfig = DEFAULT, folder: Path | None = None,
-            device: torch.device | str = "cpu") -> float:
+            config: LatencyConfig = DEFAULT_CONFIG, folder: Path | None = None,
+            device: torch.device | str = "cpu", protocol: Protocol = DEFAULT_PROTOCOL) -> float:
     """Predicted milliseconds of one forward pass of `batch` images of the genotype or plan on
     `runtime` here, from the cached table (rows it lacks are measured first)."""
-    return LatencyModel(runtime, batch, config, folder, device).predict(net)
+    return LatencyModel(runtime, batch, config, folder, device, protocol).predict(net)

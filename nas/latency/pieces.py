@@ -16,6 +16,7 @@ from nas.arch.model import Network, SpectrumBlock, make_sequential
 from nas.arch.plan import Block, Chain, Concat, Plan, Seq, plan
 
 OVERHEAD = "overhead"  # the kind of the row every network has once
+CONTEXT = "context"  # the kind of a reference row: what a piece is timed after, then less
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class Piece:
     """One timed unit of a network: its table key, where it sits, and how to build it."""
 
     key: str  # stable JSON of the kind, the input shape and the layers (names left out)
-    kind: str  # "stem", "block", "head" or OVERHEAD
+    kind: str  # "stem", "block", "head", OVERHEAD, or CONTEXT (a reference, in no network)
     where: str  # "stem", "s2.b1", "head", OVERHEAD: for reports only, not part of the key
     input_shape: Shape  # one image's (C, H, W)
     make: Callable[[], nn.Module]
@@ -91,6 +92,21 @@ def overhead_piece(shape: Shape) -> Piece:
     layers (the runtime's call, the network's own forward), timed on its own."""
     empty = Plan((), (), (), shape[0], shape[-1])
     return Piece(piece_key(OVERHEAD, shape), OVERHEAD, OVERHEAD, shape, lambda: Network(empty))
+
+
+def context_piece(shape: Shape) -> Piece:
+    """A depthwise 3x3 conv from `shape` to itself: timed before a piece so that the piece
+    takes its input from a layer, in the layout and cache state a layer leaves it, as inside a
+    network (ONNX Runtime keeps a run of convs in its blocked layout: a piece alone pays the
+    reorders in and out that a network pays once)."""
+    channels = shape[0]
+    return Piece(piece_key(CONTEXT, shape), CONTEXT, CONTEXT, shape,
+                 lambda: nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False))
+
+
+def after_context(piece: Piece) -> nn.Module:
+    """The context conv, then the piece: one module, timed as one."""
+    return nn.Sequential(context_piece(piece.input_shape).make(), piece.make())
 
 
 def _seq_piece(kind: str, where: str, layers: Seq, shape: Shape) -> Piece:

@@ -19,9 +19,7 @@ def _point(key: str, macs: int, accuracy: float) -> Point:
 
 
 def test_summary_counts_the_band_and_signs_the_error():
-    entries = [{"predicted": {NAME: p}, "measured": {NAME: m}, "macs": c}
-               for p, m, c in ((1.05, 1.0, 1), (1.8, 2.0, 2), (3.3, 3.0, 3), (3.0, 4.0, 4))]
-    s = summary(NAME, entries)
+    s = summary([1.05, 1.8, 3.3, 3.0], [1.0, 2.0, 3.0, 4.0], [1, 2, 3, 4])
     assert s["points"] == 4 and s["within"] == 0.75  # +5 %, -10 %, +10 % in; -25 % out
     assert s["tau"] == pytest.approx(4 / 6) and s["tau_macs"] == pytest.approx(1.0)  # 1 swap
     assert s["worst"] == pytest.approx(-0.25) and s["bias"] == pytest.approx(-0.05)

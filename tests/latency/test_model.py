@@ -11,8 +11,8 @@ import pytest
 
 from nas.arch.genotype import Genotype, Head, Stage, Stem
 from nas.arch.plan import Activation, Block, Conv, GlobalPool, Linear, Norm, Plan
-from nas.latency.model import LatencyModel, predict
-from nas.latency.pieces import OVERHEAD, pieces
+from nas.latency.model import LatencyModel, Protocol, predict
+from nas.latency.pieces import OVERHEAD, context_piece, overhead_piece, pieces
 from nas.latency.settings import LatencyConfig, LatencyError
 from nas.latency.table import TableError, default_table_dir
 
@@ -48,10 +48,12 @@ def test_a_hand_built_plans_prediction_is_the_sum_of_its_table_rows(tmp_path):
     keys = [p.key for p in pieces(net)]
     assert [p.kind for p in pieces(net)] == [OVERHEAD, "stem", "block", "head"]
     assert predicted == math.fsum(rows[k]["ms"] for k in keys)
-    # each row is its piece's median less the call overhead an empty network pays on its input
-    for key in keys[1:]:
-        assert rows[key]["ms"] == rows[key]["median_ms"] - rows[key]["call_ms"]
-    assert rows[keys[0]]["ms"] == rows[keys[0]]["median_ms"]
+    # each row is its piece's median after the context conv, less that conv's alone
+    for piece in pieces(net)[1:]:
+        reference = rows[context_piece(piece.input_shape).key]
+        assert rows[piece.key]["reference_ms"] == reference["median_ms"]
+        assert rows[piece.key]["ms"] == rows[piece.key]["median_ms"] - reference["median_ms"]
+    assert rows[keys[0]]["ms"] == rows[keys[0]]["median_ms"]  # the overhead: an empty network
     assert predict(net, "torch", 1, config=FAST, folder=tmp_path) == predicted
 
 
@@ -121,3 +123,18 @@ def test_onnxruntime_rows_sum_to_its_prediction(tmp_path):
     rows = model.rows(hand_plan())
     assert model.predict(hand_plan()) == math.fsum(ms for _, ms in rows)
     assert "onnxruntime" in model.table.fingerprint and "onnxruntime" in model.table.choice
+
+
+def test_the_alone_protocol_takes_an_empty_networks_time_out_and_has_its_own_table(tmp_path):
+    alone = Protocol.parse("none:warm")
+    model = LatencyModel("torch", 1, FAST, tmp_path, protocol=alone)
+    net = hand_plan()
+    predicted = model.predict(net)
+    rows = model.table.rows
+    for piece in pieces(net)[1:]:
+        reference = rows[overhead_piece(piece.input_shape).key]
+        assert rows[piece.key]["ms"] == rows[piece.key]["median_ms"] - reference["median_ms"]
+    assert predicted == math.fsum(rows[p.key]["ms"] for p in pieces(net))
+    assert model.table.path != LatencyModel("torch", 1, FAST, tmp_path).table.path
+    with pytest.raises(LatencyError, match="CONTEXT:CACHE"):
+        Protocol.parse("conv:hot")
