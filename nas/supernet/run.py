@@ -210,13 +210,14 @@ def _score(space: Space, opts: SearchOptions, settings: dict[str, Any], run_dir:
     finally:
         if pool is not None:
             pool.close()
-    if settings.get("latency"):
+    record["score_s"] = round(time.monotonic() - scoring, 1)
+    if settings.get("latency"):  # the table's missing rows are measured here, in this process
         table, model = with_latency(table, settings["latency"], settings.get("pareto", False))
         record["latency_table"] = {"path": str(model.table.path), "rows": len(model.table.rows),
                                    "build_s": round(model.table.build_s, 1)}
-    record |= {"score_s": round(time.monotonic() - scoring, 1), "score_workers": workers,
-               "score_cores": cores, "wall_s": round(time.monotonic() - start, 1),
-               "points": len(table), "device": device.type}
+    record |= {"score_workers": workers, "score_cores": cores,
+               "wall_s": round(time.monotonic() - start, 1), "points": len(table),
+               "device": device.type}
     atomic_write(run_dir / SUPERNET_CSV, lambda tmp: table.to_csv(tmp, index=False))
     write_json(run_dir / SUPERNET_JSON, record)
     return read_csv(run_dir / SUPERNET_CSV)
