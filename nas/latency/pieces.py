@@ -23,7 +23,9 @@ CONTEXT = "context"  # the kind of a reference row: what a piece is timed after,
 class Piece:
     """One timed unit of a network: its table key, where it sits, and how to build it."""
 
-    key: str  # stable JSON of the kind, the input shape and the layers (names left out)
+    # stable JSON of the kind, the input shape and the layers (names left out); the runtime, batch
+    # and machine are the table's own (one file each), so they are not repeated in every key
+    key: str
     kind: str  # "stem", "block", "head", OVERHEAD, or CONTEXT (a reference, in no network)
     where: str  # "stem", "s2.b1", "head", OVERHEAD: for reports only, not part of the key
     input_shape: Shape  # one image's (C, H, W)
