@@ -175,6 +175,16 @@ class LatencyModel:
                         before=None if flush is None else lambda: np.add(flush, 1.0, out=flush))
 
 
+def check_runtime(runtime: str, config: LatencyConfig = DEFAULT_CONFIG,
+                  device: torch.device | str = "cpu") -> None:
+    """A one-line LatencyError when this machine cannot run `runtime` (bf16 without native
+    support, ONNX Runtime not installed, ...): said before a long job, not after it."""
+    try:
+        runner(runtime, nn.Conv2d(1, 1, 1).eval(), (1, 4, 4), config.threads, torch.device(device))
+    except Unavailable as why:
+        raise LatencyError(f"latency table for {runtime}: {why}") from None
+
+
 def predict(net: Genotype | Plan, runtime: str = "torch", batch: int = 1, *,
             config: LatencyConfig = DEFAULT_CONFIG, folder: Path | None = None,
             device: torch.device | str = "cpu", protocol: Protocol = DEFAULT_PROTOCOL) -> float:

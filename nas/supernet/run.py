@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from nas.data import load_splits
+from nas.latency.model import check_runtime
 from nas.latency.settings import parse
 from nas.results.atomic import atomic_write, write_json
 from nas.results.lock import open_run_dir
@@ -109,6 +110,8 @@ def run_supernet(request: SupernetRequest) -> int:
     """Score the space, verify the top k: exit 0 when done, 130 when the verification was
     interrupted."""
     check_request(request)
+    if request.latency is not None:  # before the supernet trains, not after
+        check_runtime(parse(request.latency).runtime)
     opts = request.options
     space = load_space(request.space)
     if request.rank == "supernet":

@@ -86,3 +86,12 @@ def test_a_scored_run_with_latency_writes_the_column_and_ranks_by_fronts(
     record = json.loads((tmp_path / "p" / SUPERNET_JSON).read_text())
     assert record["settings"]["latency"] == NAME and record["settings"]["pareto"] is True
     assert str(tmp_path / "cache") in record["latency_table"]["path"]
+
+
+def test_a_runtime_this_machine_lacks_is_refused_before_anything_trains(
+        request_, tmp_path, monkeypatch):
+    monkeypatch.setenv("NAS_FAKE_CPU", "avx2")  # bf16 emulated: torch_bf16 is not measured
+    request = dataclasses.replace(request_, latency="latency_ms@torch_bf16:b1")
+    with pytest.raises(LatencyError, match="torch_bf16: no native bf16"):
+        run_supernet(request)
+    assert list(tmp_path.iterdir()) == [tmp_path / "space.toml"]  # no run folder
