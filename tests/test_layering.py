@@ -17,13 +17,14 @@ ALLOWED = {
     "results": {"arch", "machine"},
     "data": {"results"},
     "train": {"data", "machine"},
-    "latency": {"machine", "train"},
     "search": {"arch", "data", "latency", "machine", "results", "train"},
     "dashboard": {"arch", "latency", "results"},
     "bench": {"arch", "latency", "results", "search"},
     "answer": {"results"},  # pure statistics over a trials table: no Ray, no training
     "study": {"arch", "results", "search"},
-    "supernet": {"arch", "data", "results", "search", "train"},
+    # the latency table: pieces of a plan timed on each runtime, cached with the results' writer
+    "latency": {"arch", "data", "machine", "results", "train"},
+    "supernet": {"arch", "data", "latency", "results", "search", "train"},
     "onnx_export": {"results"},
     "export": {"arch", "latency", "onnx_export", "results", "search", "train"},
     "retrain": {"arch", "data", "latency", "results", "search", "train"},

@@ -48,6 +48,12 @@ def parser() -> argparse.ArgumentParser:
                    f" (default {CALIBRATION_IMAGES})")
     p.add_argument("--score-trials", type=int, default=SCORE_TRIALS, help="a space with more"
                    " points than this is scored by this many Optuna trials instead of whole")
+    p.add_argument("--latency", metavar="latency_ms@RUNTIME:bBATCH",
+                   help="add each scored point's latency on that runtime and batch, predicted"
+                   " by the latency table in the user's cache (its missing rows measured first),"
+                   " and its accuracy/latency front; e.g. latency_ms@onnxruntime:b1")
+    p.add_argument("--pareto", action="store_true", help="with --latency: rank (and verify)"
+                   " front by front, the best score first within a front, instead of by score")
     add_search_flags(p)
     return p
 
@@ -59,4 +65,4 @@ def main(argv: list[str]) -> int:
     return run_supernet(SupernetRequest(
         args.space, search_options(args, args.space), args.epochs, args.top_k, args.rank,
         args.sandwich, args.uniform_paths, args.score_by, args.calibration_images,
-        args.score_trials))
+        args.score_trials, args.latency, args.pareto))

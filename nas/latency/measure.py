@@ -7,6 +7,7 @@ import json
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -45,12 +46,16 @@ class Measured:
         return row
 
 
-def time_run(run: Run, warmup: int, repeats: int) -> Timing:
-    """Median and p90 milliseconds of `repeats` calls after `warmup` untimed ones."""
+def time_run(run: Run, warmup: int, repeats: int,
+             before: Callable[[], object] | None = None) -> Timing:
+    """Median and p90 milliseconds of `repeats` calls after `warmup` untimed ones; `before`,
+    when given, runs untimed before each timed call (to evict the caches, say)."""
     for _ in range(warmup):
         run()
     times = []
     for _ in range(repeats):
+        if before is not None:
+            before()
         start = time.perf_counter()
         run()
         times.append((time.perf_counter() - start) * 1e3)

@@ -19,6 +19,8 @@ from typing import Any
 import torch
 
 from nas.data import load_splits
+from nas.latency.model import check_runtime
+from nas.latency.settings import parse
 from nas.results.atomic import atomic_write, write_json
 from nas.results.lock import open_run_dir
 from nas.results.meta import read_meta, update_meta, write_meta
@@ -37,6 +39,7 @@ from nas.search.engine import (
 )
 from nas.search.space.load import load_space
 from nas.search.space.types import Space
+from nas.supernet.latency import with_latency
 from nas.supernet.model import SuperNet
 from nas.supernet.paths import SupernetError, check_supported
 from nas.supernet.score import (
@@ -76,6 +79,8 @@ class SupernetRequest:
     score_by: str | None = None
     calibration_images: int = CALIBRATION_IMAGES
     score_trials: int = SCORE_TRIALS
+    latency: str | None = None  # 'latency_ms@onnxruntime:b1': add each point's predicted latency
+    pareto: bool = False  # rank by accuracy/predicted-latency fronts, then score
 
 
 def check_request(request: SupernetRequest) -> None:
@@ -93,6 +98,11 @@ def check_request(request: SupernetRequest) -> None:
                                        request.score_by) != (None, None, None):
         raise SupernetError(f"--rank {request.rank}: --sandwich, --uniform-paths and --score-by"
                             " set how a supernet trains and scores; a proxy trains nothing")
+    if request.latency is not None:
+        parse(request.latency)  # a one-line LatencyError naming the allowed runtimes
+    elif request.pareto:
+        raise SupernetError("--pareto ranks by accuracy against predicted latency: give"
+                            " --latency too, e.g. --latency latency_ms@onnxruntime:b1")
     check_options(request.options)  # the verification's flags, before anything trains
 
 
@@ -100,6 +110,8 @@ def run_supernet(request: SupernetRequest) -> int:
     """Score the space, verify the top k: exit 0 when done, 130 when the verification was
     interrupted."""
     check_request(request)
+    if request.latency is not None:  # before the supernet trains, not after
+        check_runtime(parse(request.latency).runtime)
     opts = request.options
     space = load_space(request.space)
     if request.rank == "supernet":
@@ -136,11 +148,12 @@ def _prepare_and_score(space: Space, request: SupernetRequest, run_dir: Path):
                 "score_by": request.score_by or SCORE_BY[0],
                 "calibration_images": request.calibration_images,
                 "score_trials": request.score_trials, "top_k": request.top_k,
+                "latency": request.latency, "pareto": request.pareto,
                 "seed": space.search.seed if opts.seed is None else opts.seed,
                 "precision": opts.precision or space.train.precision}
     if opts.resume:
-        # a run from before --score-by scored by accuracy
-        settings = {"score_by": "val_acc"} | json.loads(
+        # a run from before --score-by scored by accuracy; one from before --latency had none
+        settings = {"score_by": "val_acc", "latency": None, "pareto": False} | json.loads(
             (run_dir / SUPERNET_JSON).read_text())["settings"]
     else:
         write_meta(run_dir, space.path, {"space": space.name, "argv": sys.argv,
@@ -200,9 +213,14 @@ def _score(space: Space, opts: SearchOptions, settings: dict[str, Any], run_dir:
     finally:
         if pool is not None:
             pool.close()
-    record |= {"score_s": round(time.monotonic() - scoring, 1), "score_workers": workers,
-               "score_cores": cores, "wall_s": round(time.monotonic() - start, 1),
-               "points": len(table), "device": device.type}
+    record["score_s"] = round(time.monotonic() - scoring, 1)
+    if settings.get("latency"):  # the table's missing rows are measured here, in this process
+        table, model = with_latency(table, settings["latency"], settings.get("pareto", False))
+        record["latency_table"] = {"path": str(model.table.path), "rows": len(model.table.rows),
+                                   "build_s": round(model.table.build_s, 1)}
+    record |= {"score_workers": workers, "score_cores": cores,
+               "wall_s": round(time.monotonic() - start, 1), "points": len(table),
+               "device": device.type}
     atomic_write(run_dir / SUPERNET_CSV, lambda tmp: table.to_csv(tmp, index=False))
     write_json(run_dir / SUPERNET_JSON, record)
     return read_csv(run_dir / SUPERNET_CSV)

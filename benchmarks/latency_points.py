@@ -1,0 +1,101 @@
+"""What the latency benchmarks share: the bench's points (genotype, choices, MACs, accuracy
+pooled over every complete bench of the same points), a resumable JSON record, the header."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import load_note, machine
+from nas.arch.genotype import Genotype
+from nas.bench.report import point_frame
+from nas.bench.table import load_bench
+from nas.results.atomic import write_json
+from nas.results.meta import git_sha
+
+BENCH = Path("results/bench/spectrum_bench_gamma1")
+# the same 72 points trained with seeds 2 and 3: pooled once it holds every point
+MORE_SEEDS = (Path("results/bench/spectrum_bench_gamma1_seeds23"),)
+INPUT = (3, 32, 32)
+
+
+@dataclass(frozen=True)
+class Point:
+    """A bench point: its key, network, choices in words, MACs and mean final accuracy."""
+
+    key: str
+    genotype: Genotype
+    label: str  # 'g=8 dw_pw mid none res identity'
+    macs: int
+    params: int
+    accuracy: float  # mean over every pooled seed of the last epoch's validation accuracy
+    seeds: int
+
+
+def load_points(bench_dir: Path, more: tuple[Path, ...] = MORE_SEEDS) -> tuple[list[Point], str]:
+    """Every completed point of the bench, by key; the accuracy pools the seeds of each bench in
+    `more` that holds all of them (a partial one is left out and said so in the note)."""
+    bench = load_bench(bench_dir)
+    finals = {k: [c[-1] for c in p.curves] for k, p in bench.points.items()}
+    notes = [f"{bench_dir} ({bench.seeds} seeds)"]
+    for folder in more:
+        if not (folder / "trials.csv").is_file():
+            continue
+        extra = load_bench(folder)
+        if set(extra.points) >= set(finals):
+            for key in finals:
+                finals[key] += [c[-1] for c in extra.points[key].curves]
+            notes.append(f"{folder} ({extra.seeds} seeds)")
+        else:
+            notes.append(f"not {folder}: {len(set(extra.points) & set(finals))} of"
+                         f" {len(finals)} points so far")
+    frame = point_frame(bench).set_index("key")
+    points = []
+    for key in sorted(bench.points):
+        row = frame.loc[key]
+        label = (f"g={row['groups']} {row['order']} mid {row['mid_act']} res {row['residual']}")
+        points.append(Point(key, Genotype.from_json(bench.points[key].genotype), label,
+                            int(row["macs"]), int(row["params"]),
+                            statistics.fmean(finals[key]), len(finals[key])))
+    return points, "accuracy: mean final validation accuracy over " + "; ".join(notes)
+
+
+def pick(points: list[Point], limit: int | None) -> list[Point]:
+    """`limit` points spread evenly over the bench's key order (all when None)."""
+    if limit is None or limit >= len(points):
+        return points
+    step = len(points) / limit
+    return [points[int(i * step)] for i in range(limit)]
+
+
+def header(title: str) -> list[str]:
+    """The Markdown header: when, where (CPU and its flags, the load), which commit."""
+    return [f"# {title}", "", f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine()};"
+            f" {load_note()} at the end; commit {git_sha(Path('.')) or 'unknown'}.", ""]
+
+
+def open_record(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """The record of an earlier run with the same settings (to resume), else a new one; a
+    record of other settings is an error naming the file."""
+    settings = json.loads(json.dumps(settings, default=str))  # as it reads back from JSON
+    if not path.exists():
+        return {"settings": settings, "points": {}}
+    record = json.loads(path.read_text())
+    if record.get("settings") != settings:
+        raise SystemExit(f"{path}: measured with other settings ({record.get('settings')});"
+                         " give another --out, or delete it to measure again")
+    return record
+
+
+def save_record(path: Path, record: dict[str, Any]) -> None:
+    """Write the record atomically (after every point: a rerun resumes from it)."""
+    write_json(path, record)
+
+
+def settings_of(args, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The arguments that decide what a measurement means, plus the machine it ran on."""
+    return {k: getattr(args, k) for k in keys} | {"machine": machine()}
