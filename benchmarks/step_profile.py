@@ -152,7 +152,7 @@ def rows(per_step: dict[int, dict[tuple[str, str], float]],
         bwd = min(t.get((name, "backward"), 0.0) for t in per_step.values())
         if fwd == bwd == 0.0:
             continue
-        cost = costs.get(name) or LayerCost(name, "", 0.0, 0.0, 0.0)
+        cost = costs.get(name) or LayerCost(name, "", "other", 0.0, 0.0, 0.0)
         out.append(LayerTime(cost, fwd, bwd))
     return out
 
@@ -176,8 +176,25 @@ def report(layers: list[LayerTime], roof: Roof, step_s: float, top: float = 0.8)
             f" {roof.bound_by(c.flops, c.bytes, c.working_set) if c.bytes else '-'}")
     lines.append(f"sum of rows {total * 1e3:.1f} ms; one step without the profiler"
                  f" {step_s * 1e3:.1f} ms (the rows are each layer's fastest step)")
+    lines += by_kind(layers, roof)
     lines += slow_layers(layers, roof, top)
     return "\n".join(lines)
+
+
+def by_kind(layers: list[LayerTime], roof: Roof) -> list[str]:
+    """Share of the step and roofline efficiency per kind of layer, largest share first."""
+    total = sum(r.seconds for r in layers)
+    kinds: dict[str, list[LayerTime]] = defaultdict(list)
+    for r in layers:
+        kinds[r.cost.kind].append(r)
+    lines = [f"{'kind':22s} {'share':>6s} {'ms':>8s} {'roof ms':>8s} {'roof %':>6s}"]
+    for kind, rs in sorted(kinds.items(), key=lambda kv: -sum(r.seconds for r in kv[1])):
+        seconds = sum(r.seconds for r in rs)
+        bound = sum(roof.bound_seconds(r.cost.flops, r.cost.bytes, r.cost.working_set)
+                    for r in rs)
+        lines.append(f"{kind:22s} {seconds / total:6.1%} {seconds * 1e3:8.1f} {bound * 1e3:8.2f}"
+                     f" {bound / seconds if seconds else 0:6.0%}")
+    return lines
 
 
 def slow_layers(layers: list[LayerTime], roof: Roof, top: float) -> list[str]:

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from benchmarks import roofline, step_profile
+from benchmarks.conv_levers import LEVERS, micro_batched
 from benchmarks.layer_cost import recording_costs
 from benchmarks.roofline import Roof
 from nas.arch.cost import cost
@@ -83,3 +84,18 @@ def test_machine_peaks_are_measured_positive():
     assert roofline.gemm_gflops(torch.float32, side=64, repeats=1) > 0
     assert roofline.triad_gbs(2**20, repeats=1) > 0
     assert roofline.last_level_cache_bytes() > 0
+
+
+def test_levers_keep_the_counted_work():
+    def conv_flops(model: nn.Module) -> float:
+        with recording_costs(model.train()) as costs:
+            model(torch.randn(6, 3, 16, 16))
+        return sum(c.flops for c in costs.values() if c.kind.startswith("conv"))
+
+    torch.manual_seed(0)
+    base = conv_flops(build(ARCH))
+    for lever in ("micro-batch-32", "pointwise-matmul", "grouped-nchw"):
+        torch.manual_seed(0)
+        assert conv_flops(LEVERS[lever](build(ARCH))) == base
+    torch.manual_seed(0)
+    assert conv_flops(micro_batched(build(ARCH), 4)) == base  # slices 4 + 2 add up
