@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.spectrum_throughput import Point, subset, timed_epoch
+from benchmarks.spectrum_points import Point, subset, timed_epoch
 from nas.data import DataSpec, load_splits
 from nas.search.trial import initial_model
 from nas.train.config import TrainConfig

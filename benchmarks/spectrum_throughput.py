@@ -5,148 +5,105 @@ The points are a bench space's grid (default: `search_spaces/spectrum_bench_gamm
 op order) — mid activation and residual at their first choices, which barely change the cost
 — and `--points all` times every point. Each point trains one epoch of `--images` images with
 the trainer itself (`Trainer.epoch`: device-resident batches, augmentation, the space's
-[train] settings at the trainer's precision), once per variant — the baseline and every
-`--levers` transform of `conv_levers` — all from the same initial weights and seed, rounds
-interleaved (A, B, A, B, ...) and the fastest round kept. Training GFLOP/s counts 6 FLOPs per
-forward MAC (forward, and a backward pass of twice its cost, at 2 FLOPs per MAC), as
-`trainer_throughput` does. `dloss` is the lever's epoch loss minus the baseline's: same
-results show as float noise (~1e-6), not as a different curve.
+[train] settings at the trainer's precision) under each variant: the baseline (the trainer
+as it is), each `conv_levers` transform and each trainer setting in `SETTINGS`, all from the
+same initial weights and seed. Every (round, variant) runs in a fresh process — the
+allocator setting is process-wide, and no variant inherits another's caches — rounds
+interleave the variants (A, B, A, B, ...) and the fastest round is kept. Training GFLOP/s
+counts 6 FLOPs per forward MAC (forward, and a backward pass of twice its cost, at 2 FLOPs
+per MAC), as `trainer_throughput` does. `dloss` is the variant's epoch loss minus the
+baseline's: 0 where it computes bitwise the same, rounding-level (1e-5 .. 1e-4 after a few
+steps, as SGD carries last-bit differences of sums taken in another order) where it does not.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
+import multiprocessing as mp
 import statistics
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from concurrent.futures import ProcessPoolExecutor
 
 import torch
-from torch import nn
 
 from benchmarks.conv_levers import LEVERS
+from benchmarks.spectrum_points import (
+    Point,
+    bench_points,
+    bench_seconds,
+    select,
+    subset,
+    timed_epoch,
+    train_config,
+)
 from nas.arch.cost import cost
 from nas.arch.genotype import Genotype
-from nas.data import DataSpec, ImageSet, Splits, load_splits
-from nas.search.space.enumerate import grid
+from nas.data import DataSpec, load_splits
 from nas.search.space.load import load_space
-from nas.search.space.points import genotype
-from nas.search.space.types import Space
 from nas.search.trial import initial_model
 from nas.train.config import TrainConfig
-from nas.train.device import resolve_precision
-from nas.train.trainer import Trainer
 
-DEFAULT_SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "spectrum_bench_gamma1.toml"
 BASELINE = "baseline"
-CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+# Trainer settings timed like the levers; system-malloc is the trainer before it kept freed
+# memory (glibc's defaults: activations page-faulted in afresh every step).
+SETTINGS: dict[str, dict] = {"system-malloc": {"keep_freed_memory": False}}
+VARIANTS = sorted(LEVERS) + sorted(SETTINGS)
 
 
-@dataclass(frozen=True)
-class Point:
-    """One bench point: its label, params and network."""
-
-    label: str
-    params: dict
-    arch: Genotype
-
-    def groups(self) -> str:
-        """The stages' group counts, '8/16/16'."""
-        return "/".join(str(s.groups) for s in self.arch.stages)
+def prepared(name: str, arch: Genotype, cfg: TrainConfig):
+    """The initial model and the config of `arch` under variant `name`."""
+    model = initial_model(arch, cfg, cfg.seed)
+    if name in SETTINGS:
+        return model, dataclasses.replace(cfg, **SETTINGS[name])
+    return (LEVERS[name](model) if name in LEVERS else model), cfg
 
 
-def bench_points(space: Space, which: str = "positions") -> list[Point]:
-    """The space's grid points; 'positions' keeps the first point of each (spectrum, order)."""
-    points, seen = [], set()
-    for params in grid(space):
-        key = (params.get("spectrum"), params.get("order"))
-        if which == "positions" and key in seen:
-            continue
-        seen.add(key)
-        label = ",".join(f"{k}={v}" for k, v in params.items()
-                         if k in ("spectrum", "order", "mid_act", "residual"))
-        points.append(Point(label, dict(params), genotype(space, params)))
-    return points
-
-
-def train_config(space: Space, args) -> TrainConfig:
-    """The space's [train] settings for a one-epoch timing run on the CPU."""
-    precision = args.precision if args.precision in ("fp32", "bf16") else "auto"
-    return dataclasses.replace(
-        space.train, epochs=1, warmup_epochs=0, batch_size=args.batch_size, device="cpu",
-        cpu_threads=args.threads, precision=resolve_precision(precision, "cpu"),
-        chance_epochs=0)
-
-
-def subset(splits: Splits, images: int) -> Splits:
-    """The first `images` training images (for warm-up runs)."""
-    train = ImageSet(splits.train.images[:images], splits.train.labels[:images],
-                     splits.train.classes)
-    return dataclasses.replace(splits, train=train)
-
-
-def timed_epoch(model: nn.Module, splits: Splits, cfg: TrainConfig, clock: str
-                ) -> tuple[float, float]:
-    """Seconds of one training epoch by `clock`, and its mean loss."""
-    trainer = Trainer(model, splits, cfg)
-    start = CLOCKS[clock]()
-    report = trainer.epoch()
-    seconds = CLOCKS[clock]() - start
-    return seconds, report.train_loss if report else float("nan")
-
-
-def variants(levers: list[str]) -> dict[str, Callable[[nn.Module], nn.Module]]:
-    """The baseline and each lever's transform."""
-    return {BASELINE: lambda model: model} | {name: LEVERS[name] for name in levers}
-
-
-def measure(points: list[Point], splits: Splits, cfg: TrainConfig, args
-            ) -> dict[tuple[str, str], list[tuple[float, float]]]:
-    """(point, variant) -> (seconds, loss) per round; rounds and variants interleaved."""
-    runs = variants(args.levers)
-    initial = {p.label: initial_model(p.arch, cfg, cfg.seed) for p in points}
+def run_variant(name: str, points: list[Point], cfg: TrainConfig, args, data_seed: int
+                ) -> dict[str, tuple[float, float]]:
+    """In a fresh process: warm every point up, then time one epoch of each under `name`."""
+    torch.set_num_threads(args.threads)
+    splits = load_splits(DataSpec(val_size=0, train_size=args.images, seed=data_seed),
+                         args.data_dir)
     warm = subset(splits, 2 * cfg.batch_size)
     for p in points:  # one-off kernel set-up (oneDNN primitives) is not timed
-        for transform in runs.values():
-            timed_epoch(transform(copy.deepcopy(initial[p.label])), warm, cfg, args.clock)
+        model, run_cfg = prepared(name, p.arch, cfg)
+        timed_epoch(model, warm, run_cfg, args.clock)
+    timed = {}
+    for p in points:
+        model, run_cfg = prepared(name, p.arch, cfg)
+        timed[p.label] = timed_epoch(model, splits, run_cfg, args.clock)
+    return timed
+
+
+def in_fresh_process(fn, *args):
+    """fn(*args) in a newly spawned process (no state shared with this one or a previous run)."""
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx, max_tasks_per_child=1) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def measure(points: list[Point], cfg: TrainConfig, args, data_seed: int
+            ) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """(point, variant) -> (seconds, loss) per round; rounds and variants interleaved."""
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for round_ in range(1, args.repeats + 1):
-        for p in points:
-            for name, transform in runs.items():
-                model = transform(copy.deepcopy(initial[p.label]))
-                took = timed_epoch(model, splits, cfg, args.clock)
-                results.setdefault((p.label, name), []).append(took)
-                print(f"  round {round_} {p.label:55s} {name:26s} {took[0]:7.2f} s"
-                      f" loss {took[1]:.6f}", flush=True)
+        for name in [BASELINE, *args.levers]:
+            timed = in_fresh_process(run_variant, name, points, cfg, args, data_seed)
+            for label, took in timed.items():
+                results.setdefault((label, name), []).append(took)
+            print(f"  round {round_} {name:26s} {sum(s for s, _ in timed.values()):8.2f} s"
+                  f" over {len(points)} points", flush=True)
     return results
-
-
-def bench_seconds(bench: Path | None) -> dict[tuple, float]:
-    """Mean recorded train_s per (spectrum, order) of a bench's trials.csv, if given."""
-    if bench is None or not (bench / "trials.csv").is_file():
-        return {}
-    import csv
-
-    with (bench / "trials.csv").open() as f:
-        rows = [r for r in csv.DictReader(f) if r.get("train_s")]
-    by_key: dict[tuple, list[float]] = {}
-    for r in rows:
-        key = (float(r["param_spectrum"]), r["param_order"])
-        by_key.setdefault(key, []).append(float(r["train_s"]))
-    return {k: statistics.median(v) for k, v in by_key.items()}
 
 
 def report(points: list[Point], results, images: int, args, bench: dict[tuple, float]) -> dict:
     """Print the per-point table and the mean-time ratios; return them as a dict."""
-    names = list(variants(args.levers))
+    names = [BASELINE, *args.levers]
     head = (f"{'point':42s} {'groups':>10s} {'params':>8s} {'MMAC/img':>8s} {'img/s':>7s}"
             f" {'GFLOP/s':>7s}" + ("  bench s" if bench else "")
             + "".join(f" {n[:20]:>20s}" for n in names[1:]))
     print("\n" + head)
-    print(f"{'':42s} {'':>10s} {'':>8s} {'':>8s} {'':>7s} {'':>7s}" + ("         " if bench else "")
+    print(" " * 88 + ("         " if bench else "")
           + "".join(f" {'x faster  dloss':>20s}" for _ in names[1:]))
     best = {(p.label, n): min(results[(p.label, n)]) for p in points for n in names}
     for p in points:
@@ -165,62 +122,57 @@ def report(points: list[Point], results, images: int, args, bench: dict[tuple, f
     mean = {n: statistics.fmean(best[(p.label, n)][0] for p in points) for n in names}
     print(f"\nmean seconds per point (a trial's time, up to a constant): {BASELINE}"
           f" {mean[BASELINE]:.2f}")
-    summary = {"mean_seconds": mean}
     for n in names[1:]:
-        print(f"  {n:26s} {mean[n]:.2f}  ->  {mean[BASELINE] / mean[n]:.2f}x the baseline")
-    return summary
+        print(f"  {n:26s} {mean[n]:.2f}  ->  {mean[BASELINE] / mean[n]:.2f}x the baseline's"
+              f" speed (the baseline {mean[n] / mean[BASELINE]:.2f}x its)")
+    return {"mean_seconds": mean}
 
 
+def profile_variant(name: str, label: str, arch: Genotype, cfg: TrainConfig, args,
+                    data_seed: int) -> str:
+    """In a fresh process: the roofline and the per-layer profile of `arch` under `name`."""
+    from benchmarks import step_profile
 
-def select(points: list[Point], specs: list[str]) -> list[Point]:
-    """The points matching any of the 'key=value,key=value' specs (all points if none)."""
-    if not specs:
-        return points
-    wanted = [dict(kv.split("=", 1) for kv in spec.split(",")) for spec in specs]
-    chosen = [p for p in points
-              if any(all(str(p.params.get(k)) == v for k, v in w.items()) for w in wanted)]
-    if not chosen:
-        raise SystemExit(f"no point of the space matches {specs}; keys: {sorted(points[0].params)}")
-    return chosen
+    torch.set_num_threads(args.threads)
+    splits = load_splits(DataSpec(val_size=0, train_size=args.images, seed=data_seed),
+                         args.data_dir)
+    model, cfg = prepared(name, arch, cfg)
+    head = (f"\n{label}, {name}: {args.steps} profiled steps of batch {cfg.batch_size},"
+            f" {args.threads} thread(s), {cfg.precision}\n")
+    return head + step_profile.main(model, splits, cfg, args.steps)
 
 
-def profile_models(args, space: Space, cfg: TrainConfig) -> list[tuple[str, nn.Module]]:
-    """(label, initial model) to profile: the --point(s) of the space, else the --preset."""
+def profiled(args, space) -> list[tuple[str, Genotype]]:
+    """(label, network) to profile: the --point(s) of the space, else the --preset."""
     if args.point:
-        return [(p.label, initial_model(p.arch, cfg, cfg.seed))
-                for p in select(bench_points(space, "all"), args.point)]
-    from nas.arch.model import build
+        return [(p.label, p.arch) for p in select(bench_points(space, "all"), args.point)]
     from nas.arch.zoo import preset
 
-    torch.manual_seed(cfg.seed)
-    model = build(preset(args.preset, width=args.width))
-    return [(f"preset {args.preset} width={args.width}", model)]
+    return [(f"preset {args.preset} width={args.width}", preset(args.preset, width=args.width))]
 
 
 def run(args) -> dict:
-    """--spectrum, --profile or --concurrency: load the space and data, measure, print."""
-    from benchmarks import concurrency, step_profile
+    """--spectrum, --profile or --concurrency: load the space, measure, print."""
+    from benchmarks import concurrency
 
     space = load_space(args.space)
-    cfg = train_config(space, args)
+    cfg = train_config(space, args.precision, args.batch_size, args.threads)
     splits = load_splits(DataSpec(val_size=0, train_size=args.images, seed=space.data.seed),
                          args.data_dir)
     images = len(splits.train) // cfg.batch_size * cfg.batch_size
-    torch.set_num_threads(args.threads)
     if args.profile:
-        for label, model in profile_models(args, space, cfg):
-            for name, transform in variants(args.levers).items():
-                print(f"\n{label}, {name}: {args.steps} profiled steps of batch {cfg.batch_size},"
-                      f" {args.threads} thread(s), {cfg.precision}")
-                step_profile.main(transform(copy.deepcopy(model)), splits, cfg, args.steps)
+        for label, arch in profiled(args, space):
+            for name in [BASELINE, *args.levers]:
+                print(in_fresh_process(profile_variant, name, label, arch, cfg, args,
+                                       space.data.seed), flush=True)
         return {}
     points = select(bench_points(space, args.points), args.point)
     print(f"space {space.name}: {len(points)} points ({args.points}), {images} images per run,"
           f" batch {cfg.batch_size}, {args.threads} thread(s), {cfg.precision},"
-          f" {args.clock} clock, levers: {', '.join(args.levers) or 'none'}", flush=True)
+          f" {args.clock} clock, variants: {', '.join([BASELINE, *args.levers])}", flush=True)
     if args.concurrency:
         return concurrency.main(points, cfg, images, args, space.data.seed)
-    results = measure(points, splits, cfg, args)
+    results = measure(points, cfg, args, space.data.seed)
     summary = report(points, results, images, args, bench_seconds(args.bench))
     if args.json:
         print(json.dumps({"summary": summary, "runs": {

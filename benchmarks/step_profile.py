@@ -214,14 +214,11 @@ def slow_layers(layers: list[LayerTime], roof: Roof, top: float) -> list[str]:
 
 
 
-def main(model: nn.Module, splits: Splits, cfg: TrainConfig, steps: int
-         ) -> tuple[list[LayerTime], float]:
-    """Measure the roofline, profile `model`'s training step under `cfg`, print both."""
+def main(model: nn.Module, splits: Splits, cfg: TrainConfig, steps: int) -> str:
+    """Measure the roofline, profile `model`'s training step under `cfg`; both as text."""
     trainer = Trainer(model, splits, cfg)
     dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float32
     with cpu_threads(cfg.cpu_threads):
         roof = measure_roof(dtype)
         layers, step_s = profile_trainer(trainer, steps)
-    print(roof.line())
-    print(report(layers, roof, step_s))
-    return layers, step_s
+    return roof.line() + "\n" + report(layers, roof, step_s)

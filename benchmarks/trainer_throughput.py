@@ -33,7 +33,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from benchmarks import spectrum_throughput
 from benchmarks.common import default_data_dir, load_note, machine
-from benchmarks.conv_levers import LEVERS, depthwise_in_nchw
+from benchmarks.conv_levers import depthwise_in_nchw
+from benchmarks.spectrum_points import CLOCKS, DEFAULT_SPACE
 from nas.arch.cost import cost
 from nas.arch.model import build
 from nas.arch.zoo import PRESETS, preset
@@ -213,14 +214,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        " against the measured roofline")
     modes.add_argument("--concurrency", action="store_true",
                        help="one trial x --threads threads against --threads trials x 1 thread")
-    modes.add_argument("--space", type=Path, default=spectrum_throughput.DEFAULT_SPACE)
+    modes.add_argument("--space", type=Path, default=DEFAULT_SPACE)
     modes.add_argument("--points", choices=("positions", "all"), default="positions",
                        help="one point per (spectrum, order), or the whole grid")
     modes.add_argument("--point", action="append", default=[], metavar="KEY=VALUE,...",
                        help="only the matching points, e.g. spectrum=0.8,order=dw_pw")
-    modes.add_argument("--levers", nargs="*", default=[], choices=sorted(LEVERS),
-                       help="conv transforms timed (or profiled) against the baseline")
-    modes.add_argument("--clock", choices=sorted(spectrum_throughput.CLOCKS), default="wall",
+    modes.add_argument("--levers", nargs="*", default=[], choices=spectrum_throughput.VARIANTS,
+                       help="conv transforms and trainer settings timed (or profiled) against"
+                       " the baseline")
+    modes.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                        help="cpu: process CPU seconds, immune to time-slicing at --threads 1")
     modes.add_argument("--steps", type=int, default=5, help="--profile: steps profiled")
     modes.add_argument("--bench", type=Path, default=BENCH if BENCH.is_dir() else None,
