@@ -9,6 +9,11 @@ format, data path). Every row also shows its achieved training GFLOP/s: the anal
 of one forward pass x 6 (forward, and a backward pass of twice its cost, at 2 FLOPs per MAC)
 x images/s.
 
+`--spectrum` instead times the trainer at every spectrum position of a bench's macro (and
+each `--levers` transform against it), `--profile` prints a per-layer profile of one training
+step against the machine's roofline, `--concurrency` compares one trial on all `--threads`
+cores with as many one-thread trials at once (see benchmarks/spectrum_throughput.py).
+
 Run from the repository root:  python -m benchmarks.trainer_throughput --preset regular
 """
 
@@ -26,7 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from benchmarks import spectrum_throughput
 from benchmarks.common import default_data_dir, load_note, machine
+from benchmarks.conv_levers import depthwise_in_nchw
+from benchmarks.spectrum_points import CLOCKS, DEFAULT_SPACE
 from nas.arch.cost import cost
 from nas.arch.model import build
 from nas.arch.zoo import PRESETS, preset
@@ -38,6 +46,7 @@ LR = 0.05  # small and constant-ish: throughput must not depend on training goin
 MOMENTUM = 0.9
 WEIGHT_DECAY = 5e-4
 TUTORIAL = "tutorial, fp32, NCHW"  # the baseline's label prefix
+BENCH = Path(__file__).resolve().parents[1] / "results" / "bench" / "spectrum_bench_gamma1"
 
 
 class TutorialCifar(Dataset):
@@ -131,29 +140,6 @@ def fit_epoch(
     return fit(model, splits, cfg).history[0].epoch_seconds
 
 
-class NCHWConv(nn.Module):
-    """A depthwise conv computed in NCHW inside a channels_last network (the layout probe)."""
-
-    def __init__(self, conv: nn.Conv2d) -> None:
-        """Wrap the conv."""
-        super().__init__()
-        self.conv = conv
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """NCHW in, the conv, channels_last out."""
-        return self.conv(x.contiguous()).contiguous(memory_format=torch.channels_last)
-
-
-def depthwise_in_nchw(model: nn.Module) -> nn.Module:
-    """Wrap every depthwise conv in NCHWConv: channels_last for the dense ops only."""
-    for module in list(model.modules()):
-        for name, child in list(module.named_children()):
-            depthwise = isinstance(child, nn.Conv2d) and child.groups == child.in_channels > 1
-            if depthwise:
-                setattr(module, name, NCHWConv(child))
-    return model
-
-
 def compute_only_epoch(
     model: nn.Module,
     splits: Splits,
@@ -220,6 +206,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         " channels_last",
     )
     p.add_argument("--data-dir", type=Path, default=default_data_dir())
+    modes = p.add_argument_group("spectrum modes (--precision all means the trainer's own, auto)")
+    modes.add_argument("--spectrum", action="store_true",
+                       help="images/s and GFLOP/s at every spectrum position of --space")
+    modes.add_argument("--profile", action="store_true",
+                       help="per-layer profile of one training step of --point (else --preset)"
+                       " against the measured roofline")
+    modes.add_argument("--concurrency", action="store_true",
+                       help="one trial x --threads threads against --threads trials x 1 thread")
+    modes.add_argument("--space", type=Path, default=DEFAULT_SPACE)
+    modes.add_argument("--points", choices=("positions", "all"), default="positions",
+                       help="one point per (spectrum, order), or the whole grid")
+    modes.add_argument("--point", action="append", default=[], metavar="KEY=VALUE,...",
+                       help="only the matching points, e.g. spectrum=0.8,order=dw_pw")
+    modes.add_argument("--levers", nargs="*", default=[], choices=spectrum_throughput.VARIANTS,
+                       help="conv transforms and trainer settings timed (or profiled) against"
+                       " the baseline")
+    modes.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                       help="cpu: process CPU seconds, immune to time-slicing at --threads 1")
+    modes.add_argument("--steps", type=int, default=5, help="--profile: steps profiled")
+    modes.add_argument("--bench", type=Path, default=BENCH if BENCH.is_dir() else None,
+                       help="a bench run folder whose recorded train_s the table shows")
+    modes.add_argument("--json", action="store_true", help="also print the results as JSON")
     return p.parse_args(argv)
 
 
@@ -372,11 +380,16 @@ def report(seconds: dict[str, list[float]], images: int, macs: int) -> float:
     return next(iter(ratios.values()))
 
 
-def main(argv: list[str] | None = None) -> float:
-    """Measure and print; return the headline ratio."""
+def main(argv: list[str] | None = None) -> float | dict:
+    """Measure and print; return the headline ratio (a mode's summary for the modes)."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     print(machine())
+    if args.spectrum or args.profile or args.concurrency:
+        print(f"before: {load_note()}", flush=True)
+        summary = spectrum_throughput.run(args)
+        print(f"after: {load_note()} (a load above --threads means the figures are disturbed)")
+        return summary
     splits = benchmark_splits(args)
     torch.manual_seed(0)
     genotype = preset(args.preset, width=args.width)

@@ -15,7 +15,14 @@ from torch import nn
 from nas.data import ImageSet, Splits
 from nas.train.augment import DeviceBatches
 from nas.train.config import TrainConfig
-from nas.train.device import autocast, cpu_threads, resolve_device, resolved, synchronize
+from nas.train.device import (
+    autocast,
+    cpu_threads,
+    keep_freed_memory,
+    resolve_device,
+    resolved,
+    synchronize,
+)
 
 # OneCycleLR's defaults: start at peak / 25 and end at start / 1e4.
 _ONECYCLE_DIV = 25.0
@@ -250,6 +257,8 @@ class Trainer:
         `cfg.precision` must be resolved ("fp32" or "bf16"): "auto" is a ValueError."""
         self.precision = resolved(cfg.precision)  # the job resolved "auto" for its device
         device = resolve_device(cfg.device)
+        if device.type == "cpu" and cfg.keep_freed_memory:
+            keep_freed_memory()  # no page faults on every step's activations
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model = model.to(device=device, memory_format=memory_format)
         self.step_model = torch.compile(self.model) if cfg.compile else self.model

@@ -13,6 +13,7 @@ import torch
 
 from benchmarks import cifar_quality, trainer_throughput
 from benchmarks.common import machine
+from benchmarks.conv_levers import NCHWConv
 from nas.arch.model import build
 from nas.arch.zoo import preset
 from tests.searchkit import ROOT
@@ -49,7 +50,7 @@ def test_depthwise_nchw_probe_computes_the_same_network():
     x = torch.randn(2, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     expected = model.to(memory_format=torch.channels_last)(x)
     probed = trainer_throughput.depthwise_in_nchw(model)
-    wrapped = [m for m in probed.modules() if isinstance(m, trainer_throughput.NCHWConv)]
+    wrapped = [m for m in probed.modules() if isinstance(m, NCHWConv)]
     assert wrapped and all(m.conv.groups == m.conv.in_channels for m in wrapped)
     torch.testing.assert_close(probed(x), expected)
 

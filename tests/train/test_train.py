@@ -331,6 +331,54 @@ def test_cpu_threads_is_restored():
     assert torch.get_num_threads() == before
 
 
+def test_cpu_trainers_keep_freed_memory_unless_told_not_to(monkeypatch):
+    import nas.train.trainer as trainer_module
+
+    calls = []
+    monkeypatch.setattr(trainer_module, "keep_freed_memory", lambda: calls.append(1))
+    Trainer(tiny_net(), synthetic(), FAST)
+    Trainer(tiny_net(), synthetic(), dataclasses.replace(FAST, keep_freed_memory=False))
+    assert calls == [1]
+
+
+KEEP_OR_NOT = """
+import sys, torch
+from torch import nn
+from nas.train.device import keep_freed_memory
+from nas.train.trainer import Trainer
+from nas.train.config import TrainConfig
+from nas.data import ImageSet, Splits
+keep = sys.argv[1] == "keep"
+print(keep_freed_memory() if keep else None, keep_freed_memory() if keep else None)
+g = torch.Generator().manual_seed(0)
+images = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8, generator=g)
+data = ImageSet(images, torch.randint(0, 10, (256,), generator=g), tuple("abcdefghij"))
+splits = Splits(train=data, val=data, test=None, mean=(0.5,) * 3, std=(0.25,) * 3)
+torch.manual_seed(0)
+model = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+cfg = TrainConfig(epochs=2, batch_size=64, warmup_epochs=0, device="cpu", precision="fp32",
+                  keep_freed_memory=keep)
+trainer = Trainer(model, splits, cfg)
+losses = [trainer.epoch().train_loss for _ in range(2)]
+print(*losses, float(sum(p.sum() for p in model.parameters())))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_keeping_freed_memory_changes_no_number():
+    def run(mode: str) -> list[str]:
+        # child processes: the setting is process-wide and this one may hold it already
+        done = subprocess.run([sys.executable, "-c", KEEP_OR_NOT, mode], capture_output=True,
+                              text=True, timeout=300, check=True)
+        return done.stdout.splitlines()
+
+    keep, system = run("keep"), run("system")
+    assert keep[0] in ("True True", "False False")  # idempotent; False where it is not glibc
+    assert system[0] == "None None"
+    assert keep[1] == system[1]  # the losses and the weights' sum, to the last digit
+
+
 def test_measure_latency_is_positive_and_keeps_mode():
     model = TinyNet().train()
     ms = measure_latency(model, (3, 32, 32), "cpu", batch_size=2, warmup=1, iters=3)
