@@ -38,16 +38,23 @@ class Point:
         return "/".join(str(s.groups) for s in self.arch.stages)
 
 
+def varying(space: Space) -> list[str]:
+    """The params whose value differs between the space's grid points, in grid order."""
+    everything = list(grid(space))
+    return [k for k in everything[0] if len({str(p.get(k)) for p in everything}) > 1]
+
+
 def bench_points(space: Space, which: str = "positions") -> list[Point]:
-    """The space's grid points; 'positions' keeps the first point of each (spectrum, order)."""
+    """The space's grid points; 'positions' keeps the first point of each (spectrum, order).
+    A label is the varying params' values: '0.8 dw_pw none identity'."""
+    keys = varying(space)
     points, seen = [], set()
     for params in grid(space):
         key = (params.get("spectrum"), params.get("order"))
         if which == "positions" and key in seen:
             continue
         seen.add(key)
-        label = ",".join(f"{k}={v}" for k, v in params.items()
-                         if k in ("spectrum", "order", "mid_act", "residual"))
+        label = " ".join(str(params[k]) for k in keys)
         points.append(Point(label, dict(params), genotype(space, params)))
     return points
 

@@ -35,6 +35,7 @@ from benchmarks.spectrum_points import (
     subset,
     timed_epoch,
     train_config,
+    varying,
 )
 from nas.arch.cost import cost
 from nas.arch.genotype import Genotype
@@ -96,13 +97,15 @@ def measure(points: list[Point], cfg: TrainConfig, args, data_seed: int
     return results
 
 
-def report(points: list[Point], results, images: int, args, bench: dict[tuple, float]) -> dict:
+def report(points: list[Point], results, images: int, args, bench: dict[tuple, float],
+           keys: list[str]) -> dict:
     """Print the per-point table and the mean-time ratios; return them as a dict."""
     names = [BASELINE, *args.levers]
+    print(f"\npoint = {' '.join(keys)}")
     head = (f"{'point':42s} {'groups':>10s} {'params':>8s} {'MMAC/img':>8s} {'img/s':>7s}"
             f" {'GFLOP/s':>7s}" + ("  bench s" if bench else "")
             + "".join(f" {n[:20]:>20s}" for n in names[1:]))
-    print("\n" + head)
+    print(head)
     print(" " * 88 + ("         " if bench else "")
           + "".join(f" {'x faster  dloss':>20s}" for _ in names[1:]))
     best = {(p.label, n): min(results[(p.label, n)]) for p in points for n in names}
@@ -173,7 +176,7 @@ def run(args) -> dict:
     if args.concurrency:
         return concurrency.main(points, cfg, images, args, space.data.seed)
     results = measure(points, cfg, args, space.data.seed)
-    summary = report(points, results, images, args, bench_seconds(args.bench))
+    summary = report(points, results, images, args, bench_seconds(args.bench), varying(space))
     if args.json:
         print(json.dumps({"summary": summary, "runs": {
             f"{p}|{v}": r for (p, v), r in results.items()}}))

@@ -32,7 +32,8 @@ def test_spectrum_mode_prints_the_table_and_the_lever_ratios(cifar_dir, capsys):
     for column in ("groups", "params", "MMAC/img", "img/s", "GFLOP/s", "micro-batch-32",
                    "system-malloc", "x faster", "dloss"):
         assert column in out
-    assert "32/64/128" in out and "order=pw_dw" in out and "order=dw_pw" in out
+    assert "point = spectrum order mid_act residual" in out
+    assert "32/64/128" in out and "1.0 pw_dw none identity" in out and "1.0 dw_pw" in out
     assert set(summary["mean_seconds"]) == {"baseline", "micro-batch-32", "system-malloc"}
     assert "x the baseline" in out
 
@@ -50,10 +51,12 @@ def test_profile_mode_prints_the_roofline_and_the_layers(cifar_dir, capsys):
 def test_concurrency_mode_compares_threads_with_trials(cifar_dir, capsys):
     summary = trainer_throughput.main([
         "--concurrency", "--threads", "2", "--images", "64", "--batch-size", "32",
-        "--data-dir", str(cifar_dir), "--point", "spectrum=1.0,order=dw_pw"])
+        "--data-dir", str(cifar_dir), "--point", "spectrum=1.0,order=dw_pw",
+        "--levers", "system-malloc"])
     out = capsys.readouterr().out
-    assert "1 trial x 2 threads" in out and "2 trials x 1 thread" in out
-    assert summary["ratio"] > 0
+    assert "1 trial x 2 threads" in out and "2 trials x 1 thread, system-malloc" in out
+    assert summary["ratio"]["2 trials x 1 thread"] == 1.0
+    assert summary["ratio"]["1 trial x 2 threads"] > 0
 
 
 def test_variants_prepare_the_same_initial_weights(cifar_dir):
