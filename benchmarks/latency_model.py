@@ -4,7 +4,7 @@
 
 Per runtime and batch, and per protocol (--protocols: how a piece becomes a row), the table of
 the bench's pieces (stem, blocks, head, call overhead) is built and its build time taken; every
-point is measured whole (nas.latency.measure, the same warm-up, repeats and pinned threads) and
+point is measured whole (nas.latency.measure: interleaved rounds, pinned threads, as the rows) and
 predicted from each table without being built; the share of points predicted within ±10 %,
 Kendall τ of predicted against measured latency (and of MACs, the cost the search had before),
 the mean absolute and signed errors. Nothing is fitted to a whole network's time, so every point
@@ -17,6 +17,7 @@ the Markdown.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import statistics
 import sys
@@ -24,24 +25,24 @@ import time
 from pathlib import Path
 
 from benchmarks.latency_points import (
-    BENCH,
-    INPUT,
+    CHUNK,
+    TIMING,
     Point,
     header,
     load_points,
+    measure_points,
     open_record,
     pick,
     save_record,
     settings_of,
+    timing_arguments,
+    timing_config,
 )
-from nas.arch.model import build
 from nas.bench.rank import kendall_tau
-from nas.latency.measure import measure
 from nas.latency.model import DEFAULT_PROTOCOL, LatencyModel, Protocol
-from nas.latency.settings import RUNTIMES, LatencyConfig, LatencyError, Setting
+from nas.latency.settings import LatencyConfig, LatencyError, Setting
 
 WITHIN = 0.10  # the issue's band: predicted within ±10 % of measured
-SETTINGS = ("bench", "runtimes", "batches", "threads", "warmup", "repeats")
 
 
 def table_name(setting: Setting, protocol: Protocol) -> str:
@@ -81,22 +82,6 @@ def _progress(name: str):
     return log
 
 
-def measure_points(points: list[Point], config: LatencyConfig, record: dict, out: Path) -> None:
-    """Measure each point whole not yet in the record (every setting); saved after each."""
-    for n, point in enumerate(points, start=1):
-        if point.key in record["points"]:
-            continue
-        measured = measure(build(point.genotype), INPUT, config)
-        record["points"][point.key] = {
-            "label": point.label, "macs": point.macs,
-            "measured": {s.name: t.median_ms for s, t in measured.timings.items()},
-            "p90": {s.name: t.p90_ms for s, t in measured.timings.items()}}
-        save_record(out, record)
-        print(f"point {n}/{len(points)} {point.label}: " + ", ".join(
-            f"{s.runtime}:b{s.batch} {t.median_ms:.3f}" for s, t in measured.timings.items())
-            + " ms measured", file=sys.stderr, flush=True)
-
-
 def predict_points(points: list[Point], models: dict[str, tuple[Setting, LatencyModel]],
                    record: dict) -> None:
     """Every table's prediction of every measured point, with its rows (nothing is measured:
@@ -124,9 +109,9 @@ def summary(pred: list[float], meas: list[float], macs: list[int]) -> dict[str, 
 def _columns(record: dict, name: str, setting: str) -> tuple[list, list, list, list]:
     """Predicted, measured, MACs and labels of the points both measured and predicted."""
     predicted = record.get("predicted", {}).get(name, {})
-    keys = [k for k, e in record["points"].items() if k in predicted and setting in e["measured"]]
+    keys = [k for k, e in record["points"].items() if k in predicted and setting in e["median"]]
     points = [record["points"][k] for k in keys]
-    return ([predicted[k]["ms"] for k in keys], [e["measured"][setting] for e in points],
+    return ([predicted[k]["ms"] for k in keys], [e["median"][setting] for e in points],
             [e["macs"] for e in points], [e["label"] for e in points])
 
 
@@ -135,8 +120,9 @@ def markdown(record: dict, models: dict[str, tuple[Setting, LatencyModel]], note
     """The report: a row per table, the targets, the tables' build time, the worst points."""
     s = record["settings"]
     lines = header("Latency model: predicted against measured, over the bench's points")
-    lines += [f"Points of {s['bench']}, each measured whole ({s['warmup']} warm-up, median of"
-              f" {s['repeats']} runs, {s['threads']} thread(s) pinned) and predicted from the"
+    lines += [f"Points of {s['bench']}, each measured whole ({s['warmup']} warm-up, then"
+              f" {s['rounds']} rounds of {s['repeats']} runs interleaved over {CHUNK} points,"
+              f" the lowest round median; {s['threads']} thread(s) pinned) and predicted from the"
               " table without being built. Nothing is fitted to whole networks: every point is"
               " held out. Protocol: how a piece becomes a row — after a depthwise context conv"
               " (`conv`, that conv's time taken out) or alone (`none`, an empty network's time"
@@ -172,33 +158,25 @@ def markdown(record: dict, models: dict[str, tuple[Setting, LatencyModel]], note
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--bench", type=Path, default=BENCH)
-    p.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=["torch", "onnxruntime"])
-    p.add_argument("--batches", type=int, nargs="+", default=[1])
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--repeats", type=int, default=30)
+    timing_arguments(p, ["torch", "onnxruntime"], [1], "results/latency/latency_model.json")
     p.add_argument("--protocols", nargs="+", default=[DEFAULT_PROTOCOL.name],
                    help="how pieces become rows, one table each: CONTEXT:CACHE with context"
                    f" conv or none and cache cold or warm (default {DEFAULT_PROTOCOL.name})")
-    p.add_argument("--limit", type=int, help="only this many points, spread over the bench")
-    p.add_argument("--out", type=Path, default=Path("results/latency/latency_model.json"))
     p.add_argument("--table-dir", type=Path, help="where the tables are built (default: a"
                    " tables/ folder beside --out, so the build is timed from empty; give the"
                    " user's cache to use and extend that)")
     args = p.parse_args(argv)
-    config = LatencyConfig(tuple(args.runtimes), tuple(args.batches), args.threads,
-                           args.warmup, args.repeats).check("arguments")
+    config = timing_config(args)
     protocols = [Protocol.parse(text) for text in args.protocols]
     points, note = load_points(args.bench)
     points = pick(points, args.limit)
-    record = open_record(args.out, settings_of(args, SETTINGS))
+    record = open_record(args.out, settings_of(args, TIMING))
     models = build_tables(config, protocols, points, args.table_dir or args.out.parent / "tables",
                           record)
     save_record(args.out, record)
     measured = {s.runtime for s, _ in models.values()}
-    whole = LatencyConfig(tuple(r for r in config.runtimes if r in measured), config.batches,
-                          config.threads, config.warmup, config.repeats)
+    whole = dataclasses.replace(config, runtimes=tuple(r for r in config.runtimes
+                                                       if r in measured))
     if whole.runtimes:
         measure_points(points, whole, record, args.out)
     predict_points(points, models, record)

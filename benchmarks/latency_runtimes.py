@@ -16,46 +16,26 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from benchmarks.latency_points import (
-    BENCH,
-    INPUT,
+    CHUNK,
     MORE_SEEDS,
+    TIMING,
     Point,
     header,
     load_points,
+    measure_points,
     open_record,
     pick,
-    save_record,
     settings_of,
+    timing_arguments,
+    timing_config,
 )
-from nas.arch.model import build
 from nas.bench.rank import kendall_tau
 from nas.latency.front import on_front
-from nas.latency.measure import measure
-from nas.latency.settings import RUNTIMES, LatencyConfig, parse
+from nas.latency.settings import RUNTIMES, parse
 
 DEFAULT_RUNTIMES = ("torch", "torch_cl", "torch_bf16", "onnxruntime")
-SETTINGS = ("bench", "runtimes", "batches", "threads", "warmup", "repeats")
-
-
-def measure_points(points: list[Point], config: LatencyConfig, record: dict, out: Path) -> None:
-    """Measure every point not yet in the record, saving after each."""
-    for n, point in enumerate(points, start=1):
-        if point.key in record["points"]:
-            continue
-        measured = measure(build(point.genotype), INPUT, config)
-        record["points"][point.key] = {
-            "label": point.label, "macs": point.macs, "params": point.params,
-            "median": {s.name: t.median_ms for s, t in measured.timings.items()},
-            "p90": {s.name: t.p90_ms for s, t in measured.timings.items()}}
-        record["choices"] = measured.choices
-        record["skipped"] = measured.skipped
-        save_record(out, record)
-        print(f"point {n}/{len(points)} {point.label}: " + ", ".join(
-            f"{s.runtime}:b{s.batch} {t.median_ms:.3f}" for s, t in sorted(
-                measured.timings.items())) + " ms", file=sys.stderr, flush=True)
 
 
 def tau_matrix(names: list[str], entries: list[dict]) -> list[str]:
@@ -134,8 +114,9 @@ def markdown(record: dict, points: list[Point], note: str, argv: list[str]) -> s
     names = [n for n in names if all(n in e["median"] for e in entries)]
     s = record["settings"]
     lines = header("Where runtimes disagree: latency on each runtime over the bench's points")
-    lines += [f"{len(done)} of {len(points)} points of {s['bench']}; each setting the median of"
-              f" {s['repeats']} runs after {s['warmup']} warm-up, {s['threads']} thread(s)"
+    lines += [f"{len(done)} of {len(points)} points of {s['bench']}; each setting the lowest"
+              f" round median of {s['rounds']} rounds of {s['repeats']} runs interleaved over"
+              f" {CHUNK} points, after {s['warmup']} warm-up, {s['threads']} thread(s)"
               " pinned.", ""]
     lines += [f"- {runtime}: {choice}" for runtime, choice in record.get("choices", {}).items()]
     lines += [f"- {runtime}: not measured: {why}"
@@ -159,24 +140,16 @@ def markdown(record: dict, points: list[Point], note: str, argv: list[str]) -> s
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--bench", type=Path, default=BENCH)
-    p.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(DEFAULT_RUNTIMES))
+    timing_arguments(p, list(DEFAULT_RUNTIMES), [1, 32], "results/latency/runtimes.json")
     p.add_argument("--compile", action="store_true", help="add torch_compile (inductor: tens"
                    " of seconds of compilation per point)")
-    p.add_argument("--batches", type=int, nargs="+", default=[1, 32])
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--repeats", type=int, default=30)
-    p.add_argument("--limit", type=int, help="only this many points, spread over the bench")
-    p.add_argument("--out", type=Path, default=Path("results/latency/runtimes.json"))
     args = p.parse_args(argv)
     if args.compile and "torch_compile" not in args.runtimes:
         args.runtimes.append("torch_compile")
-    config = LatencyConfig(tuple(args.runtimes), tuple(args.batches), args.threads,
-                           args.warmup, args.repeats).check("arguments")
+    config = timing_config(args)
     points, note = load_points(args.bench, MORE_SEEDS)
     points = pick(points, args.limit)
-    record = open_record(args.out, settings_of(args, SETTINGS))
+    record = open_record(args.out, settings_of(args, TIMING))
     measure_points(points, config, record, args.out)
     text = markdown(record, points, note, argv)
     args.out.with_suffix(".md").write_text(text)

@@ -28,7 +28,7 @@ from torch import nn
 
 from nas.arch.genotype import Genotype
 from nas.arch.plan import Plan
-from nas.latency.measure import time_run
+from nas.latency.measure import time_runs
 from nas.latency.pieces import (
     CONTEXT,
     OVERHEAD,
@@ -43,7 +43,9 @@ from nas.latency.settings import RUNTIMES, LatencyConfig, LatencyError
 from nas.latency.table import Table, default_table_dir, fingerprint, open_table
 from nas.train.device import cpu_threads
 
-SAVE_EVERY_S = 5.0  # an interrupted build loses at most this much measuring
+# Pieces timed together, interleaved: a batch's runners are held at once, and an interrupted
+# build loses at most one batch (a few seconds on a CPU).
+CHUNK = 64
 # Overwritten before a cold run: above the private L2 of current x86 server cores (0.5-2 MiB;
 # 512 KiB on the AMD EPYC this was measured on), well below their shared L3.
 FLUSH_BYTES = 4 * 2**20
@@ -91,7 +93,10 @@ class LatencyModel:
         Protocol.parse(protocol.name)  # the same check for a Protocol built by hand
         self.runtime, self.batch, self.config, self.protocol = runtime, batch, config, protocol
         self.device = torch.device(device)
-        identity = fingerprint(runtime, config.threads, self.device) | {"protocol": protocol.name}
+        # how rows were timed is part of the table: other settings build another file
+        identity = fingerprint(runtime, config.threads, self.device) | {
+            "protocol": protocol.name,
+            "timing": f"{config.rounds} rounds x {config.repeats} runs, {config.warmup} warm-up"}
         self.table: Table = open_table(Path(folder) if folder else default_table_dir(), runtime,
                                        batch, identity)
         self._flush = np.zeros(FLUSH_BYTES // 8) if protocol.cache == "cold" else None
@@ -116,20 +121,20 @@ class LatencyModel:
         return list(todo.values())
 
     def ensure(self, nets: Iterable[Genotype | Plan], log: Progress | None = None) -> int:
-        """Measure every missing row of these networks; the number measured. Rows are saved
-        every few seconds and on the way out (Ctrl-C included): a rerun measures only the rest."""
+        """Measure every missing row of these networks; the number measured. Rows are timed in
+        batches of CHUNK pieces, interleaved (see time_runs), and saved after each batch and on
+        the way out (Ctrl-C included): a rerun measures only the rest."""
         todo = self.missing(nets)
         if not todo:
             return 0
         since = time.monotonic()
         try:
             with cpu_threads(self.config.threads):
-                for done, piece in enumerate(todo, start=1):
-                    self._measure(piece)
-                    if time.monotonic() - since > SAVE_EVERY_S:
-                        since = self._save(since)
+                for done in range(0, len(todo), CHUNK):
+                    self._measure(todo[done:done + CHUNK])
+                    since = self._save(since)
                     if log is not None:
-                        log(done, len(todo))
+                        log(min(done + CHUNK, len(todo)), len(todo))
         finally:
             self._save(since)
         return len(todo)
@@ -141,38 +146,51 @@ class LatencyModel:
         self.table.save()
         return now
 
-    def _measure(self, piece: Piece) -> None:
-        """Time one piece into its row, its reference (context conv or empty network at its
-        input shape, itself a row of no network) taken out; a reference and the overhead row
-        are timed alone."""
-        if piece.key in self.table.rows:
-            return
-        reference_ms, module = 0.0, piece.make()
-        if piece.kind not in (OVERHEAD, CONTEXT):  # a reference is timed alone
-            use = self.protocol.context == "conv"
-            reference = (context_piece if use else overhead_piece)(piece.input_shape)
-            self._measure(reference)
-            reference_ms = self.table.rows[reference.key]["median_ms"]
-            module = after_context(piece) if use else module
-        timing = self._time(module, piece.input_shape)
-        self.table.rows[piece.key] = {
-            "ms": timing.median_ms - reference_ms,
-            "median_ms": timing.median_ms, "p90_ms": timing.p90_ms,
-            "reference_ms": reference_ms, "runs": timing.runs, "kind": piece.kind,
-            "measured": datetime.now(UTC).isoformat(timespec="seconds")}
+    def _reference(self, piece: Piece) -> Piece | None:
+        """What a piece is timed after and less (a context conv or an empty network), or None
+        for a reference and the overhead row, which are timed alone."""
+        if piece.kind in (OVERHEAD, CONTEXT):
+            return None
+        use = self.protocol.context == "conv"
+        return (context_piece if use else overhead_piece)(piece.input_shape)
 
-    def _time(self, module: nn.Module, input_shape: tuple[int, ...]):
-        """The runtime's timing of one module (eval mode) at this batch, per the protocol."""
-        try:
-            prepared = runner(self.runtime, module.eval(), input_shape, self.config.threads,
-                              self.device)
-        except Unavailable as why:
-            raise LatencyError(f"latency table for {self.runtime}: {why}") from None
-        self.table.choice = prepared.choice
+    def _measure(self, todo: list[Piece]) -> None:
+        """Time these pieces into their rows in one interleaved run, each less its reference's
+        row (a reference not yet in the table is timed alongside, alone)."""
+        alone = {r.key: r for p in todo if (r := self._reference(p)) is not None
+                 and r.key not in self.table.rows}
+        timed = {piece.key: piece for piece in [*alone.values(), *todo]}
+        modules = {key: (after_context(piece) if self._reference(piece) is not None
+                         and self.protocol.context == "conv" else piece.make())
+                   for key, piece in timed.items()}
+        timings = self._time(modules, {key: piece.input_shape for key, piece in timed.items()})
+        when = datetime.now(UTC).isoformat(timespec="seconds")
+        for key in sorted(timed, key=lambda k: self._reference(timed[k]) is not None):
+            piece, timing = timed[key], timings[key]
+            reference = self._reference(piece)
+            reference_ms = 0.0 if reference is None else self.table.rows[reference.key][
+                "median_ms"]
+            self.table.rows[key] = {
+                "ms": timing.median_ms - reference_ms,
+                "median_ms": timing.median_ms, "p90_ms": timing.p90_ms,
+                "reference_ms": reference_ms, "runs": timing.runs, "kind": piece.kind,
+                "measured": when}
+
+    def _time(self, modules: dict[str, nn.Module], shapes: dict[str, tuple[int, ...]]):
+        """The runtime's timings of these modules (eval mode) at this batch, interleaved."""
+        runs = {}
+        for key, module in modules.items():
+            try:
+                prepared = runner(self.runtime, module.eval(), shapes[key], self.config.threads,
+                                  self.device)
+            except Unavailable as why:
+                raise LatencyError(f"latency table for {self.runtime}: {why}") from None
+            self.table.choice = prepared.choice
+            runs[key] = prepared.make(self.batch)
         flush = self._flush
-        return time_run(prepared.make(self.batch), max(self.config.warmup, 1),
-                        self.config.repeats,
-                        before=None if flush is None else lambda: np.add(flush, 1.0, out=flush))
+        return time_runs(runs, max(self.config.warmup, 1), self.config.repeats,
+                         self.config.rounds,
+                         before=None if flush is None else lambda: np.add(flush, 1.0, out=flush))
 
 
 def check_runtime(runtime: str, config: LatencyConfig = DEFAULT_CONFIG,

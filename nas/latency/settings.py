@@ -75,7 +75,10 @@ class LatencyConfig:
     batches: tuple[int, ...] = (1,)
     threads: int = 1  # intra-op threads, pinned for every runtime (a serving core)
     warmup: int = 5  # runs before timing (allocator, caches, ORT's first-run planning)
-    repeats: int = 30  # timed runs; median and p90 are recorded
+    repeats: int = 10  # timed runs per round
+    # Interference on a shared machine comes in bursts longer than one setting's runs: rounds
+    # interleave every setting, and the lowest round median keeps an uninterrupted one.
+    rounds: int = 5
 
     def settings(self) -> tuple[Setting, ...]:
         """Every runtime at every batch size, in the order given."""
@@ -96,7 +99,7 @@ class LatencyConfig:
                 raise LatencyError(f"{where}.batches: {batch} must be >= 1")
         if len(set(self.batches)) != len(self.batches):
             raise LatencyError(f"{where}.batches: {list(self.batches)} repeats a batch size")
-        for key, least in (("threads", 1), ("warmup", 0), ("repeats", 3)):
+        for key, least in (("threads", 1), ("warmup", 0), ("repeats", 3), ("rounds", 1)):
             if getattr(self, key) < least:
                 raise LatencyError(f"{where}.{key}: {getattr(self, key)} must be >= {least}")
         return self

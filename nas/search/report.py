@@ -87,7 +87,7 @@ def latency_line(config: LatencyConfig, objectives: tuple[str, ...] = ()) -> str
     missing = [f"{r} not measured here ({why})" for r in config.runtimes
                if (why := unavailable(r))]
     return (f"Latency (CPU, {config.threads} thread{'s' if config.threads > 1 else ''},"
-            f" {config.warmup} warm-up runs, median and p90 of {config.repeats}):"
+            f" {config.warmup} warm-up runs, {config.rounds} rounds of {config.repeats}):"
             f" {', '.join(config.runtimes)} at batch {batches}"
             + (f"; objective {objective[0]}" if objective else "")
             + "".join(f"; {m}" for m in missing))

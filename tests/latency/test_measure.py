@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 from nas.latency import runtimes
-from nas.latency.measure import columns, measure
+from nas.latency.measure import columns, measure, measure_many, time_runs
 from nas.latency.settings import RUNTIMES_COLUMN, LatencyConfig, Setting
 
 SHAPE = (3, 8, 8)
-FAST = {"warmup": 1, "repeats": 5}  # enough runs for a median and a p90, not a benchmark
+FAST = {"warmup": 1, "repeats": 3, "rounds": 2}  # a median and a p90, not a benchmark
 
 
 def tiny() -> nn.Module:
@@ -26,7 +26,7 @@ def tiny() -> nn.Module:
 def assert_timed(measured, settings) -> None:
     for setting in settings:
         timing = measured.timings[setting]
-        assert timing.runs == FAST["repeats"]
+        assert timing.runs == FAST["repeats"] * FAST["rounds"]
         assert 0 < timing.median_ms <= timing.p90_ms and math.isfinite(timing.p90_ms)
 
 
@@ -106,3 +106,38 @@ def test_columns_hold_every_configured_setting_nan_where_nothing_was_measured():
     assert set(row) == {*(s.name for s in config.settings()),
                         *(s.p90_name for s in config.settings())}
     assert all(math.isnan(v) for v in row.values())
+
+
+def test_rounds_interleave_the_runs_and_each_keeps_its_lowest_round_median(monkeypatch):
+    calls: list[str] = []
+    # a fake clock: each call takes the next scripted milliseconds (first a's, then b's per round)
+    script = {"a": iter([9.0, 9.0, 9.0, 2.0, 3.0, 4.0]), "b": iter([1.0, 5.0, 6.0, 7.0, 7.0, 7.0])}
+    clock = [0.0]
+
+    def run(key):
+        def call():
+            calls.append(key)
+            if len(calls) > 2:  # past the two warm-up calls
+                clock[0] += next(script[key]) / 1e3
+        return call
+
+    monkeypatch.setattr("nas.latency.measure.time.perf_counter", lambda: clock[0])
+    timings = time_runs({"a": run("a"), "b": run("b")}, warmup=1, repeats=3, rounds=2)
+    assert calls == ["a", "b"] + ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3
+    assert timings["a"].median_ms == pytest.approx(3.0)  # round medians 9 and 3
+    assert timings["b"].median_ms == pytest.approx(5.0)  # round medians 5 and 7
+    assert timings["a"].runs == timings["b"].runs == 6
+    assert timings["a"].p90_ms == pytest.approx(9.0) and timings["b"].p90_ms == pytest.approx(7.0)
+
+
+def test_several_models_are_measured_together_and_a_failing_one_does_not_stop_the_others():
+    class Broken(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("cannot run")
+
+    config = LatencyConfig(runtimes=("torch", "torch_cl"), **FAST)
+    found = measure_many({"ok": tiny(), "broken": Broken()}, SHAPE, config)
+    assert_timed(found["ok"], config.settings())
+    assert not found["broken"].timings
+    assert found["broken"].skipped == {"torch": "failed: RuntimeError: cannot run",
+                                       "torch_cl": "failed: RuntimeError: cannot run"}

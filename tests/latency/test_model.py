@@ -16,7 +16,7 @@ from nas.latency.pieces import OVERHEAD, context_piece, overhead_piece, pieces
 from nas.latency.settings import LatencyConfig, LatencyError
 from nas.latency.table import TableError, default_table_dir
 
-FAST = LatencyConfig(warmup=1, repeats=3)  # no timing is asserted: only what is summed
+FAST = LatencyConfig(warmup=1, repeats=3, rounds=1)  # no timing is asserted: only what is summed
 
 
 def hand_plan(groups: int = 2) -> Plan:
@@ -138,3 +138,12 @@ def test_the_alone_protocol_takes_an_empty_networks_time_out_and_has_its_own_tab
     assert model.table.path != LatencyModel("torch", 1, FAST, tmp_path).table.path
     with pytest.raises(LatencyError, match="CONTEXT:CACHE"):
         Protocol.parse("conv:hot")
+
+
+def test_rows_timed_with_other_rounds_or_runs_go_to_another_table(tmp_path):
+    model = LatencyModel("torch", 1, FAST, tmp_path)
+    model.predict(hand_plan())
+    more = LatencyModel("torch", 1, dataclasses.replace(FAST, rounds=2), tmp_path)
+    assert more.table.path != model.table.path and not more.table.rows
+    again = LatencyModel("torch", 1, FAST, tmp_path)
+    assert again.table.rows == json.loads(model.table.path.read_text())["rows"]

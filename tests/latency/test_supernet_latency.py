@@ -23,7 +23,7 @@ from nas.supernet.run import SupernetRequest, check_request, run_supernet
 from tests.latency.test_model import tiny
 from tests.searchkit import SUPERNET, write_space
 
-FAST = LatencyConfig(warmup=1, repeats=3)
+FAST = LatencyConfig(warmup=1, repeats=3, rounds=1)
 NAME = "latency_ms@torch:b1"
 
 

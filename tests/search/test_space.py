@@ -173,6 +173,7 @@ def test_tpe_sampling_is_reproducible_under_a_seed():
         ("[latency]\nbatches = [1, 0]\n", "[latency].batches: 0 must be >= 1"),
         ("[latency]\nbatches = []\n", "[latency]: runtimes and batches need at least one"),
         ("[latency]\nrepeats = 2\n", "[latency].repeats: 2 must be >= 3"),
+        ("[latency]\nrounds = 0\n", "[latency].rounds: 0 must be >= 1"),
         ("[latency]\nthread = 2\n", "[latency]: unknown field 'thread' (allowed: runtimes,"),
         ("[objectives]\nmetrics = ['val_acc', 'flops']\n", "[objectives].metrics: ['val_acc',"
          " 'flops'] must be ['val_acc'] or ['val_acc', 'macs' | 'params' |"
@@ -209,11 +210,12 @@ def test_train_precision_is_read_from_the_space(tmp_path):
 def test_latency_is_read_from_the_space_and_can_be_the_second_objective(tmp_path):
     assert load_space(_write(tmp_path, "")).latency == LatencyConfig()  # torch at batch 1
     path = _write(tmp_path, "[latency]\nruntimes = ['torch_cl', 'onnxruntime']\n"
-                  "batches = [1, 32]\nthreads = 2\n[objectives]\n"
+                  "batches = [1, 32]\nthreads = 2\nrounds = 3\n[objectives]\n"
                   "metrics = ['val_acc', 'latency_ms@onnxruntime:b32']\n"
                   "[search]\nsampler = 'nsga2'\n")
     space = load_space(path)
-    assert space.latency == LatencyConfig(("torch_cl", "onnxruntime"), (1, 32), threads=2)
+    assert space.latency == LatencyConfig(("torch_cl", "onnxruntime"), (1, 32), threads=2,
+                                          rounds=3)
     assert space.objectives.metrics == ("val_acc", "latency_ms@onnxruntime:b32")
     default = load_space("search_spaces/cifar_spectrum.toml").latency
     assert default.runtimes == ("torch", "torch_cl", "onnxruntime") and default.batches == (1,)
