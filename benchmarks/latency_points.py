@@ -19,6 +19,7 @@ from nas.arch.model import build
 from nas.bench.report import point_frame
 from nas.bench.table import load_bench
 from nas.latency.measure import measure_many
+from nas.latency.model import DEFAULT_CONFIG
 from nas.latency.settings import RUNTIMES, LatencyConfig
 from nas.results.atomic import write_json
 from nas.results.meta import git_sha
@@ -29,7 +30,7 @@ MORE_SEEDS = (Path("results/bench/spectrum_bench_gamma1_seeds23"),)
 INPUT = (3, 32, 32)
 # Points measured together, interleaved in each round (a rerun resumes after the last chunk):
 # bursts of interference on a shared VM then meet every point of a chunk alike.
-CHUNK = 24
+CHUNK = 36
 TIMING = ("bench", "runtimes", "batches", "threads", "warmup", "repeats", "rounds")
 
 
@@ -117,7 +118,7 @@ def timing_arguments(parser: argparse.ArgumentParser, runtimes: list[str], batch
     parser.add_argument("--bench", type=Path, default=BENCH)
     parser.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=runtimes)
     parser.add_argument("--batches", type=int, nargs="+", default=batches)
-    defaults = LatencyConfig()
+    defaults = DEFAULT_CONFIG  # the latency table's: short runs, many rounds
     parser.add_argument("--threads", type=int, default=defaults.threads)
     parser.add_argument("--warmup", type=int, default=defaults.warmup)
     parser.add_argument("--repeats", type=int, default=defaults.repeats,

@@ -45,11 +45,14 @@ from nas.train.device import cpu_threads
 
 # Pieces timed together, interleaved: a batch's runners are held at once, and an interrupted
 # build loses at most one batch (a few seconds on a CPU).
-CHUNK = 64
+CHUNK = 256
 # Overwritten before a cold run: above the private L2 of current x86 server cores (0.5-2 MiB;
 # 512 KiB on the AMD EPYC this was measured on), well below their shared L3.
 FLUSH_BYTES = 4 * 2**20
-DEFAULT_CONFIG = LatencyConfig()  # frozen: one instance serves as every default
+# Table rows are short (0.05-2 ms): many short rounds over every piece of a build spread each
+# row over the seconds-long bursts of interference a shared machine has, and the lowest round
+# median keeps a quiet one (two builds on a 2-core VM agreed within a few % at 20 x 5).
+DEFAULT_CONFIG = LatencyConfig(repeats=5, rounds=20)
 Progress = Callable[[int, int], None]  # (rows measured, rows to measure)
 
 

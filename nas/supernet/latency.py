@@ -8,7 +8,7 @@ import pandas as pd
 
 from nas.arch.genotype import Genotype
 from nas.latency.front import front_ranks
-from nas.latency.model import LatencyModel
+from nas.latency.model import DEFAULT_CONFIG, LatencyModel
 from nas.latency.settings import LatencyConfig, parse
 
 FRONT = "front"  # 1: no other scored point both scores higher and is predicted faster
@@ -26,7 +26,7 @@ def with_latency(table: pd.DataFrame, name: str, pareto: bool,
     latency table in the user's cache, its missing rows measured now) and its front; with
     `pareto`, ranked front by front (best score first within one) instead of by score alone."""
     setting = parse(name)
-    model = LatencyModel(setting.runtime, setting.batch, config or LatencyConfig(), folder)
+    model = LatencyModel(setting.runtime, setting.batch, config or DEFAULT_CONFIG, folder)
     archs = [Genotype.from_json(g) for g in table["genotype"]]
     model.ensure(archs)
     table = table.drop(columns=["rank"]).copy()
