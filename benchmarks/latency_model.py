@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import statistics
 import sys
@@ -155,6 +156,35 @@ def markdown(record: dict, models: dict[str, tuple[Setting, LatencyModel]], note
     return "\n".join(lines) + "\n"
 
 
+def agreement(x: list[float], y: list[float]) -> str:
+    """'τ 0.87, 93 % within ±10 %' of two measurements of the same points."""
+    within = sum(abs(a / b - 1) <= WITHIN for a, b in zip(x, y, strict=True)) / len(x)
+    return f"τ {kendall_tau(x, y):.3f}, {100 * within:.0f} % within ±10 %"
+
+
+def repeatability(record: dict, other: dict, models: dict[str, tuple[Setting, LatencyModel]],
+                  path: Path) -> list[str]:
+    """How far a second, independent run (`other`: its own process, tables and measurements of
+    the same points) agrees with this one: the measurement's own ceiling beside the model's."""
+    lines = ["## Repeatability", "", f"Against {path} (another run of this benchmark: its own"
+             " tables built and points measured).", "", "| setting or table | measured vs its"
+             " measured | predicted vs its predicted | predicted vs its measured |",
+             "|---|---|---|---|"]
+    for name, (setting, _) in models.items():
+        mine, theirs = record.get("predicted", {}).get(name, {}), other.get("predicted", {}).get(
+            name, {})
+        keys = [k for k in mine if k in theirs and setting.name in record["points"][k]["median"]
+                and setting.name in other["points"].get(k, {}).get("median", {})]
+        if not keys:
+            continue
+        meas = [record["points"][k]["median"][setting.name] for k in keys]
+        again = [other["points"][k]["median"][setting.name] for k in keys]
+        lines.append(f"| {name} | {agreement(meas, again)} |"
+                     f" {agreement([mine[k]['ms'] for k in keys], [theirs[k]['ms'] for k in keys])}"
+                     f" | {agreement([mine[k]['ms'] for k in keys], again)} |")
+    return [*lines, ""]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -162,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--protocols", nargs="+", default=[DEFAULT_PROTOCOL.name],
                    help="how pieces become rows, one table each: CONTEXT:CACHE with context"
                    f" conv or none and cache cold or warm (default {DEFAULT_PROTOCOL.name})")
+    p.add_argument("--again", type=Path, help="another run's JSON (same points, its own"
+                   " tables): adds how well the two agree, the measurement's own ceiling")
     p.add_argument("--table-dir", type=Path, help="where the tables are built (default: a"
                    " tables/ folder beside --out, so the build is timed from empty; give the"
                    " user's cache to use and extend that)")
@@ -182,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     predict_points(points, models, record)
     save_record(args.out, record)
     text = markdown(record, models, note, argv)
+    if args.again is not None:
+        other = json.loads(args.again.read_text())
+        text += "\n" + "\n".join(repeatability(record, other, models, args.again))
     args.out.with_suffix(".md").write_text(text)
     print(text)
     return 0

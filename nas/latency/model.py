@@ -49,10 +49,11 @@ CHUNK = 256
 # Overwritten before a cold run: above the private L2 of current x86 server cores (0.5-2 MiB;
 # 512 KiB on the AMD EPYC this was measured on), well below their shared L3.
 FLUSH_BYTES = 4 * 2**20
-# Table rows are short (0.05-2 ms): many short rounds over every piece of a build spread each
-# row over the seconds-long bursts of interference a shared machine has, and the lowest round
-# median keeps a quiet one (two builds on a 2-core VM agreed within a few % at 20 x 5).
-DEFAULT_CONFIG = LatencyConfig(repeats=5, rounds=20)
+# Rows and networks are short (0.05-5 ms): many short rounds over every piece of a build spread
+# each over the seconds-long bursts of interference a shared machine has, and the lowest round
+# median keeps a quiet one (on a 2-core VM round speeds varied 1.0-1.8x; of 5, 10, 20 and 40
+# rounds, 40 of 3 runs repeated best).
+DEFAULT_CONFIG = LatencyConfig(repeats=3, rounds=40)
 Progress = Callable[[int, int], None]  # (rows measured, rows to measure)
 
 

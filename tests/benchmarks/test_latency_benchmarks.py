@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from benchmarks.latency_model import summary
+from benchmarks.latency_model import repeatability, summary
 from benchmarks.latency_points import Point, open_record, pick, save_record
 from benchmarks.latency_runtimes import fronts, tau_matrix
 
@@ -53,3 +53,21 @@ def test_a_limited_run_spreads_its_points_over_the_bench():
     points = [_point(str(i), i, 0.5) for i in range(10)]
     assert [p.key for p in pick(points, 5)] == ["0", "2", "4", "6", "8"]
     assert pick(points, None) == points and pick(points, 20) == points
+
+
+def test_repeatability_compares_two_runs_measurements_and_predictions(tmp_path):
+    from nas.latency.settings import Setting
+
+    table = f"{NAME} none:cold"
+
+    def record(measured: list[float], predicted: list[float]) -> dict:
+        return {"points": {k: {"median": {NAME: m}} for k, m in zip("abcd", measured)},
+                "predicted": {table: {k: {"ms": p} for k, p in zip("abcd", predicted)}}}
+
+    mine = record([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0])
+    other = record([1.05, 1.8, 3.3, 3.0], [1.0, 2.0, 3.0, 4.4])
+    lines = repeatability(mine, other, {table: (Setting("torch", 1), None)}, tmp_path / "x")
+    row = next(line for line in lines if line.startswith(f"| {table}"))
+    # measured vs its measured: one swap in six pairs; 1.0/1.05 and 3.0/3.3 within ±10 %
+    assert row == (f"| {table} | τ 0.667, 50 % within ±10 % | τ 1.000, 100 % within ±10 % |"
+                   " τ 0.667, 50 % within ±10 % |")
