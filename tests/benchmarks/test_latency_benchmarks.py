@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from benchmarks.latency_model import repeatability, summary
+from benchmarks.latency_model import repeatability, scaled_within, summary
 from benchmarks.latency_points import Point, open_record, pick, save_record
 from benchmarks.latency_runtimes import fronts, tau_matrix
 
@@ -71,3 +71,11 @@ def test_repeatability_compares_two_runs_measurements_and_predictions(tmp_path):
     # measured vs its measured: one swap in six pairs; 1.0/1.05 and 3.0/3.3 within ±10 %
     assert row == (f"| {table} | τ 0.667, 50 % within ±10 % | τ 1.000, 100 % within ±10 % |"
                    " τ 0.667, 50 % within ±10 % |")
+
+
+def test_one_scale_is_fitted_on_every_nth_point_and_judged_on_the_rest():
+    pred = [1.0, 1.0, 2.0, 2.0, 4.0, 4.0]
+    meas = [1.1, 1.1, 2.2, 2.6, 4.4, 4.3]  # fitted on points 0, 2, 4: all 1.1x
+    scale, share, held = scaled_within(pred, meas, every=2)
+    assert scale == pytest.approx(1.1) and held == 3
+    assert share == pytest.approx(2 / 3)  # 1.1 vs 1.1 and 4.4 vs 4.3 in; 2.2 vs 2.6 out
