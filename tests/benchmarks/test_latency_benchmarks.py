@@ -61,8 +61,10 @@ def test_repeatability_compares_two_runs_measurements_and_predictions(tmp_path):
     table = f"{NAME} none:cold"
 
     def record(measured: list[float], predicted: list[float]) -> dict:
-        return {"points": {k: {"median": {NAME: m}} for k, m in zip("abcd", measured)},
-                "predicted": {table: {k: {"ms": p} for k, p in zip("abcd", predicted)}}}
+        keys = "abcd"
+        return {"points": {k: {"median": {NAME: m}} for k, m in zip(keys, measured, strict=True)},
+                "predicted": {table: {k: {"ms": p}
+                                      for k, p in zip(keys, predicted, strict=True)}}}
 
     mine = record([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0])
     other = record([1.05, 1.8, 3.3, 3.0], [1.0, 2.0, 3.0, 4.4])
