@@ -12,9 +12,11 @@ each of all-dense stages (every stage at spectrum position 0), all-depthwise sta
 stage at 1), op order dw_pw and op order pw_dw that no chosen point has, the point that has it
 nearest the median rank is swapped in for the middle point farthest from the median (never one
 that alone carries another of the four; when none can go, the report says it is not covered).
-`--pairs K` then adds, for op order, mid activation (relu or elu against none) and residual,
-the partners of chosen points (in training order) until each factor has K matched pairs:
-points identical but for that factor, so its effect is read pair by pair at every scale.
+`--pairs K` (default 2) then adds, for op order, mid activation (relu or elu against none)
+and residual, the partners of chosen points (in training order) until each factor has K
+matched pairs: points identical but for that factor, so its effect is read pair by pair at
+every scale (on the γ = 1 bench the 12 hold 2 op-order and 3 mid-act pairs and no residual
+one: 2 residual partners come in, 14 points).
 
 Phase cifar trains each point from scratch on `--train-size` (45,000) images of the complete
 CIFAR-10 (a stratified draw, `--data-dir` at the built copy: see benchmarks/README.md) for
@@ -28,8 +30,13 @@ finished (point, seed) lands atomically in OUT/runs/PHASE/ and a rerun skips it 
 run restarts from its first epoch); `--concurrency` runs that many one-`--threads` trainings at
 once in spawned processes. OUT/transfer.md and transfer.json are written after each phase.
 
-Cost on this project's CPU (AMD EPYC, 2 cores, AVX2; one thread per training, two at once,
-smoke runs at 1,024 images, scaled; an estimate): see benchmarks/README.md, "Transfer study".
+Cost, an estimate scaled from one epoch on 2,048 images of each of the 14 default points (AMD
+EPYC, AVX2, one thread, one training at a time, the other core busy with other jobs; measured
+2026-12-07): CIFAR-10 at 186 images/s a thread on average (110 for g=1 pw_dw to 524 for g=32
+dw_pw), so 10 epochs on 45,000 images take 14-68 min a point and ~9.5 core-h for 14 points x 1
+seed (~5 h wall two at a time); Imagenette at 188 images/s (121-295), 10 epochs on its 9,469
+take 5-13 min a point, ~2 core-h (~1 h wall). Testing adds ~30 s (10,000 CIFAR images) and
+~13 s (3,925 Imagenette images) a run. Each further seed costs as much again.
 """
 
 from __future__ import annotations

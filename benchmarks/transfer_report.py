@@ -24,6 +24,7 @@ from benchmarks.transfer import (
     matched_pairs,
 )
 from nas.bench.rank import bootstrap_ci, kendall_tau
+from nas.bench.table import Bench
 from nas.results.atomic import atomic_write, write_json
 from nas.results.names import SUPERNET_CSV
 from nas.results.table import read_csv
@@ -32,6 +33,8 @@ LEVEL = 0.90  # the bootstrap interval's coverage
 TOP = 4  # "the bench's top 4"
 DEFAULT_SPACE = Path("search_spaces/cifar_spectrum.toml")
 TRUTHS = {"cifar": "full CIFAR-10 test acc", "imagenette": "Imagenette val acc"}
+PREDICTORS = {"bench": "the bench", "supernet": "the supernet's score", "params": "#params",
+              "macs": "MACs", "cifar": "full CIFAR-10"}
 
 
 def tau_ci(x: Sequence[float], y: Sequence[float], samples: int = 2000, seed: int = 0,
@@ -215,10 +218,8 @@ def point_table(points: list[dict[str, Any]]) -> list[str]:
 def agreement_table(record: dict[str, Any]) -> list[str]:
     level = round(100 * record["bootstrap"]["level"])
     lines = [f"| predictor | truth | Kendall τ [{level} % CI] |", "|---|---|---|"]
-    names = {"bench": "bench (4k images, 10 ep)", "supernet": "supernet score",
-             "params": "#params", "macs": "MACs", "cifar": "full CIFAR-10"}
     for a in record["agreement"]:
-        lines.append(f"| {names[a['predictor']]} | {TRUTHS[a['truth']]} | {_tau(a)} |")
+        lines.append(f"| {PREDICTORS[a['predictor']]} | {TRUTHS[a['truth']]} | {_tau(a)} |")
     return lines
 
 
@@ -226,11 +227,13 @@ def top_lines(record: dict[str, Any]) -> list[str]:
     lines = []
     for t in record["top"]:
         if t["n"] < 2:
-            lines.append(f"- {t['predictor']} vs {TRUTHS[t['truth']]}: no results yet")
+            lines.append(f"- {PREDICTORS[t['predictor']]} vs {TRUTHS[t['truth']]}: no results"
+                         " yet")
             continue
         hits = sum(x["in_top_half"] for x in t["top"])
         where = ", ".join(f"{x['label']} → {x['truth_rank']}" for x in t["top"])
-        lines.append(f"- {t['predictor']}'s top {len(t['top'])} vs {TRUTHS[t['truth']]}:"
+        lines.append(f"- {PREDICTORS[t['predictor']]}: top {len(t['top'])} vs"
+                     f" {TRUTHS[t['truth']]}:"
                      f" **{hits} of {len(t['top'])}** in its top half (ranks 1–{t['half']} of"
                      f" {t['n']}); their ranks there: {where}")
     for t in record["top_vs_bottom"]:
@@ -251,15 +254,16 @@ def budget_note(record: dict[str, Any], default: dict[str, Any]) -> str:
                key=lambda p: p["cifar_order"])
     search = (f"The default search ({default['file']}: {default['trials']} trials of ≤"
               f" {default['epochs']} epochs on the subset's {default['images']:,} training"
-              " images, TPE + ASHA) ranks with no more fidelity than this bench (10 epochs, 2"
-              " seeds)")
+              " images, TPE + ASHA) ranks with no more fidelity than this bench"
+              f" ({default['bench']})")
     if hits == len(check["top"]):
         return (f"All of the bench's top {TOP} are in the full-data top half. {search}, so its"
                 " budget finds the region the full data also rates well; the full-data best"
                 f" of these points ({best['label']}) is bench rank {best['bench_rank']}.")
     return (f"**{hits} of the bench's top {TOP} are in the full-data top half.** {search}:"
             " at that budget a search's winner is a draw from the bench's top region, not a"
-            " full-data winner, and more trials at the same budget do not fix that. The"
+            " full-data winner, and more trials at the same budget find the bench's winner"
+            " more surely, not the full data's. The"
             f" full-data best of these points ({best['label']}) is bench rank"
             f" {best['bench_rank']}, so a search has to carry its top {best['bench_rank']}"
             " forward, e.g. retrain them on the complete data (`run_search.py retrain RUN"
@@ -353,14 +357,15 @@ def supernet_scores(run: Path | None) -> dict[str, float] | None:
     return {str(k): float(v) for k, v in zip(table["arch_key"], table[column], strict=True)}
 
 
-def default_search(space_file: Path, bench_meta: dict[str, Any]) -> dict[str, Any]:
-    """The default search's budget, for the budget note."""
+def default_search(space_file: Path, bench: Bench, seeds: int) -> dict[str, Any]:
+    """The default search's budget and the bench's, for the budget note."""
     from nas.search.space.load import load_space
 
     space = load_space(space_file)
+    images = bench.meta.get("data", {}).get("train_images", 4000)
     return {"file": str(space_file), "trials": space.search.trials,
-            "epochs": space.train.epochs,
-            "images": bench_meta.get("data", {}).get("train_images", 4000)}
+            "epochs": space.train.epochs, "images": images,
+            "bench": f"{images:,} images, {bench.epochs} epochs, {seeds} seeds a point"}
 
 
 def write_report(args: argparse.Namespace) -> Path:
@@ -380,7 +385,8 @@ def write_report(args: argparse.Namespace) -> Path:
                    args.bootstrap)
     record |= {"generated": f"{datetime.now(UTC):%Y-%m-%d %H:%M}", "machine": machine(),
                "git_sha": git_sha(Path(".")), "supernet_run": str(args.supernet)}
-    default = default_search(DEFAULT_SPACE, load_bench(Path(selection["bench"])).meta)
+    seeds = min(len(e.finals) for e in entries)
+    default = default_search(DEFAULT_SPACE, load_bench(Path(selection["bench"])), seeds)
     write_json(args.out / "transfer.json", record)
     md = args.out / "transfer.md"
     atomic_write(md, lambda tmp: tmp.write_text(markdown(record, default)))

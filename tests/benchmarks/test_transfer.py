@@ -171,7 +171,8 @@ def test_the_report_of_a_fixture_record():
     assert residual["summary"]["bench"] == {"n": 1, "mean": pytest.approx(0.07), "se": None}
     assert residual["summary"]["cifar"]["mean"] == pytest.approx(0.11)
     record |= {"generated": "now", "machine": "CPU: x", "git_sha": "abc"}
-    default = {"file": "cifar_spectrum.toml", "trials": 20, "epochs": 6, "images": 4000}
+    default = {"file": "cifar_spectrum.toml", "trials": 20, "epochs": 6, "images": 4000,
+               "bench": "4,000 images"}
     text = rep.markdown(record, default)
     assert "+0.93 [" in text and "(n = 8)" in text
     assert "All of the bench's top 4 are in the full-data top half" in text
@@ -188,7 +189,8 @@ def test_the_budget_note_when_the_bench_top_falls_to_the_bottom_half():
     record["top"] = [rep.top_check(record["points"], "bench", "cifar")]
     for p, rank in zip(record["points"], [8, 1, 2, 3, 4, 5, 6, 7], strict=True):
         p["cifar_order"] = rank
-    note = rep.budget_note(record, {"file": "f", "trials": 20, "epochs": 6, "images": 4000})
+    note = rep.budget_note(record, {"file": "f", "trials": 20, "epochs": 6, "images": 4000,
+                                    "bench": "4,000 images"})
     assert note.startswith("**3 of the bench's top 4 are in the full-data top half.**")
     assert "--top 2" in note  # the full-data best is the bench's 2nd
     few, _ = fixture_record(n_full=3)
