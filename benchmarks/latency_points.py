@@ -17,7 +17,7 @@ from benchmarks.common import load_note, machine
 from nas.arch.genotype import Genotype
 from nas.arch.model import build
 from nas.bench.report import point_frame
-from nas.bench.table import load_bench
+from nas.bench.table import pooled_finals
 from nas.latency.measure import measure_many
 from nas.latency.model import DEFAULT_CONFIG
 from nas.latency.settings import RUNTIMES, LatencyConfig
@@ -50,20 +50,7 @@ class Point:
 def load_points(bench_dir: Path, more: tuple[Path, ...] = MORE_SEEDS) -> tuple[list[Point], str]:
     """Every completed point of the bench, by key; the accuracy pools the seeds of each bench in
     `more` that holds all of them (a partial one is left out and said so in the note)."""
-    bench = load_bench(bench_dir)
-    finals = {k: [c[-1] for c in p.curves] for k, p in bench.points.items()}
-    notes = [f"{bench_dir} ({bench.seeds} seeds)"]
-    for folder in more:
-        if not (folder / "trials.csv").is_file():
-            continue
-        extra = load_bench(folder)
-        if set(extra.points) >= set(finals):
-            for key in finals:
-                finals[key] += [c[-1] for c in extra.points[key].curves]
-            notes.append(f"{folder} ({extra.seeds} seeds)")
-        else:
-            notes.append(f"not {folder}: {len(set(extra.points) & set(finals))} of"
-                         f" {len(finals)} points so far")
+    bench, finals, note = pooled_finals(bench_dir, more)
     frame = point_frame(bench).set_index("key")
     points = []
     for key in sorted(bench.points):
@@ -72,7 +59,7 @@ def load_points(bench_dir: Path, more: tuple[Path, ...] = MORE_SEEDS) -> tuple[l
         points.append(Point(key, Genotype.from_json(bench.points[key].genotype), label,
                             int(row["macs"]), int(row["params"]),
                             statistics.fmean(finals[key]), len(finals[key])))
-    return points, "accuracy: mean final validation accuracy over " + "; ".join(notes)
+    return points, "accuracy: mean final validation accuracy over " + note
 
 
 def pick(points: list[Point], limit: int | None) -> list[Point]:

@@ -62,7 +62,7 @@ from typing import Any
 from nas.arch.cost import cost
 from nas.arch.genotype import Genotype, divisor_at
 from nas.bench.report import point_frame
-from nas.bench.table import load_bench
+from nas.bench.table import load_bench, pooled_finals
 from nas.data.core import DataError
 from nas.results.atomic import write_json
 from nas.search.space.load import load_space
@@ -111,20 +111,7 @@ class Entry:
 def bench_entries(bench_dir: Path, more: Iterable[Path] = MORE_SEEDS) -> tuple[list[Entry], str]:
     """Every completed bench point, best first, with the seeds of each bench in `more` that
     holds all of them pooled in (a partial one is left out and the note says so)."""
-    bench = load_bench(bench_dir)
-    finals = {k: [c[-1] for c in p.curves] for k, p in bench.points.items()}
-    notes = [f"{bench_dir} ({bench.seeds} seeds)"]
-    for folder in more:
-        if not (folder / "trials.csv").is_file():
-            continue
-        extra = load_bench(folder)
-        if set(extra.points) >= set(finals):
-            for key in finals:
-                finals[key] += [c[-1] for c in extra.points[key].curves]
-            notes.append(f"{folder} ({extra.seeds} seeds)")
-        else:
-            notes.append(f"not {folder}: {len(set(extra.points) & set(finals))} of"
-                         f" {len(finals)} points so far")
+    bench, finals, note = pooled_finals(bench_dir, tuple(more))
     frame = point_frame(bench).set_index("key")
     entries = []
     for key, point in bench.points.items():
@@ -134,7 +121,7 @@ def bench_entries(bench_dir: Path, more: Iterable[Path] = MORE_SEEDS) -> tuple[l
                              tuple(finals[key]), point.params, point.macs))
     entries.sort(key=lambda e: (-e.mean, e.key))
     ranked = [dataclasses.replace(e, rank=i) for i, e in enumerate(entries, start=1)]
-    return ranked, "mean final validation accuracy over " + "; ".join(notes)
+    return ranked, "mean final validation accuracy over " + note
 
 
 # What the chosen points must span: (name, test on a network).

@@ -153,3 +153,24 @@ def _curves(raw: Any, where: str, epochs: int) -> tuple[tuple[float, ...], ...]:
     if not all(math.isfinite(v) for c in curves for v in c):
         raise BenchError(f"{where}: holds a non-finite value")
     return curves
+
+
+def pooled_finals(bench_dir: Path, more: tuple[Path, ...] = ()
+                  ) -> tuple[Bench, dict[str, list[float]], str]:
+    """A bench, every point's final accuracy per seed with the seeds of each bench in `more`
+    pooled in when it holds every point (a partial one is left out), and a note saying which."""
+    bench = load_bench(bench_dir)
+    finals = {k: [c[-1] for c in p.curves] for k, p in bench.points.items()}
+    notes = [f"{bench_dir} ({bench.seeds} seeds)"]
+    for folder in more:
+        if not (folder / TABLE).is_file():
+            continue
+        extra = load_bench(folder)
+        if set(extra.points) >= set(finals):
+            for key in finals:
+                finals[key] += [c[-1] for c in extra.points[key].curves]
+            notes.append(f"{folder} ({extra.seeds} seeds)")
+        else:
+            notes.append(f"not {folder}: {len(set(extra.points) & set(finals))} of"
+                         f" {len(finals)} points so far")
+    return bench, finals, "; ".join(notes)
