@@ -8,7 +8,9 @@ after a depthwise conv that makes its input, and that conv's own time is taken o
 meets its input in the layout and cache state a layer leaves it, and the runtime's per-call cost
 cancels (a network pays it once: the overhead row, an empty network's time). Before every timed
 run the CPU's private caches are overwritten, as a network's other layers overwrite them between
-two runs of one piece. So a prediction is exactly the sum of its table rows. A block is timed
+two runs of one piece. Rows are timed in interleaved rounds (nas.latency.measure.time_runs),
+every piece of a build in turn, the lowest round median kept. So a prediction is exactly the
+sum of its table rows. A block is timed
 whole, so what a runtime fuses inside it is in its row; what it fuses across blocks is not
 (benchmarks/latency_model.py measures that residual, and compares the protocols).
 """
