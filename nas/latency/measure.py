@@ -49,12 +49,6 @@ class Measured:
         return row
 
 
-def time_run(run: Run, warmup: int, repeats: int, rounds: int = 1,
-             before: Callable[[], object] | None = None) -> Timing:
-    """One run's timing (see time_runs)."""
-    return time_runs({0: run}, warmup, repeats, rounds, before)[0]
-
-
 def time_runs(runs: Mapping[K, Run], warmup: int, repeats: int, rounds: int = 1,
               before: Callable[[], object] | None = None) -> dict[K, Timing]:
     """Each run's milliseconds: `warmup` untimed calls, then `rounds` rounds that each time

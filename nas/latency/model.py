@@ -10,9 +10,9 @@ cancels (a network pays it once: the overhead row, an empty network's time). Bef
 run the CPU's private caches are overwritten, as a network's other layers overwrite them between
 two runs of one piece. Rows are timed in interleaved rounds (nas.latency.measure.time_runs),
 every piece of a build in turn, the lowest round median kept. So a prediction is exactly the
-sum of its table rows. A block is timed
-whole, so what a runtime fuses inside it is in its row; what it fuses across blocks is not
-(benchmarks/latency_model.py measures that residual, and compares the protocols).
+sum of its table rows. A block is timed whole, so what a runtime fuses inside it is in its row;
+what it fuses across blocks is not (benchmarks/latency_model.py measures that residual, and
+compares the protocols).
 """
 
 from __future__ import annotations
@@ -166,14 +166,15 @@ class LatencyModel:
         alone = {r.key: r for p in todo if (r := self._reference(p)) is not None
                  and r.key not in self.table.rows}
         timed = {piece.key: piece for piece in [*alone.values(), *todo]}
-        modules = {key: (after_context(piece) if self._reference(piece) is not None
-                         and self.protocol.context == "conv" else piece.make())
-                   for key, piece in timed.items()}
+        references = {key: self._reference(piece) for key, piece in timed.items()}
+        after = self.protocol.context == "conv"
+        modules = {key: (after_context(piece) if references[key] is not None and after
+                         else piece.make()) for key, piece in timed.items()}
         timings = self._time(modules, {key: piece.input_shape for key, piece in timed.items()})
         when = datetime.now(UTC).isoformat(timespec="seconds")
-        for key in sorted(timed, key=lambda k: self._reference(timed[k]) is not None):
-            piece, timing = timed[key], timings[key]
-            reference = self._reference(piece)
+        # references first: a piece's row takes its reference's out
+        for key in sorted(timed, key=lambda k: references[k] is not None):
+            piece, timing, reference = timed[key], timings[key], references[key]
             reference_ms = 0.0 if reference is None else self.table.rows[reference.key][
                 "median_ms"]
             self.table.rows[key] = {
