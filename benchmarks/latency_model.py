@@ -100,11 +100,16 @@ def predict_points(points: list[Point], models: dict[str, tuple[Setting, Latency
                                     "rows": {piece.where: ms for piece, ms in rows}}
 
 
+def within(pred: list[float], meas: list[float]) -> float:
+    """The share of `pred` within ±10 % of `meas`, pairwise."""
+    return sum(abs(p / m - 1) <= WITHIN for p, m in zip(pred, meas, strict=True)) / len(pred)
+
+
 def summary(pred: list[float], meas: list[float], macs: list[int]) -> dict[str, float]:
     """Share within ±10 %, Kendall τ (and MACs' τ), errors of predictions against measurements."""
     errors = [p / m - 1 for p, m in zip(pred, meas, strict=True)]
     return {"points": len(errors),
-            "within": sum(abs(e) <= WITHIN for e in errors) / len(errors),
+            "within": within(pred, meas),
             "tau": kendall_tau(pred, meas), "tau_macs": kendall_tau(macs, meas),
             "mape": statistics.fmean(abs(e) for e in errors),
             "bias": statistics.fmean(errors), "median_error": statistics.median(errors),
@@ -118,8 +123,7 @@ def scaled_within(pred: list[float], meas: list[float], every: int = CALIBRATE_E
     fit = range(0, len(pred), every)
     scale = statistics.median(meas[i] / pred[i] for i in fit)
     held = [i for i in range(len(pred)) if i % every]
-    return scale, sum(abs(scale * pred[i] / meas[i] - 1) <= WITHIN for i in held) / len(held), \
-        len(held)
+    return scale, within([scale * pred[i] for i in held], [meas[i] for i in held]), len(held)
 
 
 def _columns(record: dict, name: str, setting: str) -> tuple[list, list, list, list]:
@@ -178,8 +182,7 @@ def markdown(record: dict, models: dict[str, tuple[Setting, LatencyModel]], note
 
 def agreement(x: list[float], y: list[float]) -> str:
     """'τ 0.87, 93 % within ±10 %' of two measurements of the same points."""
-    within = sum(abs(a / b - 1) <= WITHIN for a, b in zip(x, y, strict=True)) / len(x)
-    return f"τ {kendall_tau(x, y):.3f}, {100 * within:.0f} % within ±10 %"
+    return f"τ {kendall_tau(x, y):.3f}, {100 * within(x, y):.0f} % within ±10 %"
 
 
 def repeatability(record: dict, other: dict, models: dict[str, tuple[Setting, LatencyModel]],
