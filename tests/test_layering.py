@@ -17,7 +17,7 @@ ALLOWED = {
     "results": {"arch", "machine"},
     "data": {"results"},
     "train": {"data", "machine"},
-    "search": {"arch", "data", "latency", "machine", "results", "train"},
+    "search": {"answer", "arch", "data", "latency", "machine", "results", "train"},
     "dashboard": {"arch", "latency", "results"},
     "bench": {"arch", "latency", "results", "search"},
     "answer": {"results"},  # pure statistics over a trials table: no Ray, no training
@@ -31,8 +31,8 @@ ALLOWED = {
     # the notebook API: the library's entry points, as the actions call them
     "api": {"arch", "dashboard", "export", "results", "retrain", "search"},
     # the actions on top: any library package; none imports nas.cli (absent from every set)
-    "cli": {"arch", "bench", "dashboard", "data", "export", "latency", "machine", "onnx_export",
-            "results", "retrain", "search", "study", "supernet", "train"},
+    "cli": {"answer", "arch", "bench", "dashboard", "data", "export", "latency", "machine",
+            "onnx_export", "results", "retrain", "search", "study", "supernet", "train"},
 }
 
 

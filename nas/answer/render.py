@@ -47,6 +47,26 @@ def render_markdown(answer: Answer) -> str:
     return "\n".join(lines)
 
 
+def render_console(answer: Answer) -> str:
+    """The answer in a few lines for the end of a search: pick, tier, words, cost."""
+    pct = round(100 * answer.confidence)
+    n = answer.noise
+    noise = f"seed sd {100 * n.sd:.2f} pt" if n.known else "seed noise not measured"
+    lines = [f"Answer ({pct} % confidence, {noise}; {answer.points} points after"
+             f" {answer.fidelity} epochs): practical pick {answer.pick}, the cheapest by"
+             f" {answer.pick_by} of {len(answer.tier)} point(s) tied with the leader"
+             f" {answer.leader}"]
+    for e in answer.tier:
+        gap = "leader" if e.gap is None else f"{_interval(e.gap)} pt behind"
+        lines.append(f"  {e.key}: {100 * e.mean.estimate:.2f} % [{_pt(e.mean.low)},"
+                     f" {_pt(e.mean.high)}] over {e.seeds} seed(s), {gap}; {_count(e.params)}"
+                     f" params, {_count(e.macs)} MACs, {_ms(e.latency_ms)} ms")
+    lines += [f"  - {w}" for w in answer.words]
+    c = answer.cost
+    lines.append(f"  cost: {c.core_s:,.0f} core-seconds, {c.trials} trials, {c.seeds} seeds")
+    return "\n".join(lines)
+
+
 def _tier_row(e: TierEntry) -> str:
     gap = "leader" if e.gap is None else _interval(e.gap)
     levels = ", ".join(e.levels.values())

@@ -32,6 +32,9 @@ def parser() -> argparse.ArgumentParser:
                    " trials read each point's measured curves instead of training")
     p.add_argument("--replay-speed", type=float, default=100.0,
                    help="a replayed epoch takes its measured seconds / this (default 100)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the space's [verify] race: the answer rests on the front end's"
+                   " seeds alone")
     add_search_flags(p)
     return p
 
@@ -65,4 +68,24 @@ def main(argv: list[str]) -> int:
     if args.replay is not None and "simulated_s" in outcome.table:
         print(f"Simulated compute: {outcome.table['simulated_s'].sum():,.0f} s of measured"
               f" training replayed from {args.replay}")
-    return 130 if outcome.interrupted else 0
+    if outcome.interrupted:
+        return 130
+    return _answer(outcome.run_dir, opts, race=not args.no_verify and args.replay is None)
+
+
+def _answer(run_dir: Path, opts, race: bool) -> int:
+    """Race the front end ([verify]) and print the answer last."""
+    from nas.answer.render import render_console
+    from nas.results.names import ANSWER_MD
+    from nas.search.conclude import conclude
+    from nas.search.report import resume_command
+
+    answer, interrupted = conclude(run_dir, race=race, address=opts.address,
+                                   data_dir=opts.data_dir)
+    if interrupted:
+        print(f"Verification interrupted; resume with: {resume_command(run_dir)}")
+        return 130
+    if answer is not None:
+        print(render_console(answer))
+        print(f"Answer: {run_dir / ANSWER_MD} (+ answer.json; the dashboard shows it first)")
+    return 0

@@ -41,6 +41,14 @@ OPTUNA_STATUS_ATTR = "status"
 OPTUNA_RUN_ATTR = "run"  # the run folder (driver) that ran it: a shared study splits by it
 # In meta.json: the study's name and its storage's URL, password hidden (None: optuna.db).
 STUDY_KEY = "optuna_study"
+# A point's seed: a program point (a verification run) carries it into the trial's config,
+# and every trial's row records the first seed it trained with.
+SEED = "seed"
+# Racing verification in a run folder: one sub-run per round, and the race's state in words.
+VERIFY_DIR = "verify"  # verify/round-01/, round-02/, ...: each a run folder of its own
+RACE_JSON = "race.json"  # the race's candidates, runs, standing and why it stopped
+ANSWER_MD = "answer.md"  # the answer: top tier, factor effects, recommendation, cost
+ANSWER_JSON = "answer.json"  # the same for the dashboard and scripts
 
 
 def stage_column(stage: int, field: str) -> str:

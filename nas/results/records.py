@@ -14,6 +14,7 @@ class TrialReport(TypedDict, total=False):
     params: int
     macs: int
     reference: str  # the reference point's name, '' for a sampled point
+    seed: int  # the first seed it trained with (repeats use the next ones)
     device: str  # where it trained: cpu / cuda
     node_id: str  # the Ray node it ran on (nodes of one machine share an address)
     precision: str  # what it trained, validated and measured latency in: fp32 / bf16

@@ -74,7 +74,9 @@ class ProgramOptions:
     """What only a program asks of a search (a bench, a verification, a benchmark), never a
     flag."""
 
-    points: tuple[dict[str, Any], ...] = ()  # evaluate exactly these points (a bench), in order
+    # evaluate exactly these points (a bench, a verification round), in order; a point's
+    # 'seed' key (nas.results.names.SEED), if any, is the seed it trains with
+    points: tuple[dict[str, Any], ...] = ()
     restore: bool = True  # on resume, continue Ray's experiment when it can be restored
     compute_budget_s: float | None = None  # end the search once its trials trained this long
     prepared: bool = False  # the caller made the run folder and keeps its own files there

@@ -16,7 +16,7 @@ from nas.latency.settings import is_latency_column
 from nas.results.checkpoints import best_checkpoint, prune_incomplete_checkpoints
 from nas.results.errors import DISK_FULL
 from nas.results.lock import held_run_dir
-from nas.results.names import EXPERIMENT, checkpoint_path, trial_dirname
+from nas.results.names import EXPERIMENT, SEED, checkpoint_path, trial_dirname
 from nas.results.ranking import best_trial
 from nas.results.records import TrialReport, trial_status
 from nas.results.store import mirror_best
@@ -26,8 +26,8 @@ from nas.search.cluster import node_death_window_s
 
 LOST_ACTOR = "The actor"  # how Ray's errors for a trial whose process or node died begin
 
-CARRIED = ("arch_key", "reference", "params", "macs", "latency_ms", "device", "precision",
-           "reason", "node_id")
+CARRIED = ("arch_key", "reference", SEED, "params", "macs", "latency_ms", "device",
+           "precision", "reason", "node_id")
 CURVES = ("seed_curves", "seed_loss_curves", "epoch_s_curve")  # kept as JSON text
 REPLAYED = ("simulated_s", "replay_seed", "clock_s")  # only a bench replay's trials report these
 
@@ -63,7 +63,7 @@ def trial_row(trial, max_epochs: int, error: str | None) -> dict[str, Any]:
         "checkpoint": str(checkpoint_path(trial.trial_id, best.name)) if best else "",
     }
     row |= {key: result[key] for key in REPLAYED if key in result}
-    row |= {f"param_{k}": v for k, v in sorted(trial.config.items())}
+    row |= {f"param_{k}": v for k, v in sorted(trial.config.items()) if k != SEED}
     if result.get("genotype"):
         row |= genotype_columns(Genotype.from_json(result["genotype"]))
         row["genotype"] = result["genotype"]

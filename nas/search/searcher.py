@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from nas.results.atomic import atomic_write
-from nas.results.names import OPTUNA_RUN_ATTR, OPTUNA_STATUS_ATTR, OPTUNA_TRIAL_ATTR
+from nas.results.names import OPTUNA_RUN_ATTR, OPTUNA_STATUS_ATTR, OPTUNA_TRIAL_ATTR, SEED
 from nas.results.records import TrialReport, trial_status
 from nas.search.study_store import retried
 
@@ -64,6 +64,13 @@ def constraints(result: dict[str, Any]) -> dict[str, float]:
     return nested | flat
 
 
+def _enqueue(study: optuna.Study, point: dict[str, Any]) -> None:
+    """Queue a point; its seed, if it names one, rides along as a user attribute (the
+    define-by-run function asks only the space's parameters)."""
+    params = {k: v for k, v in point.items() if k != SEED}
+    study.enqueue_trial(params, user_attrs={SEED: point[SEED]} if SEED in point else None)
+
+
 class StudySearcher(Searcher):
     """Ray Tune's searcher over an Optuna study (ask on suggest, tell on complete)."""
 
@@ -86,8 +93,8 @@ class StudySearcher(Searcher):
         self.run, self.where = run, where
         self.trials: dict[str, optuna.Trial] = {}  # Ray trial id -> its running Optuna trial
         self.reported: dict[str, int] = {}  # Ray trial id -> epochs told as intermediate values
-        for point in points:  # the reference points, asked first
-            retried(lambda point=point: study.enqueue_trial(point), where)
+        for point in points:  # the reference points (or a program's), asked first
+            retried(lambda point=point: _enqueue(study, point), where)
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return False  # the space is the define-by-run function given above
@@ -96,7 +103,8 @@ class StudySearcher(Searcher):
         """A new Optuna trial; the define-by-run function asks its parameters."""
         trial = retried(lambda: self._ask(trial_id), self.where)
         self.trials[trial_id] = trial
-        return dict(trial.params)
+        seed = trial.user_attrs.get(SEED)  # a verification run's point trains its own seed
+        return dict(trial.params) | ({} if seed is None else {SEED: seed})
 
     def _ask(self, trial_id: str) -> optuna.Trial:
         trial = self.study.ask()

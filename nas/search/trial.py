@@ -20,7 +20,7 @@ from nas.arch.model import build
 from nas.data import Splits
 from nas.latency.measure import columns, measure
 from nas.latency.settings import LatencyConfig
-from nas.results.names import CHECKPOINT_METRICS, GENOTYPE_FILE, MODEL_FILE, STATE_FILE
+from nas.results.names import CHECKPOINT_METRICS, GENOTYPE_FILE, MODEL_FILE, SEED, STATE_FILE
 from nas.results.records import TrialReport
 from nas.search.memory import MemoryShare, over_memory
 from nas.search.space.points import constraint_values, genotype, violation
@@ -60,8 +60,11 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, splits: Splits) -
     import ray  # deferred: this module is imported by tools that do not need Ray
     from ray import tune
 
-    arch = genotype(settings.space, config)
+    params = {k: v for k, v in config.items() if k != SEED}  # a verification run's own seed
+    arch = genotype(settings.space, params)
     facts = describe(arch, settings)
+    seeds = _seeds(settings, config.get(SEED))
+    facts[SEED] = seeds[0]
     facts["node_id"] = ray.get_runtime_context().get_node_id()
     device = resolve_device(settings.train.device)
     # resolved once, on this trial's device: its memory, training, validation and latency alike
@@ -74,7 +77,7 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, splits: Splits) -
         tune.report({**facts, **columns(settings.space.latency), "val_acc": NOT_MEASURED,
                      "status": "infeasible", "reason": reason})
         return
-    trainers = [make_trainer(arch, splits, cfg, seed) for seed in _seeds(settings)]
+    trainers = [make_trainer(arch, splits, cfg, seed) for seed in seeds]
     facts["device"] = device.type
     facts["precision"] = precision
     facts["latency_ms"] = measure_latency(trainers[0].model, _input_shape(arch), device,
@@ -106,8 +109,11 @@ def runtime_latencies(model: nn.Module, arch: Genotype, config: LatencyConfig
     return columns(config, measure(model, _input_shape(arch), config, "cpu"))
 
 
-def _seeds(settings: TrialSettings) -> list[int]:
-    return [settings.train.seed + r for r in range(settings.repeats)]
+def _seeds(settings: TrialSettings, first: int | None = None) -> list[int]:
+    """The seeds a trial trains: `repeats` of them from its point's own seed (a verification
+    run) or from the search's."""
+    start = settings.train.seed if first is None else int(first)
+    return [start + r for r in range(settings.repeats)]
 
 
 def initial_model(arch: Genotype, cfg: TrainConfig, seed: int) -> nn.Module:

@@ -10,6 +10,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+from nas.answer.settings import VerifyError, VerifySettings
 from nas.arch.cost import cost
 from nas.arch.genotype import Genotype, GenotypeError, Stage, validate_stage
 from nas.arch.schema import parse
@@ -61,15 +62,15 @@ def load_space(path: str | Path) -> Space:
         raise SpaceError(f"{path}: no such search-space file") from None
     except tomllib.TOMLDecodeError as err:
         raise SpaceError(f"{path}: not valid TOML ({err})") from None
-    unknown = sorted(set(raw) - set(SECTIONS) - {"name", "references"})
+    unknown = sorted(set(raw) - set(SECTIONS) - {"name", "verify", "references"})
     if unknown:
-        allowed = ", ".join(["name", *SECTIONS, "references"])
+        allowed = ", ".join(["name", *SECTIONS, "verify", "references"])
         raise SpaceError(f"{path}: unknown section [{unknown[0]}] (allowed: {allowed})")
     sections = {key: _section(path, key, cls, raw.get(key, {})) for key, cls in SECTIONS.items()}
     name = raw.get("name", path.stem)
     if not isinstance(name, str) or not name:
         raise SpaceError(f"{path}: name: expected a non-empty string, got {name!r}")
-    space = Space(name=name, path=path, **sections)
+    space = Space(name=name, path=path, **sections, verify=_verify(path, raw.get("verify")))
     _check_macro(space)
     space = dataclasses.replace(space, references=_references(space, raw.get("references", {})))
     check_space(space)
@@ -114,6 +115,18 @@ def _section(path: Path, key: str, cls: type, value: Any) -> Any:
         raise SpaceError(str(err)) from None
     except (DataError, ValueError) as err:  # the section's own validate()
         raise SpaceError(f"{path}: [{key}] {err}") from None
+
+
+def _verify(path: Path, value: Any) -> VerifySettings | None:
+    """[verify], when the file has one: the race that follows the search."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise SpaceError(f"{path}: [verify] must be a table of settings")
+    try:
+        return VerifySettings.from_dict(value)
+    except VerifyError as err:  # its message names the key
+        raise SpaceError(f"{path}: {err}") from None
 
 
 def _fail(space: Space, key: str, message: str) -> typing.NoReturn:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from nas.answer.settings import VerifySettings
 from nas.arch.genotype import (
     Act,
     ActOrder,
@@ -140,6 +141,7 @@ class Space:
     search: Search
     study: Study = Study()
     latency: LatencyConfig = field(default_factory=LatencyConfig)
+    verify: VerifySettings | None = None  # [verify]: race the front end's best (None: do not)
     references: tuple[tuple[str, tuple[tuple[str, Value], ...]], ...] = field(default=())
 
 
