@@ -50,6 +50,14 @@ def tiny_run(tmp_path_factory, cifar_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def raced_run(tmp_path_factory, cifar_dir) -> Path:
+    """A finished search with a [verify] race after it: verification rounds, an answer."""
+    from tests.searchkit import RACED
+
+    return _search(tmp_path_factory, cifar_dir, RACED, "raced")
+
+
+@pytest.fixture(scope="session")
 def broken_run(tmp_path_factory, cifar_dir) -> Path:
     """A finished real search whose trials failed (bad genotype) and diverged."""
     from tests.searchkit import BROKEN

@@ -77,6 +77,13 @@ TINY = variant(
     references={"regular": {"spectrum": 0.0, "order": "dw_pw"},
                 "separable": {"spectrum": 1.0, "order": "dw_pw"}})
 
+# TINY with a race after it: two seeds a point at most, and a prior seed noise so the first
+# round can already separate; stopped points join once the epoch-1 noise is measured.
+RACED = variant(TINY, name="tiny_raced", train={"epochs": 2},
+                search={"trials": 5, "grace_period": 1, "reduction_factor": 2},
+                verify={"max_seeds_per_point": 2, "noise_prior_sd": 0.02,
+                        "noise_prior_df": 8.0})
+
 # Width 18 cannot hold four equal inception branches: the inception/18 point is a bad genotype
 # that fails in its trial (the space check passes it, since width 18 suits a spectrum block);
 # inception/64 has 6,706 params, over max_params (infeasible on paper, never trained); an absurd

@@ -22,6 +22,7 @@ from nas.latency.settings import (
 )
 from nas.results.meta import read_meta
 from nas.results.names import (
+    ANSWER_JSON,
     META,
     RETRAIN_CSV,
     STUDY_CSV,
@@ -31,7 +32,7 @@ from nas.results.names import (
     stage_numbers,
 )
 from nas.results.ranking import best_trial, scored_rows
-from nas.results.table import read_csv
+from nas.results.table import all_trials, read_csv, round_dirs
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Run:
     study: pd.DataFrame | None = None  # study.csv, when the run was tabulated as a study
     study_labels: tuple[str, ...] = ()  # study.csv's row-label columns, from study.json
     scores: pd.DataFrame | None = None  # supernet.csv, when a supernet (or proxy) scored points
+    answer: dict[str, Any] | None = None  # answer.json, once the run has answered
 
     @property
     def name(self) -> str:
@@ -169,7 +171,9 @@ def _finite(points: list[float | None]) -> list[float | None]:
 def version(run_dir: Path) -> str:
     """A short fingerprint of the files the dashboard reads (size and mtime)."""
     parts = []
-    for name in (META, TABLE, RETRAIN_CSV, STUDY_CSV, STUDY_JSON, SUPERNET_CSV):
+    rounds = [str(r.relative_to(run_dir) / TABLE) for r in round_dirs(run_dir)]
+    for name in (META, TABLE, RETRAIN_CSV, STUDY_CSV, STUDY_JSON, SUPERNET_CSV, ANSWER_JSON,
+                 *rounds):
         try:
             stat = (run_dir / name).stat()
             parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
@@ -188,10 +192,20 @@ def load_run(run_dir: Path) -> Run:
     meta = read_meta(run_dir)
     space = _space(run_dir, meta)
     study = read_csv(run_dir / STUDY_CSV) if (run_dir / STUDY_CSV).exists() else None
-    return Run(run_dir, meta, space, _table(run_dir / TABLE),
+    return Run(run_dir, meta, space, _table(run_dir),
                retrain_summary(read_csv(run_dir / RETRAIN_CSV)) if (run_dir / RETRAIN_CSV).exists()
                else None, stamp, study, _study_labels(run_dir, study, space),
-               read_csv(run_dir / SUPERNET_CSV) if (run_dir / SUPERNET_CSV).exists() else None)
+               read_csv(run_dir / SUPERNET_CSV) if (run_dir / SUPERNET_CSV).exists() else None,
+               _answer(run_dir))
+
+
+def _answer(run_dir: Path) -> dict[str, Any] | None:
+    """answer.json, or None when the run has none yet (or it cannot be read as one)."""
+    try:
+        answer = json.loads((run_dir / ANSWER_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return answer if isinstance(answer, dict) and isinstance(answer.get("tier"), list) else None
 
 
 def _study_labels(run_dir: Path, study: pd.DataFrame | None, space: dict[str, Any]
@@ -225,8 +239,9 @@ def _space(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
         return {}
 
 
-def _table(path: Path) -> pd.DataFrame:
-    table = read_csv(path)
+def _table(run_dir: Path) -> pd.DataFrame:
+    """Every trial of the run, its verification rounds' included, numbers as numbers."""
+    table = all_trials(run_dir)
     for column in ("best_val_acc", "final_val_acc", "params", "macs", LATENCY,
                    *latency_names(table.columns)):
         if column in table:

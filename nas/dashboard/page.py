@@ -13,6 +13,7 @@ import pandas as pd
 from plotly.utils import PlotlyJSONEncoder
 
 from nas.dashboard import figures as figs
+from nas.dashboard.answer import answer_section
 from nas.dashboard.data import (
     Fidelity,
     Run,
@@ -38,7 +39,8 @@ def static(name: str) -> str:
     return (files("nas.dashboard") / "static" / name).read_text(encoding="utf-8")
 
 
-SECTIONS = (("overview", "Overview"), ("study", "Study"), ("cost", "Accuracy vs cost"),
+SECTIONS = (("answer", "Answer"), ("overview", "Overview"), ("study", "Study"),
+            ("cost", "Accuracy vs cost"),
             ("spectrum", "Spectrum"), ("factors", "Factor effects"),
             ("importance", "Importance & curves"), ("supernet", "Supernet scores"),
             ("trials", "Trials"))
@@ -51,7 +53,8 @@ def payload(run: Run) -> dict[str, Any]:
     """Everything the page script renders: section HTML, plotly figures, a version, and the
     comparison views at every epoch (the page's epoch control swaps them in)."""
     figures: dict[str, Any] = {}
-    parts = [overview(run)]
+    parts = [answer_section(run.answer)] if run.answer else []
+    parts.append(overview(run))
     fidelity: dict[str, Any] = {"default": None, "views": {}}
     if run.scores is not None and not run.scores.empty:
         ranking = text(run.scores["ranking"].iloc[0]) if "ranking" in run.scores else "supernet"
@@ -68,11 +71,11 @@ def payload(run: Run) -> dict[str, Any]:
             parts.append(_study(run, figures))
         options = fidelities(run)
         views = {f.epoch: _view(run, f) for f in options}
-        default = default_epoch(options)
+        default = _opening_epoch(run, options)
         shown = views.get(default, {"html": dict.fromkeys(SLOTS, NO_ACCURACY), "figures": {}})
         fidelity = {"default": default, "views": {str(e): _json(v) for e, v in views.items()}}
         figures |= shown["figures"]
-        parts += [_fidelity_bar(options, default),
+        parts += [_fidelity_bar(options, default, run.answer is not None),
                   _cost(shown["html"]["cost"], _runtime_bar(run)),
                   _spectrum(shown["html"]["spectrum"]), _factors(shown["html"]["factors"]),
                   _importance(run, shown["html"]["importance"], figures),
@@ -84,6 +87,15 @@ def payload(run: Run) -> dict[str, Any]:
     return {"version": run.version, "nav": nav, "html": "".join(parts),
             "figures": {k: fig.to_plotly_json() for k, fig in figures.items()},
             "fidelity": fidelity}
+
+
+def _opening_epoch(run: Run, options: list[Fidelity]) -> int | None:
+    """Where the charts open: at the fidelity the answer rests on (the full budget, every
+    verification seed), else the largest epoch every trial reached."""
+    rests = run.answer.get("fidelity") if run.answer else None
+    if rests in {f.epoch for f in options}:
+        return rests
+    return default_epoch(options)
 
 
 def _json(view: dict[str, Any]) -> dict[str, Any]:
@@ -110,8 +122,9 @@ def _view(run: Run, fidelity: Fidelity) -> dict[str, Any]:
     return {"html": html, "figures": figures}
 
 
-def _fidelity_bar(options: list[Fidelity], default: int | None) -> str:
-    """The epoch control: every epoch some trial reached; the default and the full budget named."""
+def _fidelity_bar(options: list[Fidelity], default: int | None, answered: bool = False) -> str:
+    """The epoch control: every epoch some trial reached; the default (the answer's fidelity,
+    else the largest epoch every trial reached) and the full budget named."""
     if not options:
         return ""
     full = full_budget_epoch(options)
@@ -119,7 +132,9 @@ def _fidelity_bar(options: list[Fidelity], default: int | None) -> str:
     for f in options:
         who = (f"all {f.trials} trials" if f.trials == f.scored
                else f"{f.trials} of {f.scored} trials")
-        name = (" — the largest epoch every trial reached" if f.epoch == default else
+        opening = (" — what the answer rests on" if answered
+                   else " — the largest epoch every trial reached")
+        name = (opening if f.epoch == default else
                 " — full-budget trials only" if f.epoch == full else "")
         budget = ", the full budget" if f.epoch == full else ""
         selected = " selected" if f.epoch == default else ""

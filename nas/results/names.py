@@ -46,6 +46,8 @@ STUDY_KEY = "optuna_study"
 SEED = "seed"
 # Racing verification in a run folder: one sub-run per round, and the race's state in words.
 VERIFY_DIR = "verify"  # verify/round-01/, round-02/, ...: each a run folder of its own
+ROUND = "round-{:02d}"
+ROUND_COLUMN = "verify_round"  # in every trial of a run read whole: 0 front end, n round n
 RACE_JSON = "race.json"  # the race's candidates, runs, standing and why it stopped
 ANSWER_MD = "answer.md"  # the answer: top tier, factor effects, recommendation, cost
 ANSWER_JSON = "answer.json"  # the same for the dashboard and scripts

@@ -13,7 +13,7 @@ import pandas as pd
 from nas.arch.genotype import Genotype, GenotypeError, Stage
 from nas.results.atomic import atomic_write
 from nas.results.errors import RunFolderError, first_line
-from nas.results.names import META, PARQUET, TABLE, stage_column
+from nas.results.names import META, PARQUET, ROUND_COLUMN, TABLE, VERIFY_DIR, stage_column
 
 
 def genotype_columns(arch: Genotype) -> dict[str, Any]:
@@ -48,6 +48,24 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 def read_table(run_dir: Path) -> pd.DataFrame:
     """The trials table (empty when no trial has finished yet)."""
     return read_csv(run_dir / TABLE)
+
+
+def round_dirs(run_dir: Path) -> list[Path]:
+    """The run's verification rounds, in order."""
+    folder = run_dir / VERIFY_DIR
+    return sorted(p for p in folder.glob("round-*") if p.is_dir()) if folder.is_dir() else []
+
+
+def all_trials(run_dir: Path) -> pd.DataFrame:
+    """The front end's trials and every verification round's (column ROUND_COLUMN: 0 for the
+    front end, n for round n); a run never verified: its table as it is."""
+    front = read_table(run_dir)
+    rounds = [read_table(folder).assign(**{ROUND_COLUMN: n})
+              for n, folder in enumerate(round_dirs(run_dir), start=1)]
+    rounds = [frame for frame in rounds if not frame.empty]
+    if not rounds:
+        return front
+    return pd.concat([front.assign(**{ROUND_COLUMN: 0}), *rounds], ignore_index=True)
 
 
 def read_csv(path: Path) -> pd.DataFrame:

@@ -11,8 +11,9 @@ from nas.answer.settings import VerifySettings
 from nas.answer.stats import Noise
 from nas.results.atomic import atomic_write
 from nas.results.names import ANSWER_JSON, ANSWER_MD
+from nas.results.table import all_trials, round_dirs
 from nas.search.resume import saved_run
-from nas.search.verify import all_trials, race_of, round_dirs
+from nas.search.verify import race_of
 
 
 def answer_of(run_dir: Path, settings: VerifySettings | None = None) -> Answer:

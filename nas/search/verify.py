@@ -13,22 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from nas.answer.data import candidates, seed_curves
 from nas.answer.race import Race, Standing
 from nas.answer.settings import VerifySettings
 from nas.answer.stats import epoch_noise
 from nas.results.atomic import write_json
 from nas.results.meta import read_meta
-from nas.results.names import META, RACE_JSON, SEED, VERIFY_DIR
+from nas.results.names import META, RACE_JSON, ROUND, SEED, VERIFY_DIR
 from nas.results.store import META_KEY as STORE_KEY
-from nas.results.table import read_table
+from nas.results.table import read_table, round_dirs
 from nas.results.values import number, text
 from nas.search.resume import Budget, saved_run
-
-ROUND = "round-{:02d}"
-ROUND_COLUMN = "verify_round"  # 0: the front end's trials; n: verification round n
 
 
 class VerifyError(ValueError):
@@ -43,22 +38,6 @@ class Verified:
     standing: Standing
     rounds: int
     interrupted: bool
-
-
-def round_dirs(run_dir: Path) -> list[Path]:
-    """The run's verification rounds, in order."""
-    folder = run_dir / VERIFY_DIR
-    return sorted(p for p in folder.glob("round-*") if p.is_dir()) if folder.is_dir() else []
-
-
-def all_trials(run_dir: Path) -> pd.DataFrame:
-    """The front end's trials and every verification round's, `verify_round` telling them apart."""
-    frames = [read_table(run_dir).assign(**{ROUND_COLUMN: 0})]
-    for number_, folder in enumerate(round_dirs(run_dir), start=1):
-        frame = read_table(folder)
-        if not frame.empty:
-            frames.append(frame.assign(**{ROUND_COLUMN: number_}))
-    return pd.concat([f for f in frames if not f.empty] or frames[:1], ignore_index=True)
 
 
 def point_params(row: dict[str, Any]) -> dict[str, Any]:

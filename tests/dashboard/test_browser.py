@@ -20,6 +20,7 @@ from nas.dashboard.page import write_html
 from nas.dashboard.server import Dashboard, DashServer
 from nas.results.atomic import atomic_write
 from nas.results.ranking import best_trial
+from nas.results.table import all_trials
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -335,3 +336,21 @@ def driver_figure(driver, element_id: str) -> dict:
         "var ys = (el.data || []).filter(t => (t.legendgroup === 'completed'"
         " || t.legendgroup === 'stopped') && t.visible !== false).flatMap(t => t.y);"
         "return { title: el.layout.title.text, y: ys };", element_id)
+
+
+def test_the_answer_comes_first_and_the_charts_open_where_it_rests(browser, raced_run, tmp_path):
+    out = tmp_path / "dashboard.html"
+    write_html(load_run(raced_run), out)
+    load(browser, out.as_uri())
+    answer = json.loads((raced_run / "answer.json").read_text())
+    first = browser.execute_script("return document.querySelector('#content section').id")
+    assert first == "answer"
+    said = text(browser, "answer")
+    assert f"Practical pick: {answer['pick']}" in said
+    rows = browser.execute_script(
+        "return document.querySelectorAll('#answer table.answer-tier tbody tr').length")
+    assert rows == len(answer["tier"])
+    assert browser.execute_script("return document.getElementById('fidelity-epoch').value") \
+        == str(answer["fidelity"])
+    assert "what the answer rests on" in text(browser, "fidelity-bar")
+    check_page(browser, all_trials(raced_run))  # the verification runs are trials too

@@ -10,27 +10,18 @@ import pandas as pd
 import pytest
 
 from nas.answer.settings import VerifySettings
+from nas.results.table import round_dirs
 from nas.search.resume import saved_run
 from nas.search.space.points import genotype
-from nas.search.verify import point_params, race_of, round_dirs
-from tests.searchkit import TINY, run_cli, variant, write_space
-
-# Two seeds a point at most, and a prior noise so the first round can already separate: the
-# front end's completed points each get one fresh seed (1), then the cap stops the race.
-RACED = variant(TINY, name="tiny_raced", train={"epochs": 2},
-                search={"trials": 5, "grace_period": 1, "reduction_factor": 2},
-                verify={"max_seeds_per_point": 2, "noise_prior_sd": 0.02,
-                        "noise_prior_df": 8.0})
+from nas.search.verify import point_params, race_of
+from tests.conftest import SEARCH_OUT
+from tests.searchkit import RACED, TINY, run_cli, variant, write_space
 
 
 @pytest.fixture(scope="module")
-def raced(tmp_path_factory, cifar_dir) -> tuple[Path, str]:
-    folder = tmp_path_factory.mktemp("raced")
-    space = write_space(folder, RACED)
-    done = run_cli("--space", str(space), "--name", "r", "--results-dir", str(folder),
-                   env={**os.environ, "NAS_DATA_DIR": str(cifar_dir)})
-    assert done.returncode == 0, done.stderr[-3000:]
-    return folder / "r", done.stdout
+def raced(raced_run) -> tuple[Path, str]:
+    """The session's raced run folder and what its search printed."""
+    return raced_run, (raced_run.parent / SEARCH_OUT).read_text()
 
 
 def test_the_front_ends_points_are_trained_again_with_fresh_seeds(raced):
