@@ -38,6 +38,7 @@ FULL_BUDGET = "completed"  # trained every epoch of the budget: the results rank
 # In optuna.db: each Optuna trial's user attributes name its Ray trial and its table status.
 OPTUNA_TRIAL_ATTR = "trial_id"
 OPTUNA_STATUS_ATTR = "status"
+OPTUNA_SKIPPED_ATTR = "skipped"  # a proposal told without training: why (never a table row)
 OPTUNA_RUN_ATTR = "run"  # the run folder (driver) that ran it: a shared study splits by it
 # In meta.json: the study's name and its storage's URL, password hidden (None: optuna.db).
 STUDY_KEY = "optuna_study"

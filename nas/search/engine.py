@@ -232,7 +232,7 @@ def _tuner(space: Space, budget: Budget, opts: SearchOptions, program: ProgramOp
     from nas.search.relocate import RunSearchGenerator, RunStudyStorage
     from nas.search.samplers import build_sampler
     from nas.search.searcher import StudySearcher
-    from nas.search.space.points import DefineByRun
+    from nas.search.space.points import DefineByRun, PaperCheck
 
     settings = search_settings(space, budget, program.full_schedule)
     storage = (study_store.open_storage(opts.storage) if opts.storage
@@ -243,9 +243,12 @@ def _tuner(space: Space, budget: Budget, opts: SearchOptions, program: ProgramOp
                             build_sampler(space, settings["sampler"]),
                             opts.resume or opts.study is not None, where)
     points = (list(program.points) or _reference_points(space)) if created else []
+    # a sampler's proposals are screened on paper; a grid's and a program's points are each
+    # wanted once, as they are (an infeasible one is recorded in the table)
+    screen = not program.points and space.search.sampler != "grid"
     searcher = StudySearcher(study, DefineByRun(space), list(space.objectives.metrics),
                              budget.epochs, points, space.search.stopped_as, run=run_dir.name,
-                             where=where)
+                             where=where, check=PaperCheck(space) if screen else None)
     # wrapped here rather than by Ray (max_concurrent_trials) so the generator is ours
     search_alg = RunSearchGenerator(ConcurrencyLimiter(searcher, budget.concurrency))
     asha = {k: v for k, v in settings["scheduler"].items() if k != "name"}

@@ -21,9 +21,20 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from nas.results.atomic import atomic_write
-from nas.results.names import OPTUNA_RUN_ATTR, OPTUNA_STATUS_ATTR, OPTUNA_TRIAL_ATTR, SEED
+from nas.results.names import (
+    OPTUNA_RUN_ATTR,
+    OPTUNA_STATUS_ATTR,
+    OPTUNA_TRIAL_ATTR,
+    SEED,
+)
+from nas.results.names import (
+    OPTUNA_SKIPPED_ATTR as SKIPPED_ATTR,
+)
 from nas.results.records import TrialReport, trial_status
 from nas.search.study_store import retried
+
+MAX_SKIPS = 100  # proposals screened in a row before one is taken as it is (a nearly
+# infeasible space must still end)
 
 # How each status of the trials table is told to Optuna (diverged: PRUNED only with a curve).
 STATES = {"completed": TrialState.COMPLETE, "stopped": TrialState.PRUNED,
@@ -77,11 +88,14 @@ class StudySearcher(Searcher):
     # what a searcher pickled before these existed reads back as
     run: str | None = None
     where = "the study's storage"
+    check: Callable[[dict[str, Any]], Any] | None = None
+    seen: dict[str, tuple[TrialState, list[float] | None, list[tuple[int, float]]]] | None = None
 
     def __init__(self, study: optuna.Study, define: Callable[[optuna.Trial], Any],
                  metrics: list[str], max_epochs: int, points: list[dict[str, Any]] = (),
                  stopped_as: str = "pruned", run: str | None = None,
-                 where: str = "the study's storage"):
+                 where: str = "the study's storage",
+                 check: Callable[[dict[str, Any]], Any] | None = None):
         modes = ["max" if d == optuna.study.StudyDirection.MAXIMIZE else "min"
                  for d in study.directions]
         one = len(metrics) == 1
@@ -93,6 +107,10 @@ class StudySearcher(Searcher):
         self.run, self.where = run, where
         self.trials: dict[str, optuna.Trial] = {}  # Ray trial id -> its running Optuna trial
         self.reported: dict[str, int] = {}  # Ray trial id -> epochs told as intermediate values
+        # proposals screened on paper (nas.search.space.points.PaperCheck): infeasible ones and
+        # repeats of a point this search trained are told at once and never become Ray trials
+        self.check = check
+        self.seen = {}  # arch key -> (state, values, curve) of the trial that trained it
         for point in points:  # the reference points (or a program's), asked first
             retried(lambda point=point: _enqueue(study, point), where)
 
@@ -107,9 +125,19 @@ class StudySearcher(Searcher):
         return dict(trial.params) | ({} if seed is None else {SEED: seed})
 
     def _ask(self, trial_id: str) -> optuna.Trial:
+        for attempt in range(MAX_SKIPS + 1):
+            trial = self._ask_once(trial_id, screen=attempt < MAX_SKIPS)
+            if trial is not None:
+                return trial
+        raise AssertionError("unreachable: the last attempt is never screened")
+
+    def _ask_once(self, trial_id: str, screen: bool) -> optuna.Trial | None:
+        """One proposal: None when screening told it already (infeasible or a repeat)."""
         trial = self.study.ask()
         try:
             self.define(trial)
+            if screen and self._screened(trial):
+                return None
             trial.set_user_attr(OPTUNA_TRIAL_ATTR, trial_id)
             if self.run is not None:
                 trial.set_user_attr(OPTUNA_RUN_ATTR, self.run)
@@ -120,6 +148,35 @@ class StudySearcher(Searcher):
                                                 skip_if_finished=True), self.where)
             raise
         return trial
+
+    def _screened(self, trial: optuna.Trial) -> bool:
+        """Tell a proposal that needs no training: infeasible on paper (PRUNED with its
+        constraints, as a trained-as-infeasible trial is told) or a point this search trained
+        already (told as that trial was: same state, value and curve; with the same seed it
+        would train to the same result)."""
+        found = self.check(trial.params) if self.check is not None else None
+        if found is None:
+            return False
+        key, over = found
+        if self.run is not None and (over is not None or key in (self.seen or {})):
+            trial.set_user_attr(OPTUNA_RUN_ATTR, self.run)
+        if over is not None:
+            for name, value in over.items():
+                trial.set_constraint(name, value)
+            trial.set_user_attr(OPTUNA_STATUS_ATTR, "infeasible")
+            trial.set_user_attr(SKIPPED_ATTR, "infeasible on paper: not trained")
+            self.study.tell(trial, state=TrialState.PRUNED)
+            return True
+        if key not in (self.seen or {}):
+            return False
+        state, values, curve = self.seen[key]
+        if len(self.study.directions) == 1:
+            for epoch, value in curve:
+                trial.report(value, epoch)
+        trial.set_user_attr(OPTUNA_STATUS_ATTR, "repeat")
+        trial.set_user_attr(SKIPPED_ATTR, f"repeats {key}: not trained again")
+        self.study.tell(trial, values, state=state)
+        return True
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         """Every finished epoch as an intermediate value at its epoch (live in optuna-dashboard)."""
@@ -146,6 +203,11 @@ class StudySearcher(Searcher):
             self.study.tell(trial, values, state=state, skip_if_finished=True)
 
         retried(tell, self.where)
+        key = result.get("arch_key")
+        if key and state in (TrialState.COMPLETE, TrialState.PRUNED) and status in (
+                "completed", "stopped"):
+            self.seen = self.seen if self.seen is not None else {}
+            self.seen[key] = (state, values, finite_curve(result))
         self.trials.pop(trial_id, None)
         self.reported.pop(trial_id, None)
 

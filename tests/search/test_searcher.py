@@ -206,3 +206,57 @@ def test_a_failed_trial_a_resume_ran_again_gets_its_result_as_a_new_trial():
     assert len(study.trials) == 3
     theirs = [t for t in study.trials if t.user_attrs.get("run") == "theirs"]
     assert [t.state for t in theirs] == [TrialState.FAIL]  # the other driver's untouched
+
+
+class Screen:
+    """A paper check: the first `infeasible` proposals break a limit; a point's key is its
+    params, so a repeated proposal is a repeated point."""
+
+    def __init__(self, infeasible: int = 0):
+        self.left = infeasible
+
+    def __call__(self, params):
+        self.left -= 1
+        return repr(sorted(params.items())), ({"max_params": 0.5} if self.left >= 0 else None)
+
+
+def screened(s: StudySearcher) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in s.study.trials if "skipped" in t.user_attrs]
+
+
+def test_infeasible_proposals_are_told_on_paper_and_cost_no_trial():
+    s = searcher()
+    s.check = Screen(infeasible=3)
+    config = s.suggest("a")
+    assert config and len(s.study.trials) == 4
+    skipped = screened(s)
+    assert len(skipped) == 3 and all(
+        t.state == TrialState.PRUNED and t.constraints == {"max_params": 0.5}
+        and t.user_attrs["status"] == "infeasible" and "trial_id" not in t.user_attrs
+        for t in skipped)
+    assert told(s, "a").state == TrialState.RUNNING  # the one Ray trains
+
+
+def test_a_repeated_point_is_told_what_it_scored_and_not_trained_again():
+    s = searcher()
+    s.check = Screen()
+    config = s.suggest("a")
+    s.on_trial_complete("a", {"curve": [0.2, 0.3, 0.4], "training_iteration": 3,
+                              "status": "running", "val_acc": 0.4,
+                              "arch_key": repr(sorted(config.items()))})
+    s.study.enqueue_trial(config)  # the same point proposed again (as a sampler may)
+    again = s.suggest("b")
+    (repeat,) = screened(s)
+    assert repeat.params == config and again != config
+    assert (repeat.state, repeat.value, repeat.user_attrs["status"]) == (
+        TrialState.COMPLETE, 0.4, "repeat")
+    assert repeat.intermediate_values == {1: 0.2, 2: 0.3, 3: 0.4}
+
+
+def test_a_space_of_nothing_but_infeasible_points_still_ends():
+    from nas.search.searcher import MAX_SKIPS
+
+    s = searcher()
+    s.check = Screen(infeasible=10 ** 6)
+    assert s.suggest("a")  # taken as it is after MAX_SKIPS screened proposals
+    assert len(screened(s)) == MAX_SKIPS

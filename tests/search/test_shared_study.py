@@ -77,7 +77,9 @@ def by_run(trials: list[optuna.trial.FrozenTrial]) -> dict[str, list[str]]:
     """Each driver's (run folder's) Ray trial ids in the study."""
     split: dict[str, list[str]] = {}
     for t in trials:
-        split.setdefault(t.user_attrs[OPTUNA_RUN_ATTR], []).append(t.user_attrs[OPTUNA_TRIAL_ATTR])
+        if OPTUNA_TRIAL_ATTR in t.user_attrs:  # not a proposal screened on paper (no trial)
+            split.setdefault(t.user_attrs[OPTUNA_RUN_ATTR], []).append(
+                t.user_attrs[OPTUNA_TRIAL_ATTR])
     return split
 
 
@@ -152,7 +154,8 @@ def test_a_database_restart_mid_search_is_carried_through(tmp_path, postgres):
     table = rows(tmp_path / "r")
     assert len(table) == 4, output[-2000:]
     trials = study_trials(url, "restart")
-    told = [t for t in trials if OPTUNA_STATUS_ATTR in t.user_attrs]
+    told = [t for t in trials if OPTUNA_STATUS_ATTR in t.user_attrs
+            and OPTUNA_TRIAL_ATTR in t.user_attrs]  # screened proposals were never trials
     assert sorted(t.user_attrs[OPTUNA_TRIAL_ATTR] for t in told) == sorted(table["trial_id"])
     assert all(t.state.is_finished() for t in told)
     # a trial being asked when the connection broke is asked again; the half-made one is FAIL
@@ -180,7 +183,8 @@ def test_a_database_gone_for_longer_ends_the_driver_and_its_resume_settles_the_s
     table = rows(tmp_path / "o")
     assert len(table) == 4 and set(kept["trial_id"]) <= set(table["trial_id"])
     trials = study_trials(url, "outage")
-    told = [t for t in trials if OPTUNA_STATUS_ATTR in t.user_attrs]
+    told = [t for t in trials if OPTUNA_STATUS_ATTR in t.user_attrs
+            and OPTUNA_TRIAL_ATTR in t.user_attrs]  # screened proposals were never trials
     assert sorted(t.user_attrs[OPTUNA_TRIAL_ATTR] for t in told) == sorted(table["trial_id"])
     # nothing of this run left half-told in the study (a trial whose ask the outage cut
     # before it got its run attribute cannot be attributed in a shared study, and is left)

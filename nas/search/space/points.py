@@ -227,6 +227,24 @@ def violation(space: Space, arch: Genotype) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class PaperCheck:
+    """What a proposal is on paper, before any training: its architecture's key and, when it
+    breaks [constraints], the constraint values (a picklable object, like DefineByRun)."""
+
+    space: Space
+
+    def __call__(self, params: dict[str, Value]) -> tuple[str, dict[str, float] | None] | None:
+        """(key, constraint values if infeasible else None); None when no genotype can be
+        built (the trial then fails with the reason, as before)."""
+        try:
+            arch = genotype(self.space, params)
+        except GenotypeError:
+            return None
+        over = constraint_values(self.space, arch) if violation(self.space, arch) else None
+        return arch.key(), over
+
+
 def sample_params(space: Space, n: int, seed: int) -> list[dict[str, Value]]:
     """n uniformly random parameter sets (for dry runs and constraint checks)."""
     rng = random.Random(seed)
