@@ -1,4 +1,5 @@
-"""The trials table written and read back (CSV, Parquet); a genotype as columns, parsed strictly."""
+"""The trials table written and read back (CSV, Parquet), a run's verification rounds' included; a
+genotype as columns, parsed strictly."""
 
 from __future__ import annotations
 
