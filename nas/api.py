@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pandas as pd
 from nas.arch.describe import describe_arch
 from nas.arch.genotype import Genotype
 from nas.results.meta import read_meta
-from nas.results.names import META
+from nas.results.names import ANSWER_JSON, META
 from nas.results.ranking import best_trial, fidelity_text
 from nas.results.table import parse_genotype, read_table
 from nas.results.values import number, text
@@ -54,6 +55,13 @@ class Run:
     def trials(self) -> pd.DataFrame:
         """trials.csv as a typed table, read afresh (a running search adds rows)."""
         return read_table(self.path)
+
+    @property
+    def answer(self) -> dict[str, Any] | None:
+        """answer.json (the tier, the pick, the factor effects, the cost), or None before the
+        run has answered; answer.md says the same for people."""
+        path = self.path / ANSWER_JSON
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
     @property
     def best(self) -> Best | None:
@@ -111,9 +119,10 @@ def search(space: str | Path = "cifar_spectrum", *, trials: int | None = None,
            concurrency: int | None = None, cpus_per_trial: float = 1.0,
            gpus_per_trial: float | None = None, resume: bool = False,
            address: str | None = None, storage_path: str | None = None,
-           storage: str | None = None, study: str | None = None) -> Run:
+           storage: str | None = None, study: str | None = None, verify: bool = True) -> Run:
     """Run (or resume) a search of `space` (a TOML file or a bundled space's name), as
-    `run_search.py` does with the same flags; the finished run."""
+    `run_search.py` does with the same flags: the space's [verify] race after it (unless
+    `verify` is False) and the answer written; the finished run."""
     from nas.search.engine import SearchOptions
     from nas.search.engine import search as run_search
     from nas.search.space.load import space_file
@@ -124,4 +133,9 @@ def search(space: str | Path = "cifar_spectrum", *, trials: int | None = None,
         data_dir=None if data_dir is None else Path(data_dir), name=name, seed=seed,
         resume=resume, address=address, storage_path=storage_path, storage=storage, study=study,
         results_dir=Path(results_dir))
-    return Run(run_search(opts).run_dir)
+    outcome = run_search(opts)
+    if not outcome.interrupted:
+        from nas.search.conclude import conclude
+
+        conclude(outcome.run_dir, race=verify, address=address, data_dir=opts.data_dir)
+    return Run(outcome.run_dir)

@@ -23,7 +23,7 @@ from nas import api
 run = api.search(sys.argv[1], trials=2, max_epochs=1, data_dir=sys.argv[2], name="nb",
                  results_dir=sys.argv[3])
 print(json.dumps({"path": str(run.path), "rows": len(run.trials),
-                  "best": run.best.trial_id, "text": str(run.best)}))
+                  "best": run.best.trial_id, "text": str(run.best), "answer": run.answer}))
 """
 
 
@@ -45,6 +45,15 @@ def test_a_search_from_python_returns_its_run(tmp_path, cifar_dir):
     table = read_table(tmp_path / "nb")
     assert got["best"] == best_trial(table)["trial_id"]
     assert got["text"].startswith(f"trial {got['best']} (") and "s1: spectrum" in got["text"]
+    # no [verify] in TINY: the answer rests on the front end's one seed a point
+    assert got["answer"]["pick"] in set(table["arch_key"])
+    assert got["answer"] == json.loads((tmp_path / "nb" / "answer.json").read_text())
+
+
+def test_a_raced_runs_answer_reads_back(raced_run):
+    run = api.open_run(raced_run)
+    assert run.answer == json.loads((raced_run / "answer.json").read_text())
+    assert run.answer["tier"][0]["key"] == run.answer["leader"]
 
 
 def test_a_run_reads_its_table_and_best_as_the_views_do(run_copy):

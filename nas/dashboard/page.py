@@ -30,7 +30,7 @@ from nas.dashboard.importance import importances
 from nas.dashboard.overview import overview, section
 from nas.dashboard.table import SHOWN_SCORES, cell, scores_table, trials_table
 from nas.results.atomic import atomic_write
-from nas.results.names import STUDY_CSV, SUPERNET_CSV, TABLE
+from nas.results.names import ROUND_COLUMN, STUDY_CSV, SUPERNET_CSV, TABLE
 from nas.results.values import text
 
 
@@ -75,7 +75,7 @@ def payload(run: Run) -> dict[str, Any]:
         shown = views.get(default, {"html": dict.fromkeys(SLOTS, NO_ACCURACY), "figures": {}})
         fidelity = {"default": default, "views": {str(e): _json(v) for e, v in views.items()}}
         figures |= shown["figures"]
-        parts += [_fidelity_bar(options, default, run.answer is not None),
+        parts += [_fidelity_bar(options, default, ROUND_COLUMN in run.table),
                   _cost(shown["html"]["cost"], _runtime_bar(run)),
                   _spectrum(shown["html"]["spectrum"]), _factors(shown["html"]["factors"]),
                   _importance(run, shown["html"]["importance"], figures),
@@ -90,9 +90,11 @@ def payload(run: Run) -> dict[str, Any]:
 
 
 def _opening_epoch(run: Run, options: list[Fidelity]) -> int | None:
-    """Where the charts open: at the fidelity the answer rests on (the full budget, every
-    verification seed), else the largest epoch every trial reached."""
-    rests = run.answer.get("fidelity") if run.answer else None
+    """Where the charts open: at the fidelity a raced answer rests on (the full budget, every
+    verification seed), else the largest epoch every trial reached (an answer from the front
+    end's one seed a point compares only the points ASHA let finish)."""
+    raced = run.answer is not None and ROUND_COLUMN in run.table
+    rests = run.answer.get("fidelity") if raced else None
     if rests in {f.epoch for f in options}:
         return rests
     return default_epoch(options)
