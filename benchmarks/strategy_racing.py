@@ -89,24 +89,26 @@ def pooled_truth(bench: Bench, extra: list[Path]) -> Truth:
                  base, bench.epochs, bench.compute_s(), note)
 
 
-def front_candidates(done: pd.DataFrame, truth: Truth) -> tuple[list[Candidate],
-                                                                 dict[str, list[list[float]]]]:
+def front_candidates(done: pd.DataFrame, truth: Truth
+                     ) -> tuple[list[Candidate], dict[str, dict[int, list[float]]]]:
     """The finished trials as the product reads a front end (nas.answer.data.candidates), each
-    trial one seed: the bench seed it replayed; and every seed curve they measured."""
+    trial one seed: the bench seed it replayed; and the curve of each (point, seed) they saw
+    (two trials that replayed the same seed saw one measurement: the longer curve is kept)."""
     rows, curves = [], {}
     for row in done.to_dict("records"):
         if row.get("status") not in ("completed", "stopped"):
             continue
         curve = row["curve"] if isinstance(row["curve"], list) else json.loads(row["curve"])
-        rows.append({"status": row["status"], "arch_key": row["arch_key"],
-                     "seed": truth.base_seed + int(row["replay_seed"]),
+        seed = truth.base_seed + int(row["replay_seed"])
+        rows.append({"status": row["status"], "arch_key": row["arch_key"], "seed": seed,
                      "seed_curves": json.dumps([curve])})
-        curves.setdefault(row["arch_key"], []).append(curve)
+        mine = curves.setdefault(row["arch_key"], {})
+        mine[seed] = max(mine.get(seed, []), list(curve), key=len)
     found = candidates(pd.DataFrame(rows), truth.epochs) if rows else []
-    # the bench's measured cost; the seed cap: the bench seeds left to draw (a stopped point's
-    # replayed seed is no full-budget result, and a verification run never repeats it)
-    return [dataclasses.replace(c, cost_s=truth.cost_s[c.key], max_seeds=len(
-        truth.seeds[c.key]) - (len(c.seeds) if c.stopped else 0)) for c in found], curves
+    # the bench's measured cost; the seed cap: the full-budget results it has and the bench
+    # seeds the front end never replayed (a verification run repeats none of them)
+    return [dataclasses.replace(c, cost_s=truth.cost_s[c.key], max_seeds=len(c.accs) + len(
+        set(truth.seeds[c.key]) - set(curves[c.key]))) for c in found], curves
 
 
 def race_front(done: pd.DataFrame, truth: Truth, settings: VerifySettings,
@@ -117,19 +119,22 @@ def race_front(done: pd.DataFrame, truth: Truth, settings: VerifySettings,
     found, curves = front_candidates(done, truth)
     if not any(c.accs for c in found):
         return None
-    draws = {c.key: rng.sample(sorted(set(truth.seeds[c.key]) - set(c.seeds)),
-                               len(set(truth.seeds[c.key]) - set(c.seeds))) for c in found}
+    draws = {c.key: sorted(set(truth.seeds[c.key]) - set(curves[c.key])) for c in found}
+    for left in draws.values():
+        rng.shuffle(left)
     stopped = {len(c.curve) for c in found if c.stopped}
 
     def early() -> dict[int, Noise]:
-        return {k: epoch_noise(curves, k) for k in stopped}
+        return {k: epoch_noise({key: list(v.values()) for key, v in curves.items()}, k)
+                for k in stopped}
 
     race = Race(settings, found, early())
     while requests := race.next_requests():
         for r in requests:
-            got = truth.seeds[r.key][draws[r.key].pop()]
+            seed = draws[r.key].pop()
+            got = truth.seeds[r.key][seed]
             race.record(r.key, r.seed, got.curve[-1], got.cost_s)
-            curves.setdefault(r.key, []).append(list(got.curve))
+            curves[r.key][seed] = list(got.curve)
         race = Race(settings, found, early(), race.runs)
     return race.standing()
 

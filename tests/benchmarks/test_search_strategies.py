@@ -155,6 +155,18 @@ def test_a_race_stops_when_the_leader_separates_and_when_its_budget_is_spent():
     assert sr.race_front(front.iloc[:0], close, tight, random.Random(0)) is None
 
 
+def test_a_seed_the_front_end_replayed_is_never_drawn_again():
+    truth = hand_truth({"a": [0.60, 0.62, 0.61], "b": [0.50, 0.52, 0.51]})
+    front = pd.DataFrame([trial("1", "a", 1, [0.31, 0.62], 10.0, 1.0),
+                          trial("2", "a", 0, [0.30], 5.0, 2.0),  # stopped: seed 0 is spent
+                          trial("3", "a", 1, [0.31, 0.62], 10.0, 3.0),  # the same seed again
+                          trial("4", "b", 2, [0.255, 0.51], 10.0, 4.0)])
+    found, curves = sr.front_candidates(front, truth)
+    assert {c.key: (c.accs, c.seeds, c.max_seeds) for c in found} == {
+        "a": ((0.62,), (1,), 2), "b": ((0.51,), (2,), 3)}
+    assert curves == {"a": {1: [0.31, 0.62], 0: [0.30]}, "b": {2: [0.255, 0.51]}}
+
+
 def test_the_racing_summary_by_hand(bench):
     truth = sr.pooled_truth(bench, [])
     keys = sorted(bench.points, key=lambda k: bench.points[k].final)  # finals .31 .. .46
