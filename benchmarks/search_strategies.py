@@ -10,6 +10,11 @@ best completed (full-budget) trial among those finished within that much simulat
 accuracy minus the returned point's mean final accuracy, in percentage points. Writes
 `<out>.md` (the table) and `<out>.html` / `<out>.png` (regret against compute); every finished
 replay goes to `<out>.replays.jsonl` first, so a rerun with the same settings resumes.
+
+Each strategy is also read "+ racing" (benchmarks/strategy_racing.py, `--no-racing` skips it):
+the race of nas.answer.race after the trials finished within each budget, its verification
+runs drawn from the bench's other seeds of a point (`--extra` folders' seeds pooled in);
+`<out>.racing.csv` and a section of `<out>.md`. Racing reuses the cached replays.
 """
 
 from __future__ import annotations
