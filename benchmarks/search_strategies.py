@@ -10,6 +10,11 @@ best completed (full-budget) trial among those finished within that much simulat
 accuracy minus the returned point's mean final accuracy, in percentage points. Writes
 `<out>.md` (the table) and `<out>.html` / `<out>.png` (regret against compute); every finished
 replay goes to `<out>.replays.jsonl` first, so a rerun with the same settings resumes.
+
+Each strategy is also read "+ racing" (benchmarks/strategy_racing.py, `--no-racing` skips it):
+the race of nas.answer.race after the trials finished within each budget, its verification
+runs drawn from the bench's other seeds of a point (`--extra` folders' seeds pooled in);
+`<out>.racing.csv` and a section of `<out>.md`. Racing reuses the cached replays.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from typing import Any
 import pandas as pd
 
 from benchmarks.common import machine
+from nas.answer.settings import VerifyError, VerifySettings
 from nas.bench.report import write_png
 from nas.bench.table import Bench, load_bench
 from nas.results.atomic import atomic_write
@@ -120,14 +126,21 @@ def trajectory(table: pd.DataFrame, bench: Bench, budgets_s: list[float]
     """(regret in points, rank) of what the search returns at each budget (None: nothing yet)."""
     if table.empty:
         return [(None, None)] * len(budgets_s)
-    done = table.sort_values("clock_s", kind="stable").reset_index(drop=True)
-    spent = pd.to_numeric(done["simulated_s"], errors="coerce").fillna(0.0).cumsum()
     out = []
     for budget in budgets_s:
-        key = returned(done[spent <= budget + 1e-9])
+        key = returned(finished_by(table, budget))
         out.append((None, None) if key is None else
                    (100 * bench.regret(key), bench.rank(key)))
     return out
+
+
+def finished_by(table: pd.DataFrame, budget_s: float) -> pd.DataFrame:
+    """The trials that finished within `budget_s` simulated seconds, in the order they did."""
+    if table.empty:
+        return table
+    done = table.sort_values("clock_s", kind="stable").reset_index(drop=True)
+    spent = pd.to_numeric(done["simulated_s"], errors="coerce").fillna(0.0).cumsum()
+    return done[spent <= budget_s + 1e-9]
 
 
 def _start_worker() -> None:
@@ -162,7 +175,10 @@ def replay(job: tuple[str, int, str, float, float, int, str]) -> dict[str, Any]:
                 "budget_s": budget_s, "trials": trials, "table": table.to_dict("records")}
 
 
-KEPT = ("trial_id", "arch_key", "status", "best_val_acc", "macs", "simulated_s", "clock_s")
+# replay_seed and curve: what racing after the search needs (the bench seed a trial replayed,
+# the curve it saw: an ASHA-stopped trial's ends where it stopped)
+KEPT = ("trial_id", "arch_key", "status", "best_val_acc", "macs", "simulated_s", "clock_s",
+        "replay_seed", "curve")
 
 
 def load_replays(path: Path) -> list[dict[str, Any]]:
@@ -191,6 +207,12 @@ def reusable(result: dict[str, Any], settings: dict[str, Any], budget_s: float, 
     """An earlier replay of the same strategy settings and speed that ran at least this far."""
     return (result.get("settings") == settings and result.get("speed") == speed
             and result.get("trials") == trials and result.get("budget_s", 0) >= budget_s - 1e-6)
+
+
+def raceable(result: dict[str, Any]) -> bool:
+    """Whether a cached replay kept what racing needs: each trial's bench seed and curve (a
+    replay cached before racing was measured did not)."""
+    return all("replay_seed" in row and "curve" in row for row in result["table"])
 
 
 def summarize(results: list[dict[str, Any]], bench: Bench,
@@ -288,8 +310,9 @@ def single_seed_floor(bench: Bench) -> list[str]:
             " that size are within a single seed's noise)"]
 
 
-def figure(frame: pd.DataFrame):
-    """Regret against compute per strategy, the IQR as a band."""
+def figure(frame: pd.DataFrame, racing: pd.DataFrame | None = None):
+    """Regret against compute per strategy, the IQR as a band; + racing dashed, at its median
+    compute (front end + racing; its regret against the pooled truth of every bench seed)."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -302,10 +325,30 @@ def figure(frame: pd.DataFrame):
                                  hoverinfo="skip", legendgroup=name))
         fig.add_trace(go.Scatter(x=x, y=mine["regret_pp_median"].tolist(), mode="lines+markers",
                                  name=name, legendgroup=name))
+        raced = (racing[(racing["strategy"] == name) & (racing["mode"] == "+ racing")]
+                 if racing is not None else ())
+        if len(raced):
+            fig.add_trace(go.Scatter(x=(100 * raced["compute_median"]).tolist(),
+                                     y=raced["regret_pp_median"].tolist(), mode="lines+markers",
+                                     line=dict(dash="dash"), name=f"{name} + racing",
+                                     legendgroup=name))
     fig.update_layout(xaxis_title="compute (% of the bench's training seconds)",
                       yaxis_title="regret (points of validation accuracy), median and IQR",
-                      template="plotly_white", width=900, height=520)
+                      title=machine(), template="plotly_white", width=900, height=520)
     return fig
+
+
+def _racing(results: list[dict[str, Any]], bench: Bench, budgets: tuple[float, ...],
+            settings: VerifySettings, args: argparse.Namespace
+            ) -> tuple[pd.DataFrame, list[str]]:
+    """Every replay read alone and + racing against the pooled truth: the table and its lines."""
+    from benchmarks import strategy_racing as sr  # it imports this module
+
+    truth = sr.pooled_truth(bench, args.extra)
+    print(f"Racing: {truth.note}", flush=True)
+    frame = sr.summarize(results, truth, budgets, settings)
+    return frame, [*sr.markdown(frame, truth, settings, machine()), "",
+                   *sr.verdicts(frame, machine())]
 
 
 def timed_default_replay(bench_dir: Path, speed: float) -> float:
@@ -334,7 +377,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--budgets", type=float, nargs="+", default=list(BUDGETS),
                    help="fractions of the bench's compute to read the searches at")
     p.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "strategies")
+    race = p.add_argument_group("racing after each search (+ racing; nas.answer.race)")
+    race.add_argument("--no-racing", dest="racing", action="store_false",
+                      help="measure each strategy alone only")
+    race.add_argument("--extra", type=Path, action="append", default=[],
+                      help="another bench folder with more seeds of the same points, pooled by"
+                      " arch_key into the truth and the verification draws (repeatable)")
+    race.add_argument("--confidence", type=float, default=0.9, help="[verify] confidence")
+    race.add_argument("--max-seeds", type=int, default=4, help="[verify] max_seeds_per_point"
+                      " (a point gets no more seeds than the bench has of it)")
+    race.add_argument("--race-budget-s", type=float,
+                      help="[verify] budget_core_s (default: 10 %% of the bench's compute)")
+    race.add_argument("--noise-prior-sd", type=float, default=0.0,
+                      help="[verify] noise_prior_sd (accuracy, 0-1); 0: none")
+    race.add_argument("--noise-prior-df", type=float, default=0.0,
+                      help="[verify] noise_prior_df; with --noise-prior-sd")
     return p.parse_args(argv)
+
+
+def verify_settings(args: argparse.Namespace, bench: Bench) -> VerifySettings:
+    """The race's [verify] settings from the flags (a one-line exit for one out of range)."""
+    budget = args.race_budget_s if args.race_budget_s is not None else 0.1 * bench.compute_s()
+    try:
+        return VerifySettings(confidence=args.confidence, max_seeds_per_point=args.max_seeds,
+                              budget_core_s=budget, noise_prior_sd=args.noise_prior_sd,
+                              noise_prior_df=args.noise_prior_df).check()
+    except VerifyError as err:
+        raise SystemExit(str(err)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -344,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--budgets {args.budgets}: each must be a fraction in (0, 1]")
     strategies = {n: STRATEGIES[n] for n in (args.strategies or STRATEGIES)}
     bench = load_bench(args.bench)
+    settings = verify_settings(args, bench)
     total = bench.compute_s()
     header = [f"# Search strategies on {bench.run_dir.name}",
               "", f"Bench: {len(bench.points)} points x {bench.seeds} seeds x {bench.epochs}"
@@ -354,9 +424,13 @@ def main(argv: list[str] | None = None) -> int:
     budget_s = max(budgets) * total
     args.out.parent.mkdir(parents=True, exist_ok=True)
     log = args.out.with_suffix(REPLAYS)
-    earlier = {(r["strategy"], r["seed"]): r for r in load_replays(log)
-               if r["strategy"] in strategies and reusable(
-                   r, strategies[r["strategy"]], budget_s, args.speed, args.trials)}
+    cached = [r for r in load_replays(log) if r["strategy"] in strategies and reusable(
+        r, strategies[r["strategy"]], budget_s, args.speed, args.trials)]
+    earlier = {(r["strategy"], r["seed"]): r for r in cached
+               if not args.racing or raceable(r)}
+    if len(earlier) < len(cached):
+        print(f"{len(cached) - len(earlier)} cached replays lack replay_seed or curve (cached"
+              " before racing was measured): replaying them again", flush=True)
     results = [earlier[(name, seed)] for name in strategies for seed in range(args.repeats)
                if (name, seed) in earlier]
     # seed by seed, so that an interrupted run has every strategy at its first seeds
@@ -376,16 +450,21 @@ def main(argv: list[str] | None = None) -> int:
                   f" trials, {done['wall_s']:.1f} s", flush=True)
     elapsed = time.perf_counter() - start
     frame = summarize(results, bench, budgets)
+    racing = _racing(results, bench, budgets, settings, args) if args.racing else None
     wall20 = timed_default_replay(args.bench, args.speed)
     text = markdown(frame, bench, header) + "\n\n" + "\n".join(
         verdicts(frame) + single_seed_floor(bench)) + (
+        "\n\n" + "\n".join(racing[1]) if racing else "") + (
         f"\n\nA replayed 20-trial default search (`run_search.py --replay`, speed"
         f" {args.speed:g}x) took {wall20:.1f} s wall (target < 60 s). {len(jobs)} replays ran"
         f" in {elapsed:.0f} s, {args.jobs} at a time; {len(earlier)} were"
         f" read back from `{log.name}`.\n")
     atomic_write(args.out.with_suffix(".md"), lambda tmp: tmp.write_text(text))
     atomic_write(args.out.with_suffix(".csv"), lambda tmp: frame.to_csv(tmp, index=False))
-    fig = figure(frame)
+    if racing:
+        atomic_write(args.out.with_suffix(".racing.csv"),
+                     lambda tmp: racing[0].to_csv(tmp, index=False))
+    fig = figure(frame, racing[0] if racing else None)
     fig.write_html(args.out.with_suffix(".html"), include_plotlyjs="cdn")
     png = write_png(fig, args.out.with_suffix(".png"))
     print(text)
