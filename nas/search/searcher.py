@@ -90,6 +90,7 @@ class StudySearcher(Searcher):
     where = "the study's storage"
     check: Callable[[dict[str, Any]], Any] | None = None
     seen: dict[str, tuple[TrialState, list[float] | None, list[tuple[int, float]]]] | None = None
+    flying: dict[str, str] | None = None  # Ray trial id -> arch key of a trial in training
 
     def __init__(self, study: optuna.Study, define: Callable[[optuna.Trial], Any],
                  metrics: list[str], max_epochs: int, points: list[dict[str, Any]] = (),
@@ -111,6 +112,7 @@ class StudySearcher(Searcher):
         # repeats of a point this search trained are told at once and never become Ray trials
         self.check = check
         self.seen = {}  # arch key -> (state, values, curve) of the trial that trained it
+        self.flying = {}
         for point in points:  # the reference points (or a program's), asked first
             retried(lambda point=point: _enqueue(study, point), where)
 
@@ -136,7 +138,7 @@ class StudySearcher(Searcher):
         trial = self.study.ask()
         try:
             self.define(trial)
-            if screen and self._screened(trial):
+            if screen and self._screened(trial, trial_id):
                 return None
             trial.set_user_attr(OPTUNA_TRIAL_ATTR, trial_id)
             if self.run is not None:
@@ -149,17 +151,26 @@ class StudySearcher(Searcher):
             raise
         return trial
 
-    def _screened(self, trial: optuna.Trial) -> bool:
+    def _screened(self, trial: optuna.Trial, trial_id: str) -> bool:
         """Tell a proposal that needs no training: infeasible on paper (PRUNED with its
-        constraints, as a trained-as-infeasible trial is told) or a point this search trained
+        constraints, as a trained-as-infeasible trial is told), a point this search trained
         already (told as that trial was: same state, value and curve; with the same seed it
-        would train to the same result)."""
+        would train to the same result), or one being trained now (FAIL: nothing to tell yet;
+        the sampler asks again)."""
         found = self.check(trial.params) if self.check is not None else None
         if found is None:
             return False
         key, over = found
-        if self.run is not None and (over is not None or key in (self.seen or {})):
+        flying = self.flying if self.flying is not None else {}
+        running = key in flying.values()
+        if self.run is not None and (over is not None or running or key in (self.seen or {})):
             trial.set_user_attr(OPTUNA_RUN_ATTR, self.run)
+        if running and over is None:
+            trial.set_user_attr(OPTUNA_STATUS_ATTR, "repeat")
+            trial.set_user_attr(SKIPPED_ATTR, f"repeats {key}, in training now: not trained"
+                                " twice at once")
+            self.study.tell(trial, state=TrialState.FAIL)
+            return True
         if over is not None:
             for name, value in over.items():
                 trial.set_constraint(name, value)
@@ -168,6 +179,7 @@ class StudySearcher(Searcher):
             self.study.tell(trial, state=TrialState.PRUNED)
             return True
         if key not in (self.seen or {}):
+            self.flying = flying | {trial_id: key}
             return False
         state, values, curve = self.seen[key]
         if len(self.study.directions) == 1:
@@ -208,6 +220,8 @@ class StudySearcher(Searcher):
                 "completed", "stopped"):
             self.seen = self.seen if self.seen is not None else {}
             self.seen[key] = (state, values, finite_curve(result))
+        if self.flying:
+            self.flying.pop(trial_id, None)
         self.trials.pop(trial_id, None)
         self.reported.pop(trial_id, None)
 

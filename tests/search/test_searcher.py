@@ -260,3 +260,17 @@ def test_a_space_of_nothing_but_infeasible_points_still_ends():
     s.check = Screen(infeasible=10 ** 6)
     assert s.suggest("a")  # taken as it is after MAX_SKIPS screened proposals
     assert len(screened(s)) == MAX_SKIPS
+
+
+def test_a_point_in_training_is_not_proposed_twice_at_once():
+    s = searcher()
+    s.check = Screen()
+    config = s.suggest("a")  # in training
+    s.study.enqueue_trial(config)
+    again = s.suggest("b")
+    (twin,) = screened(s)
+    assert twin.params == config and again != config
+    assert (twin.state, twin.user_attrs["status"]) == (TrialState.FAIL, "repeat")
+    s.on_trial_complete("a", None, error=True)  # a failed point is no longer in training
+    s.study.enqueue_trial(config)
+    assert s.suggest("c") == config
