@@ -1,4 +1,5 @@
-"""The [verify] settings of a race: its confidence, seed cap, core-second budget and noise."""
+"""The [verify] settings of a race: its confidence, seed cap, core-second budget, noise and
+held-out images."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Class subsets, seeded stratified train/val splits and per-channel statistics."""
+"""Class subsets, seeded stratified train/val (and held-out) splits and per-channel statistics."""
 
 from __future__ import annotations
 
