@@ -54,13 +54,15 @@ class Answer:
 def build_answer(table: pd.DataFrame, epochs: int, *, effects_fidelity: int | None = None,
                  method: str = "pooled", confidence: float = 0.9, noise: Noise | None = None,
                  source: str = "", cores_per_trial: float = 1.0, pick_by: str = "latency_ms",
-                 base_seed: int = 0) -> Answer:
+                 base_seed: int = 0, scores: str | None = None) -> Answer:
     """The answer from a trials table (front end and verification rows alike): the tier over
     the points measured at `epochs`, effects from every trial measured at `effects_fidelity`
-    (default `epochs`); `noise` (default: pooled over the table's seeds) for the tier."""
+    (default `epochs`); `noise` (default: pooled over the table's seeds) for the tier.
+    `scores`: a column of per-seed full-budget accuracies that measures the points at
+    `epochs` instead of their curves (e.g. SEED_HELD_OUT_ACCS; see points_at)."""
     if pick_by not in PICK_BY:
         raise ValueError(f"answer: pick_by {pick_by!r} must be one of {', '.join(PICK_BY)}")
-    points = points_at(table, epochs, base_seed=base_seed)
+    points = points_at(table, epochs, base_seed=base_seed, scores=scores)
     if not points:
         raise ValueError(f"answer: no trial has a result after {epochs} epochs")
     noise = noise or pooled_noise({k: p.accs for k, p in points.items()})

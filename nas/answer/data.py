@@ -61,9 +61,14 @@ def row_seeds(row: dict, count: int, base_seed: int) -> list[int]:
 
 
 def points_at(table: pd.DataFrame, fidelity: int, fields: Sequence[str] = FIELDS,
-              base_seed: int = 0) -> dict[str, PointData]:
+              base_seed: int = 0, scores: str | None = None) -> dict[str, PointData]:
     """Every point with a measurement after `fidelity` epochs, its seeds pooled over its rows
-    (one value per (point, seed): a repeated trial with the same seed is not new data)."""
+    (one value per (point, seed): a repeated trial with the same seed is not new data).
+
+    `scores` names a column of per-seed accuracies measured after the full budget (a JSON
+    list, e.g. SEED_HELD_OUT_ACCS): a seed that trained `fidelity` epochs is then scored by
+    it, and a row without it is no measurement at all (scores from two sets of images are
+    never compared)."""
     found: dict[str, dict] = {}
     for row in table.to_dict("records"):
         if text(row.get("status")) not in USABLE:
@@ -71,11 +76,33 @@ def points_at(table: pd.DataFrame, fidelity: int, fields: Sequence[str] = FIELDS
         curves = seed_curves(row)
         key = text(row.get("arch_key"))
         point = found.setdefault(key, {"accs": {}, "row": row})
-        for seed, curve in zip(row_seeds(row, len(curves), base_seed), curves, strict=True):
-            if len(curve) >= fidelity and math.isfinite(curve[fidelity - 1]):
-                point["accs"].setdefault(seed, curve[fidelity - 1])
+        held = row_scores(row, scores, len(curves)) if scores else None
+        for i, (seed, curve) in enumerate(zip(row_seeds(row, len(curves), base_seed), curves,
+                                              strict=True)):
+            if len(curve) < fidelity:
+                continue
+            acc = curve[fidelity - 1] if held is None else held[i]
+            if acc is not None and math.isfinite(acc):
+                point["accs"].setdefault(seed, acc)
     return {key: _point(key, p["accs"], p["row"], fields)
             for key, p in found.items() if p["accs"]}
+
+
+def row_scores(row: dict, column: str, seeds: int) -> list[float | None]:
+    """A row's per-seed scores in `column` (a JSON list, one per seed); None for each seed
+    where the row has none."""
+    raw = text(row.get(column))
+    if not raw:
+        return [None] * seeds
+    try:
+        values = [float(v) for v in json.loads(raw)]
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"trial {text(row.get('trial_id')) or '?'}: {column} is not a JSON"
+                         f" list of numbers ({err})") from None
+    if len(values) != seeds:
+        raise ValueError(f"trial {text(row.get('trial_id')) or '?'}: {column} holds"
+                         f" {len(values)} values for {seeds} seed(s)")
+    return list(values)
 
 
 def _point(key: str, accs: dict[int, float], row: dict, fields: Sequence[str]) -> PointData:
@@ -115,11 +142,11 @@ def run_cost(table: pd.DataFrame, cores_per_trial: float = 1.0) -> Cost:
 
 
 def candidates(table: pd.DataFrame, epochs: int, cores_per_trial: float = 1.0,
-               base_seed: int = 0) -> list[Candidate]:
+               base_seed: int = 0, scores: str | None = None) -> list[Candidate]:
     """A front end's trials as race candidates: completed points with their full-budget seed
-    accuracies, ASHA-stopped ones with their curve; cost_s is one seed's training core-seconds
-    scaled to the full budget."""
-    full = points_at(table, epochs, base_seed=base_seed)
+    accuracies (from the `scores` column when given, see points_at), ASHA-stopped ones with
+    their curve; cost_s is one seed's training core-seconds scaled to the full budget."""
+    full = points_at(table, epochs, base_seed=base_seed, scores=scores)
     found: dict[str, Candidate] = {}
     for row in table.to_dict("records"):
         status, key = text(row.get("status")), text(row.get("arch_key"))

@@ -1,4 +1,5 @@
-"""The [verify] settings of a race: its confidence, seed cap, core-second budget and noise."""
+"""The [verify] settings of a race: its confidence, seed cap, core-second budget, noise and
+held-out images."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ class VerifySettings:
     noise_prior_sd: float = 0.0  # a seed sd measured elsewhere (a bench); 0: none
     noise_prior_df: float = 0.0  # its degrees of freedom (inf: known exactly)
     early: str = "noise"  # noise: ASHA-stopped points within the epoch-k noise race; never
+    held_out: int = 0  # training images neither train nor val uses, to score full-budget
+    # results on (the race and the tier); 0: the validation split scores them
 
     def check(self) -> VerifySettings:
         """Itself, or a VerifyError naming the first field out of range."""
@@ -49,6 +52,8 @@ class VerifySettings:
             _fail("noise", "'prior' needs noise_prior_sd and noise_prior_df")
         if self.early not in EARLY_RULES:
             _fail("early", f"{self.early!r} must be one of {', '.join(EARLY_RULES)}")
+        if self.held_out < 0:
+            _fail("held_out", f"{self.held_out} must be >= 0 (0: none)")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -3,7 +3,14 @@
 # What the rest of nas uses; everything else is imported from its own module.
 
 from nas.data.cifar import load_cifar10
-from nas.data.core import DATA_DIR_ENV, DataError, ImageSet, Splits, UnsafePickleError
+from nas.data.core import (
+    DATA_DIR_ENV,
+    DataError,
+    HeldOutError,
+    ImageSet,
+    Splits,
+    UnsafePickleError,
+)
 from nas.data.download import download_cifar10
 from nas.data.imagefolder import load_imagefolder
 from nas.data.spec import DataSpec, load_splits
@@ -13,6 +20,7 @@ __all__ = [
     "DATA_DIR_ENV",
     "DataError",
     "DataSpec",
+    "HeldOutError",
     "ImageSet",
     "Splits",
     "UnsafePickleError",

@@ -22,6 +22,11 @@ class DataError(ValueError):
     """A data set is missing, malformed, or was asked for with invalid options."""
 
 
+class HeldOutError(DataError):
+    """More held-out images asked for than the training images left after val and train hold;
+    the message starts with the field, `held_out: ...`, for the caller to name its table."""
+
+
 class UnsafePickleError(DataError, pickle.UnpicklingError):
     """A CIFAR-10 pickle referenced a global outside the numpy-array allow-list."""
 
@@ -40,13 +45,15 @@ class ImageSet:
 
 @dataclass(frozen=True)
 class Splits:
-    """Train / validation (carved from training data) / official test splits."""
+    """Train / validation (carved from training data) / official test splits, and an optional
+    held-out split carved from the training images neither train nor val uses."""
 
     train: ImageSet
     val: ImageSet
     test: ImageSet | None
     mean: tuple[float, ...]  # per channel, in [0, 1] units, from the train split
     std: tuple[float, ...]
+    held_out: ImageSet | None = None  # None: none asked for
 
 
 def default_cache_dir() -> Path:

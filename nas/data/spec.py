@@ -105,9 +105,15 @@ class DataSpec:
 
 
 def load_splits(
-    spec: DataSpec, data_dir: str | os.PathLike[str] | None = None, *, workers: int | None = None
+    spec: DataSpec,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    workers: int | None = None,
+    held_out: int = 0,
 ) -> Splits:
-    """Load what `spec` describes as train/val/test splits; `data_dir` locates CIFAR-10."""
+    """Load what `spec` describes as train/val/test splits; `data_dir` locates CIFAR-10;
+    `held_out` images (stratified, seeded by spec.seed) from the training images left after
+    val_size and train_size (HeldOutError when too few are left)."""
     spec.validate()
     if spec.dataset == "cifar10":
         train, test = load_cifar10(data_dir)
@@ -129,5 +135,6 @@ def load_splits(
         val_size=spec.val_size,
         train_size=spec.train_size,
         classes=classes,
+        held_out=held_out,
         seed=spec.seed,
     )

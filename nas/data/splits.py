@@ -1,4 +1,4 @@
-"""Class subsets, seeded stratified train/val splits and per-channel statistics."""
+"""Class subsets, seeded stratified train/val (and held-out) splits and per-channel statistics."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from nas.data.core import ClassSelection, DataError, ImageSet, Splits, is_int, preview
+from nas.data.core import (
+    ClassSelection,
+    DataError,
+    HeldOutError,
+    ImageSet,
+    Splits,
+    is_int,
+    preview,
+)
 
 # Images per bincount call in channel_stats: bounds its int64 copy to about 8 MB a channel.
 _STATS_CHUNK = 1024
@@ -119,6 +127,22 @@ def stratified_split(
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seeded, per-class-stratified (train, val) index arrays; train_size counts the rest."""
+    train, val, _ = stratified_splits(labels, val_size=val_size, train_size=train_size,
+                                      seed=seed)
+    return train, val
+
+
+def stratified_splits(
+    labels: np.ndarray | torch.Tensor,
+    *,
+    val_size: int | float,
+    train_size: int | float | None = None,
+    held_out: int = 0,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded, per-class-stratified (train, val, held-out) index arrays, disjoint: val first,
+    then train from the rest, then `held_out` images from what both leave (drawn last, so
+    train and val are the same with or without it)."""
     labels = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     total = int(labels.size)
     if total == 0:
@@ -143,7 +167,14 @@ def stratified_split(
         raise DataError(f"train_size={train_size!r} + val_size={val_size!r} asks for"
                         f" {n_train + n_val:,} images; the data holds {total:,} training images"
                         f" ({rest.size:,} left after validation)")
-    return _stratified_sample(labels, rest, n_train, rng), val
+    train = _stratified_sample(labels, rest, n_train, rng)
+    if not (is_int(held_out) and held_out >= 0):
+        raise HeldOutError(f"held_out: expected an int >= 0, got {held_out!r}")
+    left = np.setdiff1d(rest, train, assume_unique=True)
+    if held_out > left.size:
+        raise HeldOutError(f"held_out: {held_out:,} images requested, only {left.size:,}"
+                           " training images are left after val_size and train_size")
+    return train, val, _stratified_sample(labels, left, int(held_out), rng)
 
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -174,16 +205,19 @@ def make_splits(
     val_size: int | float = 0.1,
     train_size: int | float | None = None,
     classes: ClassSelection = None,
+    held_out: int = 0,
     seed: int = 0,
 ) -> Splits:
-    """Carve a seeded, stratified validation split from `train`; `test` is only class-subset."""
+    """Carve a seeded, stratified validation split from `train` (and, with `held_out`, that
+    many images neither split uses); `test` is only class-subset."""
     if test is not None and test.classes != train.classes:
         raise DataError("train and test sets have different class names")
     train = subset_classes(train, classes)
     test = subset_classes(test, classes) if test is not None else None
-    train_idx, val_idx = stratified_split(
-        train.labels, val_size=val_size, train_size=train_size, seed=seed
+    train_idx, val_idx, held_idx = stratified_splits(
+        train.labels, val_size=val_size, train_size=train_size, held_out=held_out, seed=seed
     )
     train_part = _take(train, train_idx)
     mean, std = channel_stats(train_part.images)
-    return Splits(train=train_part, val=_take(train, val_idx), test=test, mean=mean, std=std)
+    return Splits(train=train_part, val=_take(train, val_idx), test=test, mean=mean, std=std,
+                  held_out=_take(train, held_idx) if held_out else None)

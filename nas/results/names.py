@@ -45,6 +45,10 @@ STUDY_KEY = "optuna_study"
 # A point's seed: a program point (a verification run) carries it into the trial's config,
 # and every trial's row records the first seed it trained with.
 SEED = "seed"
+# [verify].held_out: a full-budget trial scored on the held-out images, mean and per seed
+HELD_OUT_ACC = "held_out_acc"
+SEED_HELD_OUT_ACCS = "seed_held_out_accs"  # JSON list, one per seed
+HELD_OUT_IMAGES = "held_out_images"  # in meta.json's data: how many held-out images
 # Racing verification in a run folder: one sub-run per round, and the race's state in words.
 VERIFY_DIR = "verify"  # verify/round-01/, round-02/, ...: each a run folder of its own
 ROUND = "round-{:02d}"

@@ -24,6 +24,9 @@ class TrialReport(TypedDict, total=False):
     val_acc: float  # this epoch's validation accuracy, mean over the seeds
     val_acc_std: float  # ... its sample std over the seeds (0 for one seed)
     seed_val_accs: list[float]  # ... per seed
+    held_out_acc: float  # after the last epoch of the full budget, [verify].held_out's images
+    # (only when it is > 0), mean over the seeds
+    seed_held_out_accs: list[float]  # ... per seed
     train_loss: float
     epoch_seconds: float
     images_per_s: float

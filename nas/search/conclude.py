@@ -10,7 +10,7 @@ from nas.answer.render import render_markdown, to_json
 from nas.answer.settings import VerifySettings
 from nas.answer.stats import Noise
 from nas.results.atomic import atomic_write
-from nas.results.names import ANSWER_JSON, ANSWER_MD
+from nas.results.names import ANSWER_JSON, ANSWER_MD, HELD_OUT_IMAGES, SEED_HELD_OUT_ACCS
 from nas.results.table import all_trials, round_dirs
 from nas.search.resume import saved_run
 from nas.search.verify import race_of
@@ -19,7 +19,7 @@ from nas.search.verify import race_of
 def answer_of(run_dir: Path, settings: VerifySettings | None = None) -> Answer:
     """The answer a run folder holds: its tier judged at the full budget with the race's noise
     (the [verify] prior included) and confidence, its effects from every trial at that
-    fidelity."""
+    fidelity; on the held-out images' scores when [verify].held_out asks for them."""
     run = saved_run(run_dir)
     settings = settings or run.space.verify or VerifySettings()
     noise: Noise | None = None
@@ -31,9 +31,15 @@ def answer_of(run_dir: Path, settings: VerifySettings | None = None) -> Answer:
               f" {data.get('val_images', '?')} validation images; the front end's"
               f" {run.budget.trials} trials (seed {run.budget.seed}, ASHA) and {rounds}"
               f" verification round(s)")
+    scores = None
+    if settings.held_out:  # full-budget results scored on images neither split uses
+        scores = SEED_HELD_OUT_ACCS
+        held = int(data.get(HELD_OUT_IMAGES, settings.held_out))
+        source += f"; tier judged on {held:,} held-out training images"
     return build_answer(all_trials(run_dir), run.budget.epochs,
                         confidence=settings.confidence, noise=noise, source=source,
-                        cores_per_trial=run.budget.cpus_per_trial, base_seed=run.budget.seed)
+                        cores_per_trial=run.budget.cpus_per_trial, base_seed=run.budget.seed,
+                        scores=scores)
 
 
 def write_answer(run_dir: Path, answer: Answer) -> None:

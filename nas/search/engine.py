@@ -16,14 +16,14 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from nas.data import DataSpec, Splits, load_splits
+from nas.data import DataSpec, HeldOutError, Splits, load_splits
 from nas.latency.settings import is_latency_name
 from nas.latency.settings import parse as parse_latency
 from nas.results.checkpoints import prune_incomplete_checkpoints
 from nas.results.errors import RunFolderError, disk_full
 from nas.results.lock import RunLock, open_run_dir
 from nas.results.meta import add_search_time, read_meta, update_meta, write_meta
-from nas.results.names import EXPERIMENT, STUDY_KEY, trial_dirname
+from nas.results.names import EXPERIMENT, HELD_OUT_IMAGES, STUDY_KEY, trial_dirname
 from nas.results.store import META_KEY as STORE_KEY
 from nas.results.store import open_uri, prepare, run_uri
 from nas.results.study_db import check_study_db
@@ -320,7 +320,7 @@ class Training:
                   run_dir: Path) -> Any:
         from ray import tune
 
-        splits = load_splits(data_spec(space, opts.data_dir), opts.data_dir)
+        splits = load_data(space, opts.data_dir)
         data = _data_meta(splits)  # what an exported model needs to be fed like the search
         if read_meta(run_dir).get("data") != data:  # only a real change rewrites meta.json
             update_meta(run_dir, {"data": data})
@@ -426,11 +426,23 @@ def _cause(err: BaseException, kind: type[BaseException]) -> BaseException | Non
 
 
 def _data_meta(splits: Splits) -> dict[str, Any]:
-    """What an exported model needs to be fed like the search fed it (as JSON reads it back)."""
+    """What an exported model needs to be fed like the search fed it (as JSON reads it back),
+    and how many held-out images score the full-budget trials (when any do)."""
+    held = {} if splits.held_out is None else {HELD_OUT_IMAGES: len(splits.held_out)}
     return json.loads(json.dumps({"mean": list(splits.mean), "std": list(splits.std),
                                   "train_images": len(splits.train),
                                   "val_images": len(splits.val),
-                                  "classes": list(splits.train.classes)}))
+                                  "classes": list(splits.train.classes), **held}))
+
+
+def load_data(space: Space, data_dir: Path | None) -> Splits:
+    """The space's splits, with [verify].held_out's images when it asks for some; too few
+    training images left for them is a one-line SearchError naming the field."""
+    held_out = space.verify.held_out if space.verify is not None else 0
+    try:
+        return load_splits(data_spec(space, data_dir), data_dir, held_out=held_out)
+    except HeldOutError as err:  # its message starts with the field
+        raise SearchError(f"{space.path}: [verify].{err}") from None
 
 
 def _record_time(run_dir: Path, seconds: float, lock: RunLock) -> None:

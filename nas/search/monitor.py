@@ -16,7 +16,14 @@ from nas.latency.settings import is_latency_column
 from nas.results.checkpoints import best_checkpoint, prune_incomplete_checkpoints
 from nas.results.errors import DISK_FULL
 from nas.results.lock import held_run_dir
-from nas.results.names import EXPERIMENT, SEED, checkpoint_path, trial_dirname
+from nas.results.names import (
+    EXPERIMENT,
+    HELD_OUT_ACC,
+    SEED,
+    SEED_HELD_OUT_ACCS,
+    checkpoint_path,
+    trial_dirname,
+)
 from nas.results.ranking import best_trial
 from nas.results.records import TrialReport, trial_status
 from nas.results.store import mirror_best
@@ -63,6 +70,9 @@ def trial_row(trial, max_epochs: int, error: str | None) -> dict[str, Any]:
         "checkpoint": str(checkpoint_path(trial.trial_id, best.name)) if best else "",
     }
     row |= {key: result[key] for key in REPLAYED if key in result}
+    if HELD_OUT_ACC in result:  # [verify].held_out: scored after the full budget
+        row[HELD_OUT_ACC] = result[HELD_OUT_ACC]
+        row[SEED_HELD_OUT_ACCS] = json.dumps([float(v) for v in result[SEED_HELD_OUT_ACCS]])
     row |= {f"param_{k}": v for k, v in sorted(trial.config.items()) if k != SEED}
     if result.get("genotype"):
         row |= genotype_columns(Genotype.from_json(result["genotype"]))

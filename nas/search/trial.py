@@ -20,7 +20,15 @@ from nas.arch.model import build
 from nas.data import Splits
 from nas.latency.measure import columns, measure
 from nas.latency.settings import LatencyConfig
-from nas.results.names import CHECKPOINT_METRICS, GENOTYPE_FILE, MODEL_FILE, SEED, STATE_FILE
+from nas.results.names import (
+    CHECKPOINT_METRICS,
+    GENOTYPE_FILE,
+    HELD_OUT_ACC,
+    MODEL_FILE,
+    SEED,
+    SEED_HELD_OUT_ACCS,
+    STATE_FILE,
+)
 from nas.results.records import TrialReport
 from nas.search.memory import MemoryShare, over_memory
 from nas.search.space.points import constraint_values, genotype, violation
@@ -97,6 +105,8 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, splits: Splits) -
         metrics: TrialReport = {
             **facts, **_summary(reports), **_curves(trainers), "status": "running",
             "train_s": sum(r.epoch_seconds for t in trainers for r in t.history)}
+        if epoch == settings.train.epochs:  # the full budget: scored once on held-out images
+            metrics |= _held_out(trainers)
         with tempfile.TemporaryDirectory() as folder:
             _save(Path(folder), trainers, arch, epoch, metrics["val_acc"])
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
@@ -146,6 +156,15 @@ def _curves(trainers: list[Trainer]) -> TrialReport:
             "seed_loss_curves": [[r.train_loss for r in t.history[:epochs]] for t in trainers],
             "epoch_s_curve": [sum(t.history[e].epoch_seconds for t in trainers)
                               for e in range(epochs)]}
+
+
+def _held_out(trainers: list[Trainer]) -> TrialReport:
+    """Each seed's accuracy on the held-out split, and their mean; nothing when the splits
+    hold none ([verify].held_out = 0)."""
+    if any(t.held_out_batches is None for t in trainers):
+        return {}
+    accs = [t.held_out_acc() for t in trainers]
+    return {HELD_OUT_ACC: statistics.fmean(accs), SEED_HELD_OUT_ACCS: accs}
 
 
 def _summary(reports: list[EpochReport]) -> dict[str, float]:

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.answer.data import candidates, seed_curves
+from nas.answer.data import candidates, row_scores, seed_curves
 from nas.answer.race import Race, Standing
 from nas.answer.settings import VerifySettings
 from nas.answer.stats import epoch_noise
 from nas.results.atomic import write_json
 from nas.results.meta import read_meta
-from nas.results.names import META, RACE_JSON, ROUND, SEED, VERIFY_DIR
+from nas.results.names import META, RACE_JSON, ROUND, SEED, SEED_HELD_OUT_ACCS, VERIFY_DIR
 from nas.results.store import META_KEY as STORE_KEY
 from nas.results.table import read_table, round_dirs
 from nas.results.values import number, text
@@ -63,15 +63,20 @@ def _plain(value: Any) -> Any:
 
 def race_of(run_dir: Path, settings: VerifySettings, budget: Budget) -> Race:
     """The race as the run folder has it: candidates from the front end's table, every finished
-    verification run recorded, the epoch-k noise from every seed curve measured so far."""
+    verification run recorded, the epoch-k noise from every seed curve measured so far.
+    Full-budget results are scored on the held-out images when [verify].held_out asks for
+    them (validation scores otherwise)."""
+    scores = SEED_HELD_OUT_ACCS if settings.held_out else None
     front = read_table(run_dir)
-    found = candidates(front, budget.epochs, budget.cpus_per_trial, base_seed=budget.seed)
+    found = candidates(front, budget.epochs, budget.cpus_per_trial, base_seed=budget.seed,
+                       scores=scores)
     if not any(c.accs for c in found):
         raise VerifyError(f"{run_dir}: no trial trained the full {budget.epochs} epochs;"
                           " nothing to verify")
     rows = [r for f in round_dirs(run_dir) for r in read_table(f).to_dict("records")]
     done = [r for r in rows if text(r.get("status")) == "completed"]
-    failed = {text(r.get("arch_key")) for r in rows if text(r.get("status")) != "completed"}
+    failed = {text(r.get("arch_key")) for r in rows if text(r.get("status")) != "completed"
+              or (scores and _full_score(r, budget.epochs, scores) is None)}
     counts = {c.key: len(c.accs) + sum(text(r.get("arch_key")) == c.key for r in done)
               for c in found}
     # a point whose verification run failed or diverged races no further (a seed that fails
@@ -85,12 +90,23 @@ def race_of(run_dir: Path, settings: VerifySettings, budget: Budget) -> Race:
     stopped = {len(c.curve) for c in found if c.stopped}
     race = Race(settings, found, {k: epoch_noise(curves, k) for k in stopped})
     for row in done:
-        acc = json.loads(text(row.get("curve")) or "[]")
+        acc = _full_score(row, budget.epochs, scores)
         seconds = (number(row.get("wall_s")) or 0.0) * budget.cpus_per_trial
-        if len(acc) >= budget.epochs:
-            race.record(text(row.get("arch_key")), int(number(row.get(SEED))),
-                        float(acc[budget.epochs - 1]), seconds)
+        if acc is not None:
+            race.record(text(row.get("arch_key")), int(number(row.get(SEED))), acc, seconds)
     return race
+
+
+def _full_score(row: dict[str, Any], epochs: int, scores: str | None) -> float | None:
+    """A verification run's full-budget accuracy, mean over its seeds: its curve's after
+    `epochs`, or its mean in the `scores` column (None when it has none)."""
+    curve = json.loads(text(row.get("curve")) or "[]")
+    if len(curve) < epochs:
+        return None
+    if scores is None:
+        return float(curve[epochs - 1])
+    held = [v for v in row_scores(row, scores, len(seed_curves(row))) if v is not None]
+    return sum(held) / len(held) if held and all(math.isfinite(v) for v in held) else None
 
 
 def verify(run_dir: Path, settings: VerifySettings, *, address: str | None = None,

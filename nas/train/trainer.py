@@ -285,6 +285,16 @@ class Trainer:
             train=False,
             channels_last=cfg.channels_last,
         )
+        # the held-out images (a search's [verify].held_out), on the device like val
+        self.held_out_batches = None if data.held_out is None else DeviceBatches(
+            data.held_out,
+            data.mean,
+            data.std,
+            batch_size=cfg.eval_batch_size,
+            device=device,
+            train=False,
+            channels_last=cfg.channels_last,
+        )
         if len(self.train_batches) == 0:
             raise ValueError(
                 f"TrainConfig.batch_size {cfg.batch_size} exceeds the {len(data.train)} "
@@ -351,6 +361,16 @@ class Trainer:
         )
         self.history.append(report)
         return report
+
+    def held_out_acc(self) -> float:
+        """Top-1 accuracy on the held-out split as the model stands (as validation measures
+        it: flip TTA, the trainer's precision); NaN when the splits hold none."""
+        if self.held_out_batches is None:
+            return math.nan
+        with cpu_threads(self.cfg.cpu_threads):
+            return _evaluate_batches(
+                self.model, self.held_out_batches, self.cfg.flip_tta, self.precision
+            )
 
     def state_dict(self) -> dict:
         """Everything needed to continue exactly: weights, optimizer, step, batch RNG, history.

@@ -40,6 +40,9 @@ def test_the_front_ends_points_are_trained_again_with_fresh_seeds(raced):
     assert set(again["status"]) == {"completed"} and (again["epochs"] == 2).all()  # no ASHA
     assert not again.duplicated(["arch_key", "seed"]).any() and (again["seed"] >= 1).all()
     assert "param_seed" not in again  # the seed is the row's, not a searched parameter
+    # [verify].held_out = 0: no held-out images, no columns for them
+    assert not {"held_out_acc", "seed_held_out_accs"} & (set(front) | set(again))
+    assert "held_out_images" not in json.loads((run_dir / "meta.json").read_text())["data"]
     for _, row in again.iterrows():  # the front end's architecture, another seed
         twin = front[front["arch_key"] == row["arch_key"]].iloc[0]
         assert row["genotype"] == twin["genotype"]
@@ -58,6 +61,7 @@ def test_the_answer_is_written_and_printed_last(raced):
     assert all(e["seeds"] == 2 for e in answer["tier"])  # front end + its verification seed
     assert answer["noise"]["source"] == "pooled + prior"
     assert f"{len(round_dirs(run_dir))} verification round(s)" in answer["source"]
+    assert "held-out" not in answer["source"]
     last = stdout.strip().splitlines()
     assert last[-1].startswith("Answer: ") and any(line.startswith("Answer (") for line in last)
 
