@@ -276,25 +276,10 @@ class Trainer:
             channels_last=cfg.channels_last,
             seed=cfg.seed,
         )
-        self.val_batches = DeviceBatches(
-            data.val,
-            data.mean,
-            data.std,
-            batch_size=cfg.eval_batch_size,
-            device=device,
-            train=False,
-            channels_last=cfg.channels_last,
-        )
+        self.val_batches = self._eval_batches(data.val, data)
         # the held-out images (a search's [verify].held_out), on the device like val
-        self.held_out_batches = None if data.held_out is None else DeviceBatches(
-            data.held_out,
-            data.mean,
-            data.std,
-            batch_size=cfg.eval_batch_size,
-            device=device,
-            train=False,
-            channels_last=cfg.channels_last,
-        )
+        self.held_out_batches = (None if data.held_out is None
+                                 else self._eval_batches(data.held_out, data))
         if len(self.train_batches) == 0:
             raise ValueError(
                 f"TrainConfig.batch_size {cfg.batch_size} exceeds the {len(data.train)} "
@@ -332,6 +317,12 @@ class Trainer:
             return (f"validation accuracy {best:.3f} after {len(history)} epochs is at chance"
                     f" (always answering the commonest class scores {self.chance_acc:.3f})")
         return None
+
+    def _eval_batches(self, images: ImageSet, data: Splits) -> DeviceBatches:
+        """An evaluation split on the device, normalised like the training images."""
+        return DeviceBatches(images, data.mean, data.std, batch_size=self.cfg.eval_batch_size,
+                             device=self.device, train=False,
+                             channels_last=self.cfg.channels_last)
 
     def epoch(self) -> EpochReport | None:
         """Train and validate one epoch; None when the training loss stopped being finite."""
