@@ -28,7 +28,7 @@ class TierEntry:
     params: float | None
     macs: float | None
     latency_ms: float | None
-    levels: dict[str, str]  # factor name -> level
+    levels: dict[str, str]  # its level of every field per stage: 's2_groups' -> '16
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,8 @@ def build_answer(table: pd.DataFrame, epochs: int, *, effects_fidelity: int | No
     at = points if fidelity == epochs else points_at(table, fidelity, base_seed=base_seed)
     effects_noise = noise if fidelity == epochs else None  # None: pooled at that fidelity
     effects = effects_of(at, method, effects_noise, confidence)
-    factor_of = {k: {e.factor.name: e.factor.of[k] for e in effects if k in e.factor.of}
-                 for k in points}
-    entries = tuple(_entry(points[k], t.means[k], None if k == t.leader else t.gaps[k],
-                           factor_of[k]) for k in t.members)
+    entries = tuple(_entry(points[k], t.means[k], None if k == t.leader else t.gaps[k])
+                    for k in t.members)
     costs = {e.key: _or_inf(getattr(e, pick_by)) for e in entries}
     return Answer(t.leader, cheapest(t.members, costs), pick_by, entries, len(points), noise,
                   confidence, epochs, effects, method, fidelity,
@@ -82,9 +80,9 @@ def build_answer(table: pd.DataFrame, epochs: int, *, effects_fidelity: int | No
                   run_cost(table, cores_per_trial), source)
 
 
-def _entry(p: PointData, mean: Interval, gap: Interval | None,
-           levels: dict[str, str]) -> TierEntry:
-    return TierEntry(p.key, mean, len(p.accs), gap, p.params, p.macs, p.latency_ms, levels)
+def _entry(p: PointData, mean: Interval, gap: Interval | None) -> TierEntry:
+    return TierEntry(p.key, mean, len(p.accs), gap, p.params, p.macs, p.latency_ms,
+                     dict(p.levels))
 
 
 def _or_inf(value: float | None) -> float:

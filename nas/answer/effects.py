@@ -1,10 +1,12 @@
 """What each factor of each stage is worth: an additive OLS over one-hot factor levels on the
-points' mean accuracies (pooled-seed-noise or HC2-robust intervals), or matched pairs."""
+points' mean accuracies (pooled-seed-noise or HC2-robust intervals), or matched pairs; when the
+points are too few for a level per stage, one effect per field pooled over the stages."""
 
 from __future__ import annotations
 
 import math
 import statistics
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -24,11 +26,22 @@ class Factor:
     field: str
     stages: tuple[int, ...]
     levels: tuple[str, ...]  # 'a/b/c' over the stages, best-ordered for reading
-    of: dict[str, str]  # point key -> level
+    of: dict[str, str]  # point key -> level ('a/b/c' per stage when pooled)
+    # pooled: point key -> how many of the stages take each level; an effect is then what
+    # switching one stage from the best level to another is worth, the same in every stage
+    dose: dict[str, dict[str, int]] | None = None
+
+    @property
+    def pooled(self) -> bool:
+        return self.dose is not None
 
     @property
     def name(self) -> str:
-        return f"s{'+'.join(map(str, self.stages))}_{self.field}"
+        return f"{'pooled_' if self.pooled else ''}s{'+'.join(map(str, self.stages))}_{self.field}"
+
+    def takes(self, key: str, level: str) -> bool:
+        """Point `key` has `level` (in at least one stage, when pooled)."""
+        return self.dose[key].get(level, 0) > 0 if self.dose is not None else self.of[key] == level
 
 
 @dataclass(frozen=True)
@@ -77,9 +90,7 @@ def find_factors(points: Mapping[str, PointData], fields: Sequence[str] = FIELDS
     merged into one factor."""
     found = []
     for name in fields:
-        columns = sorted({c for p in points.values() for c in p.levels
-                          if c.split("_", 1)[1] == name}, key=lambda c: int(c[1:].split("_")[0]))
-        varying = [c for c in columns if len({p.levels.get(c) for p in points.values()}) > 1]
+        varying = _varying(points, name)
         groups: list[list[str]] = []
         for column in varying:
             home = next((g for g in groups if _aliased(points, g[0], column)), None)
@@ -95,6 +106,44 @@ def find_factors(points: Mapping[str, PointData], fields: Sequence[str] = FIELDS
     return tuple(found)
 
 
+# a group count means something else at each width: pooled over stages, only its place on
+# the spectrum (one segment, between, one per channel) is one level
+REGULAR, BETWEEN, DEPTHWISE = "1 (regular)", "2…C/2 (grouped)", "C (depthwise)"
+
+
+def pooled_factors(points: Mapping[str, PointData], fields: Sequence[str] = FIELDS
+                   ) -> tuple[Factor, ...]:
+    """One factor per field over every stage where it varies; a point's dose of a level is how
+    many of those stages take it."""
+    found = []
+    for name in fields:
+        columns = _varying(points, name)
+        stages = tuple(int(c[1:].split("_")[0]) for c in columns)
+        dose, of = {}, {}
+        for key, p in points.items():
+            if columns and all(c in p.levels for c in columns):
+                values = [_spectrum_level(p.levels[c], p.widths.get(s)) if name == "groups"
+                          else p.levels[c] for c, s in zip(columns, stages, strict=True)]
+                dose[key] = dict(Counter(values))
+                of[key] = "/".join(p.levels[c] for c in columns)
+        levels = tuple(sorted({lv for d in dose.values() for lv in d}, key=_order))
+        if len(levels) > 1:
+            found.append(Factor(name, stages, levels, of, dose))
+    return tuple(found)
+
+
+def _spectrum_level(value: str, width: int | None) -> str:
+    groups = int(float(value))
+    return REGULAR if groups == 1 else DEPTHWISE if width and groups == width else BETWEEN
+
+
+def _varying(points: Mapping[str, PointData], name: str) -> list[str]:
+    """A field's stage columns whose level varies over the points, by stage."""
+    columns = sorted({c for p in points.values() for c in p.levels
+                      if c.split("_", 1)[1] == name}, key=lambda c: int(c[1:].split("_")[0]))
+    return [c for c in columns if len({p.levels.get(c) for p in points.values()}) > 1]
+
+
 def _aliased(points: Mapping[str, PointData], a: str, b: str) -> bool:
     """Columns a and b split the points the same way (a one-to-one map between levels)."""
     pairs = {(p.levels.get(a), p.levels.get(b)) for p in points.values()}
@@ -108,7 +157,10 @@ def _merged(field: str, values: Sequence[str]) -> str:
 
 
 def _order(level: str) -> tuple:
-    """Numeric levels (group counts) by value, text levels alphabetically."""
+    """Numeric levels (group counts) by value, then the spectrum's pooled levels from regular
+    to depthwise, other text levels alphabetically."""
+    if level in (REGULAR, BETWEEN, DEPTHWISE):
+        return (0, (REGULAR, BETWEEN, DEPTHWISE).index(level))
     parts = level.split("/")
     try:
         return (0, *(float(p) for p in parts))
@@ -128,8 +180,9 @@ def fit(points: Mapping[str, PointData], factors: Sequence[Factor]) -> Fit:
     x[:, 0] = 1.0
     for row, key in enumerate(keys):
         for i, f in enumerate(factors):
-            if (i, f.of[key]) in columns:
-                x[row, columns[(i, f.of[key])]] = 1.0
+            for level, count in (f.dose[key] if f.pooled else {f.of[key]: 1}).items():
+                if (i, level) in columns:
+                    x[row, columns[(i, level)]] = float(count)
     y = np.array([statistics.fmean(points[k].accs) for k in keys])
     n = np.array([len(points[k].accs) for k in keys], dtype=float)
     pinv = np.linalg.pinv(x)
@@ -168,7 +221,10 @@ def contrast(f: Fit, factor: int, level: str, reference: str, method: str, noise
 def _pairs(f: Fit, factor: int, level: str, reference: str,
            confidence: float) -> Interval | None:
     """Matched pairs: points equal in every other factor, one at `level`, one at `reference`;
-    the mean of their differences, t over the pairs (n - 1 df)."""
+    the mean of their differences, t over the pairs (n - 1 df). None for a pooled factor,
+    whose points differ in how many stages take a level, not in one level."""
+    if f.factors[factor].pooled:
+        return None
     index = {k: i for i, k in enumerate(f.keys)}
     others = [g for j, g in enumerate(f.factors) if j != factor]
     mine = f.factors[factor]
@@ -195,13 +251,20 @@ def effects_of(points: Mapping[str, PointData], method: str = "pooled",
     if not factors:
         return ()
     f = fit(points, factors)
+    if not _full_rank(f):
+        # too few points for a level per stage (a short search): one effect per field, pooled
+        # over the stages, when that model can estimate every level
+        pooled = pooled_factors(points, fields)
+        g = fit(points, pooled) if pooled else None
+        if g is not None and _full_rank(g):
+            factors, f = pooled, g
     found = []
     for i, factor in enumerate(factors):
         ols = {lv: contrast(f, i, lv, factor.levels[0], "robust", noise, confidence)
                for lv in factor.levels}
         scores = {lv: (e.estimate if e is not None else -math.inf) for lv, e in ols.items()}
         best = max(factor.levels, key=lambda lv: (scores[lv], -factor.levels.index(lv)))
-        counts = {lv: sum(v == lv for v in factor.of.values()) for lv in factor.levels}
+        counts = {lv: sum(factor.takes(k, lv) for k in factor.of) for lv in factor.levels}
         levels = [LevelEffect(best, interval(0.0, 0.0, math.inf, confidence), counts[best])]
         for lv in factor.levels:
             if lv != best:
@@ -212,6 +275,11 @@ def effects_of(points: Mapping[str, PointData], method: str = "pooled",
         tier = tuple(e.level for e in levels if e.effect is not None and not e.effect.high < 0)
         found.append(FactorEffect(factor, method, best, tuple(levels), tier))
     return tuple(found)
+
+
+def _full_rank(f: Fit) -> bool:
+    """Every level of every factor is estimable against its factor's reference."""
+    return bool(len(f.keys)) and np.linalg.matrix_rank(f.x) == f.x.shape[1]
 
 
 def factor_effects(table, fidelity: int, method: str = "pooled", noise: Noise | None = None,

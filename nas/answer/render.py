@@ -8,7 +8,7 @@ import math
 from nas.answer.answer import Answer, TierEntry
 from nas.answer.effects import FactorEffect
 from nas.answer.stats import Interval
-from nas.answer.words import NOUNS, stages_label
+from nas.answer.words import NOUNS, architecture_words, stages_label
 
 
 def render_markdown(answer: Answer) -> str:
@@ -24,7 +24,7 @@ def render_markdown(answer: Answer) -> str:
         f" {pct} % ({noise}; {answer.points} points judged after {answer.fidelity} epochs).",
         "", f"## Top tier ({pct} % intervals)", "",
         f"| point | accuracy % (mean, {pct} % CI) | seeds | leader − point (pt) | params"
-        " | MACs | latency ms | levels |",
+        " | MACs | latency ms | per stage |",
         "|---|---|---|---|---|---|---|---|"]
     lines += [_tier_row(e) for e in answer.tier]
     lines += ["", f"## Per factor and stage (epoch {answer.effects_fidelity},"
@@ -34,6 +34,12 @@ def render_markdown(answer: Answer) -> str:
                   "|---|---|---|---|---|---|"]
         for effect in answer.effects:
             lines += _effect_rows(effect)
+        if any(e.factor.pooled for e in answer.effects):
+            lines += ["", "Too few points for an effect per stage: each field is pooled over the"
+                      " stages where it varies, an effect being what switching one stage from"
+                      " the best level to another is worth, taken to be alike in every stage;"
+                      " group counts by their place on the spectrum (1, between, one per"
+                      " channel)."]
     else:
         lines.append("No factor varies among these points.")
     lines += ["", "## Recommendation", "", *(f"- {w}" for w in answer.words)]
@@ -69,7 +75,7 @@ def render_console(answer: Answer) -> str:
 
 def _tier_row(e: TierEntry) -> str:
     gap = "leader" if e.gap is None else _interval(e.gap)
-    levels = ", ".join(e.levels.values())
+    levels = architecture_words(e.levels)
     return (f"| `{e.key}` | {100 * e.mean.estimate:.2f} [{_pt(e.mean.low)}, {_pt(e.mean.high)}]"
             f" | {e.seeds} | {gap} | {_count(e.params)} | {_count(e.macs)} | {_ms(e.latency_ms)}"
             f" | {levels} |")
@@ -77,7 +83,7 @@ def _tier_row(e: TierEntry) -> str:
 
 def _effect_rows(effect: FactorEffect) -> list[str]:
     noun, where = NOUNS.get(effect.factor.field, effect.factor.field), stages_label(
-        effect.factor.stages)
+        effect.factor.stages, effect.factor.pooled)
     rows = []
     for e in effect.levels:
         if e.level == effect.best:
@@ -140,7 +146,8 @@ def to_dict(answer: Answer) -> dict:
 
 def _effect_dict(effect: FactorEffect) -> dict:
     return {"factor": effect.factor.name, "field": effect.factor.field,
-            "stages": list(effect.factor.stages), "best": effect.best,
+            "stages": list(effect.factor.stages), "pooled": effect.factor.pooled,
+            "best": effect.best,
             "tier": list(effect.tier), "resolved": effect.resolved,
             "levels": [{"level": e.level, "points": e.points,
                         "effect": e.effect.to_dict() if e.effect else None}

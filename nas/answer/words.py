@@ -11,13 +11,35 @@ NOUNS = {"groups": "groups", "order": "op order", "mid_act": "mid activation",
          "residual": "residual"}
 
 
-def stages_label(stages: Sequence[int]) -> str:
-    """'stage 2', 'stages 1–3 (shared)', 'stages 1, 3 (shared)'."""
+def architecture_words(levels: Mapping[str, str]) -> str:
+    """A point's stage columns ('s2_groups' -> '16', ...) as 's1: 8 groups, dw_pw, mid none,
+    residual identity; s2: ...'."""
+    stages: dict[int, dict[str, str]] = {}
+    for column, value in levels.items():
+        stage, _, name = column.partition("_")
+        if stage[1:].isdigit():
+            stages.setdefault(int(stage[1:]), {})[name] = str(value)
+    parts = []
+    for stage in sorted(stages):
+        got = stages[stage]
+        groups = got.get("groups", "")
+        said = [f"{groups} group{'' if groups == '1' else 's'}" if groups else "",
+                got.get("order", ""),
+                f"mid {got['mid_act']}" if "mid_act" in got else "",
+                f"residual {got['residual']}" if "residual" in got else ""]
+        parts.append(f"s{stage}: " + ", ".join(w for w in said if w))
+    return "; ".join(parts)
+
+
+def stages_label(stages: Sequence[int], pooled: bool = False) -> str:
+    """'stage 2', 'stages 1–3 (shared)', 'stages 1, 3 (shared)', 'stages 1–3 (per stage,
+    pooled)'."""
     if len(stages) == 1:
         return f"stage {stages[0]}"
     run = list(stages) == list(range(stages[0], stages[-1] + 1))
     listed = f"{stages[0]}–{stages[-1]}" if run else ", ".join(map(str, stages))
-    return f"stages {listed} (shared)"  # the stages moved together: one choice, one effect
+    # shared: the stages moved together, one choice; pooled: one stage switched, any of them
+    return f"stages {listed} ({'per stage, pooled' if pooled else 'shared'})"
 
 
 def levels_words(effect: FactorEffect, levels: Sequence[str], widths: Mapping[int, int]) -> str:
@@ -29,7 +51,7 @@ def levels_words(effect: FactorEffect, levels: Sequence[str], widths: Mapping[in
         text = f"{order[0]}–{order[-1]}"
     else:
         text = " or ".join(order)
-    if effect.factor.field == "groups":
+    if effect.factor.field == "groups" and not effect.factor.pooled:
         channels = [str(widths[s]) for s in effect.factor.stages if s in widths]
         text += " groups" + (f" of {'/'.join(channels)}" if channels else "")
     return text
@@ -38,7 +60,7 @@ def levels_words(effect: FactorEffect, levels: Sequence[str], widths: Mapping[in
 def factor_line(effect: FactorEffect, widths: Mapping[int, int]) -> str:
     """One factor: what to take (resolved), which levels remain (partly), or 'cannot tell'."""
     factor = effect.factor
-    head = f"{NOUNS.get(factor.field, factor.field)}, {stages_label(factor.stages)}"
+    head = f"{NOUNS.get(factor.field, factor.field)}, {stages_label(factor.stages, factor.pooled)}"
     pct = round(100 * effect.levels[0].effect.confidence)
     others = effect.levels[1:]
     if not others:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from nas.answer.words import architecture_words
 from nas.dashboard.overview import section
 from nas.results.names import ANSWER_MD
 
@@ -26,7 +27,7 @@ def answer_section(answer: dict[str, Any]) -> str:
     rows = "".join(_tier_row(e, e.get("key") == answer.get("pick")) for e in tier)
     table = (f'<table class="answer-tier"><thead><tr><th>point</th><th>accuracy % (mean,'
              f" {pct} % CI)</th><th>seeds</th><th>leader − point (pt)</th><th>params</th>"
-             "<th>MACs</th><th>latency ms</th><th>levels</th></tr></thead>"
+             "<th>MACs</th><th>latency ms</th><th>per stage</th></tr></thead>"
              f"<tbody>{rows}</tbody></table>")
     words = "".join(f"<li>{escape(str(w))}</li>" for w in answer.get("words") or [])
     cost = answer.get("cost") or {}
@@ -41,7 +42,7 @@ def answer_section(answer: dict[str, Any]) -> str:
 
 def _tier_row(entry: dict[str, Any], pick: bool) -> str:
     mean, gap = entry.get("mean") or {}, entry.get("gap")
-    levels = ", ".join(str(v) for v in (entry.get("levels") or {}).values())
+    levels = architecture_words(entry.get("levels") or {})
     cells = [f"<code>{escape(str(entry.get('key')))}</code>{' (pick)' if pick else ''}",
              _interval(mean), escape(str(entry.get("seeds"))),
              "leader" if not gap else _interval(gap, True),

@@ -12,8 +12,9 @@ import pandas as pd
 from nas.arch.describe import describe_arch
 from nas.arch.genotype import Genotype
 from nas.dashboard.data import Run, describe_test, final_tests
-from nas.results.names import RETRAIN_CSV, STATUSES, TABLE
+from nas.results.names import RETRAIN_CSV, ROUND_COLUMN, STATUSES, TABLE
 from nas.results.ranking import fidelity_text
+from nas.results.table import round_dirs
 from nas.results.values import measured_on, text
 
 
@@ -36,11 +37,12 @@ def _elapsed(run: Run) -> str:
         started = datetime.fromisoformat(run.meta["started"])
     except (KeyError, TypeError, ValueError):
         return "?"
-    table_file = run.run_dir / TABLE
-    if run.table.empty or not table_file.exists():
+    # a raced run's last result is in its last verification round's table, not the front end's
+    tables = [f / TABLE for f in [run.run_dir, *round_dirs(run.run_dir)] if (f / TABLE).exists()]
+    if run.table.empty or not tables:
         seconds = (datetime.now(UTC) - started).total_seconds()
         return f"{_duration(seconds)} since start"
-    last = datetime.fromtimestamp(table_file.stat().st_mtime, UTC)
+    last = datetime.fromtimestamp(max(t.stat().st_mtime for t in tables), UTC)
     return f"{_duration((last - started).total_seconds())} to the last result"
 
 
@@ -55,6 +57,17 @@ def _card(key: str, value: str, sub: str = "") -> str:
             f'</div><div class="s">{escape(sub)}</div></div>')
 
 
+def _trials_card(table: pd.DataFrame, budget: dict) -> str:
+    """The front end's trials against its budget; verification runs (uncapped by it) apart."""
+    raced = (table[ROUND_COLUMN] > 0 if ROUND_COLUMN in table
+             else pd.Series(False, index=table.index))
+    sub = (f"≤ {budget.get('epochs', '?')} epochs, {budget.get('concurrency', '?')} at once")
+    if raced.any():
+        rounds = table.loc[raced, ROUND_COLUMN].nunique()
+        sub = f"+ {int(raced.sum())} verification runs in {rounds} round(s); " + sub
+    return _card("trials finished", f"{int((~raced).sum())} / {budget.get('trials', '?')}", sub)
+
+
 def overview(run: Run) -> str:
     """Cards (space, data, progress, time), status counts, best architecture, problems."""
     meta, table = run.meta, run.table
@@ -67,9 +80,7 @@ def overview(run: Run) -> str:
     cards = [_card("space", str(meta.get("space", "?")), str(meta.get("space_file", ""))),
              _card("data set", str(data.get("dataset", "?")),
                    f"validation {data['val_size']}" if "val_size" in data else ""),
-             _card("trials finished", f"{len(table)} / {budget.get('trials', '?')}",
-                   f"≤ {budget.get('epochs', '?')} epochs, {budget.get('concurrency', '?')}"
-                   " at once"),
+             _trials_card(table, budget),
              _card("elapsed", _elapsed(run).split(" ", 1)[0], _elapsed(run).split(" ", 1)[-1]),
              _card("started (UTC)", str(meta.get("started", "?"))[:19].replace("T", " "),
                    f"git {str(meta.get('git_sha') or '?')[:12]}")]

@@ -100,3 +100,47 @@ def test_every_method_covers_known_effects_90_percent_of_the_time():
     for method, counts in hits.items():
         for name, count in counts.items():
             assert LOW <= count <= HIGH, (method, name, count)
+
+
+T_95_3 = 2.353363  # t_{0.95, 3} from the table
+
+# three points, two stages: one op order per stage and a stage-1 mid activation are four
+# columns for three points; pooled over the stages, pw_dw's dose (0, 1, 2 stages) and relu's
+# (0, 1, 0) are three: y = .50 + .02 · pw_dw stages + 0 · relu stages, exactly
+TOO_FEW = {k: PointData(k, accs, (0, 1), 1.0, 1.0, 1.0,
+                        {"s1_order": o1, "s2_order": o2, "s1_mid_act": mid, "s2_mid_act": "none"},
+                        {1: 32, 2: 64})
+           for k, accs, o1, o2, mid in (("p1", (0.49, 0.51), "dw_pw", "dw_pw", "none"),
+                                        ("p2", (0.51, 0.53), "pw_dw", "dw_pw", "relu"),
+                                        ("p3", (0.53, 0.55), "pw_dw", "pw_dw", "none"))}
+
+
+def test_too_few_points_for_a_level_per_stage_pool_each_field_over_its_stages():
+    order, mid = effects_of(TOO_FEW, "pooled", confidence=0.9)
+    assert order.factor.pooled and order.factor.stages == (1, 2) and mid.factor.stages == (1,)
+    assert order.best == "pw_dw" and order.factor.of["p2"] == "pw_dw/dw_pw"
+    (dw_pw,) = order.levels[1:]
+    # dw_pw − pw_dw per stage = −(y3 − y1) / 2: weights (1/2, 0, −1/2) on the point means;
+    # seed sd: each pair ±.01, s^2 = .0002 on 3 df; se^2 = s^2 · (1/4 + 1/4) / 2 seeds
+    assert dw_pw.effect.estimate == pytest.approx(-0.02)
+    assert dw_pw.effect.half_width == pytest.approx(T_95_3 * math.sqrt(0.0002 / 4), rel=1e-5)
+    assert order.resolved and dw_pw.points == 2  # p1 and p2 switch at least one stage to dw_pw
+    assert mid.levels[1].effect.estimate == pytest.approx(0.0, abs=1e-12)
+    # pairs match points on a single level; a pooled factor's points differ in doses
+    assert all(e.effect is None for f in effects_of(TOO_FEW, "pairs") for e in f.levels[1:])
+
+
+def test_enough_points_keep_a_level_per_stage():
+    assert not any(f.factor.pooled for f in effects_of(TWO_BY_TWO))
+
+
+def test_pooled_group_counts_are_places_on_the_spectrum():
+    from nas.answer.effects import BETWEEN, DEPTHWISE, REGULAR, pooled_factors
+
+    points = {k: PointData(k, (0.5,), (0,), 1.0, 1.0, 1.0,
+                           {"s1_groups": g1, "s2_groups": g2}, {1: 32, 2: 64})
+              for k, g1, g2 in (("a", "1", "64"), ("b", "4", "1"), ("c", "32", "64"))}
+    (groups,) = pooled_factors(points)
+    assert groups.levels == (REGULAR, BETWEEN, DEPTHWISE)  # 32 of 32 and 64 of 64: depthwise
+    assert groups.dose == {"a": {REGULAR: 1, DEPTHWISE: 1}, "b": {BETWEEN: 1, REGULAR: 1},
+                           "c": {DEPTHWISE: 2}}

@@ -3,6 +3,7 @@
 import json
 
 from nas.answer.answer import build_answer
+from nas.answer.effects import effects_of
 from nas.answer.render import render_markdown, to_json
 from tests.answer.answerkit import EPOCHS, trials_table
 
@@ -20,6 +21,9 @@ def test_answer_md_names_the_pick_the_tier_the_factors_and_the_cost():
     assert "(seed noise sd 0.79 pt (7 df, pooled); 6 points judged after 3 epochs)" in text
     assert "| `g4-pw` | 61.33 [" in text and "| 3 | leader |" in text
     assert "| `g1-pw` | 60.50 [" in text and "| 2 | +0.83 [" in text
+    # each tier row says its architecture per stage
+    assert "| s1: 4 groups, pw_dw; s2: 8 groups, pw_dw |" in text
+    assert "| s1: 1 group, pw_dw; s2: 2 groups, pw_dw |" in text
     # stages 1 and 2 share their choices: one factor each for groups and op order
     assert "| op order | stages 1–2 (shared) | dw_pw | -3." in text
     assert "- op order, stages 1–2 (shared): pw_dw (+3." in text
@@ -33,6 +37,8 @@ def test_answer_json_is_strict_and_carries_the_same_answer():
     answer = build_answer(trials_table(), EPOCHS)
     data = json.loads(to_json(answer))
     assert data["pick"] == "g4-pw" and [t["key"] for t in data["tier"]] == ["g4-pw", "g1-pw"]
+    assert data["tier"][0]["levels"]["s2_order"] == "pw_dw"
+    assert not any(f["pooled"] for f in data["effects"]["factors"])
     assert data["tier"][0]["gap"] is None and data["tier"][1]["gap"]["estimate"] > 0
     assert [f["field"] for f in data["effects"]["factors"]] == ["groups", "order"]
     assert data["effects"]["factors"][1]["resolved"] is True
@@ -50,3 +56,15 @@ def test_one_seed_a_point_renders_as_nothing_separable():
     assert "no seed noise measured yet" in text and "−∞" in text
     data = json.loads(to_json(answer))  # strict JSON: unbounded ends are null
     assert data["tier"][1]["gap"]["low"] is None
+
+
+def test_an_answer_with_pooled_effects_says_what_pooling_assumes():
+    from nas.answer.answer import Answer
+    from tests.answer.test_effects import TOO_FEW
+
+    answer = build_answer(trials_table(), EPOCHS)
+    pooled = Answer(**{**answer.__dict__, "effects": effects_of(TOO_FEW)})
+    text = render_markdown(pooled)
+    assert "| op order | stages 1–2 (per stage, pooled) | dw_pw | -2.00 [" in text
+    assert "Too few points for an effect per stage" in text
+    assert json.loads(to_json(pooled))["effects"]["factors"][0]["pooled"] is True

@@ -330,3 +330,16 @@ def test_load_run_keeps_hex_trial_ids_as_text(tiny_run, tmp_path):
 def test_bad_flags(tiny_run, argv, capsys):
     assert cli_main(["dashboard", str(tiny_run), *argv]) == 2
     assert "--port must be" in capsys.readouterr().err
+
+
+def test_a_raced_runs_overview_counts_the_front_end_against_its_budget(raced_run):
+    from nas.dashboard.overview import overview
+    from nas.results.table import read_table, round_dirs
+
+    run = load_run(raced_run)
+    front = len(read_table(raced_run))
+    verification = sum(len(read_table(f)) for f in round_dirs(raced_run))
+    card = re.search(r'trials finished</div><div class="v">(.*?)</div><div class="s">(.*?)</div>',
+                     overview(run)).groups()
+    assert verification > 0 and card[0] == f"{front} / {run.meta['budget']['trials']}"
+    assert card[1].startswith(f"+ {verification} verification runs in {len(round_dirs(raced_run))}")
