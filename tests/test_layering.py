@@ -18,7 +18,7 @@ ALLOWED = {
     "data": {"results"},
     "train": {"data", "machine"},
     "search": {"answer", "arch", "data", "latency", "machine", "results", "train"},
-    "dashboard": {"arch", "latency", "results"},
+    "dashboard": {"answer", "arch", "latency", "results"},  # the answer's words, as answer.md
     "bench": {"arch", "latency", "results", "search"},
     "answer": {"results"},  # pure statistics over a trials table: no Ray, no training
     "study": {"arch", "results", "search"},

@@ -9,6 +9,9 @@ from nas.answer.answer import Answer, TierEntry
 from nas.answer.effects import FactorEffect
 from nas.answer.stats import Interval
 from nas.answer.words import NOUNS, architecture_words, stages_label
+from nas.results.names import ANSWER_MD
+
+CONSOLE_TIER = 5  # tier rows the console shows (the pick besides)
 
 
 def render_markdown(answer: Answer) -> str:
@@ -62,11 +65,17 @@ def render_console(answer: Answer) -> str:
              f" {answer.fidelity} epochs): practical pick {answer.pick}, the cheapest by"
              f" {answer.pick_by} of {len(answer.tier)} point(s) tied with the leader"
              f" {answer.leader}"]
-    for e in answer.tier:
+    pick = next(e for e in answer.tier if e.key == answer.pick)
+    lines.append(f"  the pick per stage: {architecture_words(pick.levels)}")
+    # the leader's closest rivals and the pick; a long tier in full is answer.md's job
+    shown = [e for i, e in enumerate(answer.tier) if i < CONSOLE_TIER or e.key == answer.pick]
+    for e in shown:
         gap = "leader" if e.gap is None else f"{_interval(e.gap)} pt behind"
         lines.append(f"  {e.key}: {100 * e.mean.estimate:.2f} % [{_pt(e.mean.low)},"
                      f" {_pt(e.mean.high)}] over {e.seeds} seed(s), {gap}; {_count(e.params)}"
                      f" params, {_count(e.macs)} MACs, {_ms(e.latency_ms)} ms")
+    if len(shown) < len(answer.tier):
+        lines.append(f"  ... and {len(answer.tier) - len(shown)} more tied ({ANSWER_MD})")
     lines += [f"  - {w}" for w in answer.words]
     c = answer.cost
     lines.append(f"  cost: {c.core_s:,.0f} core-seconds, {c.trials} trials, {c.seeds} seeds")

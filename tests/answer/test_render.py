@@ -1,8 +1,9 @@
 """answer.md and answer.json rendered for the hand-written trials table."""
 
 import json
+from dataclasses import replace
 
-from nas.answer.answer import build_answer
+from nas.answer.answer import Answer, build_answer
 from nas.answer.effects import effects_of
 from nas.answer.render import render_markdown, to_json
 from tests.answer.answerkit import EPOCHS, trials_table
@@ -68,3 +69,19 @@ def test_an_answer_with_pooled_effects_says_what_pooling_assumes():
     assert "| op order | stages 1–2 (per stage, pooled) | dw_pw | -2.00 [" in text
     assert "Too few points for an effect per stage" in text
     assert json.loads(to_json(pooled))["effects"]["factors"][0]["pooled"] is True
+
+
+def test_the_console_shows_the_picks_architecture_and_a_long_tier_cut_short():
+    from nas.answer.render import CONSOLE_TIER, render_console
+
+    answer = build_answer(trials_table(), EPOCHS)
+    text = render_console(answer)
+    assert "  the pick per stage: s1: 4 groups, pw_dw; s2: 8 groups, pw_dw" in text
+    assert "more tied" not in text and "  g1-pw: 60.50 % [" in text
+    tier = tuple(replace(e, key=f"{e.key}-{i}") for i in range(4) for e in answer.tier)
+    lines = render_console(Answer(**{**answer.__dict__, "tier": tier,
+                                     "pick": "g1-pw-3"})).splitlines()
+    rows = [line.split(":")[0].strip() for line in lines if line.startswith("  g")]
+    # the leader's closest rivals, then the pick, last of the eight
+    assert rows == [e.key for e in tier[:CONSOLE_TIER]] + ["g1-pw-3"]
+    assert f"  ... and {8 - CONSOLE_TIER - 1} more tied (answer.md)" in lines
