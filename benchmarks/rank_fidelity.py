@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from benchmarks.common import default_data_dir, load_note, machine
@@ -95,6 +96,25 @@ def _scored(name: str, net: SuperNet, space: Space, splits, cfg, archs: list[Gen
             Predictor(f"{name}, −val loss", [-s["val_loss"] for s in scores], used)]
 
 
+def supernet_run(run: Path, keys: list[str], tool: str) -> tuple[dict, pd.DataFrame, float,
+                                                                  float]:
+    """A `run_search.py supernet --top-k 0` folder read for a bench: supernet.json's record,
+    supernet.csv by arch_key (every bench key scored, else a one-line exit naming `tool`), and
+    its core-seconds: training, and training plus scoring."""
+    record = json.loads((run / SUPERNET_JSON).read_text())
+    table = read_csv(run / SUPERNET_CSV).set_index("arch_key")
+    table.index = table.index.astype(str)
+    missing = [k for k in keys if k not in table.index]
+    if missing:
+        raise SystemExit(f"{tool}: error: {run / SUPERNET_CSV} has no score for"
+                         f" {len(missing)} bench point(s), e.g. {missing[0]}")
+    if "score_cores" not in record:
+        raise SystemExit(f"{tool}: error: {run / SUPERNET_JSON} has no score_cores"
+                         " (written before scoring recorded its cores): score it again")
+    train = record.get("train_s", 0.0) * record.get("train_threads", 0)
+    return record, table, train, train + record["score_s"] * record["score_cores"]
+
+
 def _name(epochs: int, sandwich: bool, uniform: int) -> str:
     """A supernet predictor's name: its epochs and how it sampled paths."""
     paths = f"{uniform} uniform path{'s' * (uniform > 1)}" + (" + sandwich" if sandwich else "")
@@ -109,21 +129,10 @@ def run_predictors(runs: list[Path], keys: list[str], archs: list[Genotype],
     each of --rescore-calibration's image counts."""
     found = []
     for run in runs:
-        record = json.loads((run / SUPERNET_JSON).read_text())
-        table = read_csv(run / SUPERNET_CSV).set_index("arch_key")
-        table.index = table.index.astype(str)
-        missing = [k for k in keys if k not in table.index]
-        if missing:
-            raise SystemExit(f"rank_fidelity: error: {run / SUPERNET_CSV} has no score for"
-                             f" {len(missing)} bench point(s), e.g. {missing[0]}")
+        record, table, train, used = supernet_run(run, keys, "rank_fidelity")
         settings = record["settings"]
         name = (_name(settings["epochs"], settings["sandwich"], settings["uniform_paths"])
                 if settings["rank"] == "supernet" else settings["rank"]) + f" ({run.name})"
-        if "score_cores" not in record:
-            raise SystemExit(f"rank_fidelity: error: {run / SUPERNET_JSON} has no score_cores"
-                             " (written before scoring recorded its cores): score it again")
-        train = record.get("train_s", 0.0) * record.get("train_threads", 0)
-        used = train + record["score_s"] * record["score_cores"]
         accuracy = "val_acc" if "val_acc" in table.columns else "score"  # before --score-by
         found.append(Predictor(name, [float(table.at[k, accuracy]) for k in keys], used))
         if "val_loss" in table.columns:
