@@ -80,8 +80,8 @@ def race_of(run_dir: Path, settings: VerifySettings, budget: Budget) -> Race:
     counts = {c.key: len(c.accs) + sum(text(r.get("arch_key")) == c.key for r in done)
               for c in found}
     # a point whose verification run failed or diverged races no further (a seed that fails
-    # would fail again): its cap is what it has
-    found = [dataclasses.replace(c, max_seeds=max(1, counts[c.key])) if c.key in failed else c
+    # would fail again): its cap is what it has — nothing, for a point ASHA had stopped
+    found = [dataclasses.replace(c, max_seeds=counts[c.key]) if c.key in failed else c
              for c in found]
     curves: dict[str, list[list[float]]] = {}
     for row in [*front.to_dict("records"), *done]:
