@@ -46,6 +46,7 @@ from nas.results.ranking import ranked
 from nas.results.study_db import warn_study_db
 from nas.results.table import parse_genotype, read_csv, read_trials
 from nas.results.values import number, text
+from nas.search.engine import data_spec
 from nas.search.resume import space_copy
 from nas.search.space.types import Space
 from nas.search.trial import initial_model, runtime_latencies
@@ -312,6 +313,9 @@ def retrain(request: RetrainRequest, log=print) -> list[dict[str, Any]]:
     warn_study_db(run_dir, "retrain")
     candidates = top_trials(read_trials(run_dir), top, best_reference)
     space = space_copy(run_dir, read_meta(run_dir))
+    # --data-dir names an image folder's root, as it did for the search (its space copy
+    # keeps the placeholder root)
+    space = dataclasses.replace(space, data=data_spec(space, request.data_dir))
     epochs = request.epochs or space.train.epochs
     asked = request.precision or search_precision(run_dir, space)
     # resolved once for the whole retrain; retrain.json records what was asked

@@ -74,15 +74,19 @@ def build_answer(table: pd.DataFrame, epochs: int, *, effects_fidelity: int | No
     entries = tuple(_entry(points[k], t.means[k], None if k == t.leader else t.gaps[k])
                     for k in t.members)
     costs = {e.key: _or_inf(getattr(e, pick_by)) for e in entries}
-    return Answer(t.leader, cheapest(t.members, costs), pick_by, entries, len(points), noise,
+    # with no seed noise measured nothing is separable, so the "tier" is every point: its
+    # cheapest would be advice without evidence; the leader is the honest pick
+    pick = cheapest(t.members, costs) if noise.known else t.leader
+    return Answer(t.leader, pick, pick_by, entries, len(points), noise,
                   confidence, epochs, effects, method, fidelity,
                   recommend(effects, points[t.leader].widths),
                   run_cost(table, cores_per_trial), source)
 
 
 def _entry(p: PointData, mean: Interval, gap: Interval | None) -> TierEntry:
+    kinds = {f"s{stage}_kind": kind for stage, kind in p.kinds.items()}
     return TierEntry(p.key, mean, len(p.accs), gap, p.params, p.macs, p.latency_ms,
-                     dict(p.levels))
+                     {**kinds, **p.levels})
 
 
 def _or_inf(value: float | None) -> float:

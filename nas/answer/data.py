@@ -30,6 +30,7 @@ class PointData:
     latency_ms: float | None
     levels: dict[str, str] = field(default_factory=dict)  # 's2_groups' -> '16'
     widths: dict[int, int] = field(default_factory=dict)  # stage -> channels
+    kinds: dict[int, str] = field(default_factory=dict)  # stage -> block kind, where recorded
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def row_scores(row: dict, column: str, seeds: int) -> list[float | None]:
 
 def _point(key: str, accs: dict[int, float], row: dict, fields: Sequence[str]) -> PointData:
     """One point's PointData from its pooled seeds and its first row's columns."""
-    levels, widths = {}, {}
+    levels, widths, kinds = {}, {}, {}
     for column, value in row.items():
         match = re.fullmatch(r"s(\d+)_(\w+)", str(column))
         if not match or text(value) == "":
@@ -117,9 +118,12 @@ def _point(key: str, accs: dict[int, float], row: dict, fields: Sequence[str]) -
             levels[column] = _level(value)
         elif name == "width" and number(value) is not None:
             widths[stage] = int(number(value))
+        elif name == "kind":
+            kinds[stage] = text(value)
     seeds = tuple(sorted(accs))
     return PointData(key, tuple(accs[s] for s in seeds), seeds, number(row.get("params")),
-                     number(row.get("macs")), number(row.get("latency_ms")), levels, widths)
+                     number(row.get("macs")), number(row.get("latency_ms")), levels, widths,
+                     kinds)
 
 
 def _level(value) -> str:

@@ -22,8 +22,7 @@ def render_markdown(answer: Answer) -> str:
              else "no seed noise measured yet (no point has two seeds): nothing is separable")
     lines = [
         "# The answer: which convolution, with how much confidence", "",
-        f"**Practical pick: `{answer.pick}`** — the cheapest by {answer.pick_by} of the"
-        f" {len(answer.tier)} point(s) not separable from the leader `{answer.leader}` at"
+        f"**Practical pick: `{answer.pick}`** — {_pick_words(answer, '`')} at"
         f" {pct} % ({noise}; {answer.points} points judged after {answer.fidelity} epochs).",
         "", f"## Top tier ({pct} % intervals)", "",
         f"| point | accuracy % (mean, {pct} % CI) | seeds | leader − point (pt) | params"
@@ -62,9 +61,7 @@ def render_console(answer: Answer) -> str:
     n = answer.noise
     noise = f"seed sd {100 * n.sd:.2f} pt" if n.known else "seed noise not measured"
     lines = [f"Answer ({pct} % confidence, {noise}; {answer.points} points after"
-             f" {answer.fidelity} epochs): practical pick {answer.pick}, the cheapest by"
-             f" {answer.pick_by} of {len(answer.tier)} point(s) tied with the leader"
-             f" {answer.leader}"]
+             f" {answer.fidelity} epochs): practical pick {answer.pick}, {_pick_words(answer)}"]
     pick = next(e for e in answer.tier if e.key == answer.pick)
     lines.append(f"  the pick per stage: {architecture_words(pick.levels)}")
     # the leader's closest rivals and the pick; a long tier in full is answer.md's job
@@ -80,6 +77,16 @@ def render_console(answer: Answer) -> str:
     c = answer.cost
     lines.append(f"  cost: {c.core_s:,.0f} core-seconds, {c.trials} trials, {c.seeds} seeds")
     return "\n".join(lines)
+
+
+def _pick_words(answer: Answer, code: str = "") -> str:
+    """Why the pick: the tier's cheapest, or the leader when no seed noise says what is tied
+    (`code`: the quote around a point's key, '`' in Markdown)."""
+    if not answer.noise.known:
+        return (f"the leader: no point has two seeds, so none of the {len(answer.tier)} can be"
+                " told apart and the cheapest would be a guess")
+    return (f"the cheapest by {answer.pick_by} of the {len(answer.tier)} point(s) not"
+            f" separable from the leader {code}{answer.leader}{code}")
 
 
 def _tier_row(e: TierEntry) -> str:
@@ -138,6 +145,7 @@ def to_dict(answer: Answer) -> dict:
     """answer.json's content: plain JSON (no inf or NaN)."""
     return {
         "leader": answer.leader, "pick": answer.pick, "pick_by": answer.pick_by,
+        "pick_words": _pick_words(answer),
         "confidence": answer.confidence, "points": answer.points, "fidelity": answer.fidelity,
         "noise": answer.noise.to_dict(),
         "tier": [{"key": e.key, "mean": e.mean.to_dict(), "seeds": e.seeds,

@@ -13,7 +13,8 @@ NOUNS = {"groups": "groups", "order": "op order", "mid_act": "mid activation",
 
 def architecture_words(levels: Mapping[str, str]) -> str:
     """A point's stage columns ('s2_groups' -> '16', ...) as 's1: 8 groups, dw_pw, mid none,
-    residual identity; s2: ...'."""
+    residual identity; s2: conv, 4 groups, residual identity; ...' (a block kind other than
+    spectrum named, and no op order or mid activation, which only a spectrum block has)."""
     stages: dict[int, dict[str, str]] = {}
     for column, value in levels.items():
         stage, _, name = column.partition("_")
@@ -22,10 +23,12 @@ def architecture_words(levels: Mapping[str, str]) -> str:
     parts = []
     for stage in sorted(stages):
         got = stages[stage]
-        groups = got.get("groups", "")
-        said = [f"{groups} group{'' if groups == '1' else 's'}" if groups else "",
-                got.get("order", ""),
-                f"mid {got['mid_act']}" if "mid_act" in got else "",
+        groups, kind = got.get("groups", ""), got.get("kind", "spectrum")
+        separable = kind == "spectrum"
+        said = ["" if separable else kind,
+                f"{groups} group{'' if groups == '1' else 's'}" if groups else "",
+                got.get("order", "") if separable else "",
+                f"mid {got['mid_act']}" if "mid_act" in got and separable else "",
                 f"residual {got['residual']}" if "residual" in got else ""]
         parts.append(f"s{stage}: " + ", ".join(w for w in said if w))
     return "; ".join(parts)

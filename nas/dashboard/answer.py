@@ -19,11 +19,13 @@ def answer_section(answer: dict[str, Any]) -> str:
     said = (f"seed noise sd {100 * sd:.2f} pt ({escape(str(noise.get('source', '')))})"
             if isinstance(sd, int | float) else "no seed noise measured: nothing is separable")
     tier = answer.get("tier") or []
+    # answer.json says why the pick (an older one did not: then the tier's cheapest)
+    why = answer.get("pick_words") or (
+        f"the cheapest by {answer.get('pick_by')} of the {len(tier)} point(s) not separable from"
+        f" the leader {answer.get('leader')}")
     head = (f'<p class="answer-pick">Practical pick: <code>{escape(str(answer.get("pick")))}'
-            f"</code>, the cheapest by {escape(str(answer.get('pick_by')))} of the {len(tier)}"
-            f" point(s) not separable from the leader <code>{escape(str(answer.get('leader')))}"
-            f"</code> at {pct} % ({said}; {answer.get('points')} points judged after"
-            f" {answer.get('fidelity')} epochs).</p>")
+            f"</code>, {escape(str(why))} at {pct} % ({said}; {answer.get('points')} points"
+            f" judged after {answer.get('fidelity')} epochs).</p>")
     rows = "".join(_tier_row(e, e.get("key") == answer.get("pick")) for e in tier)
     table = (f'<table class="answer-tier"><thead><tr><th>point</th><th>accuracy % (mean,'
              f" {pct} % CI)</th><th>seeds</th><th>leader − point (pt)</th><th>params</th>"

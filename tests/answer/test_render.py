@@ -53,7 +53,10 @@ def test_one_seed_a_point_renders_as_nothing_separable():
         lambda raw: json.dumps(json.loads(raw)[:1]) if isinstance(raw, str) else raw)
     answer = build_answer(single, EPOCHS)
     assert len(answer.tier) == answer.points == 6  # no noise measured: nothing separable
+    # ... so the tier's cheapest would be a guess: the pick is the leader, and it says why
+    assert answer.pick == answer.leader == "g4-pw"
     text = render_markdown(answer)
+    assert "— the leader: no point has two seeds, so none of the 6 can be told apart" in text
     assert "no seed noise measured yet" in text and "−∞" in text
     data = json.loads(to_json(answer))  # strict JSON: unbounded ends are null
     assert data["tier"][1]["gap"]["low"] is None
@@ -85,3 +88,13 @@ def test_the_console_shows_the_picks_architecture_and_a_long_tier_cut_short():
     # the leader's closest rivals, then the pick, last of the eight
     assert rows == [e.key for e in tier[:CONSOLE_TIER]] + ["g1-pw-3"]
     assert f"  ... and {8 - CONSOLE_TIER - 1} more tied (answer.md)" in lines
+
+
+def test_a_stage_of_another_block_kind_is_named_without_a_spectrum_blocks_choices():
+    from nas.answer.words import architecture_words
+
+    levels = {"s1_kind": "conv", "s1_groups": "4", "s1_order": "dw_pw", "s1_mid_act": "none",
+              "s1_residual": "identity", "s2_kind": "spectrum", "s2_groups": "1",
+              "s2_order": "pw_dw", "s2_mid_act": "relu", "s2_residual": "none"}
+    assert architecture_words(levels) == ("s1: conv, 4 groups, residual identity; s2: 1 group,"
+                                          " pw_dw, mid relu, residual none")

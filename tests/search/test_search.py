@@ -348,6 +348,18 @@ def test_image_folder_search_with_accuracy_and_macs_objectives(tmp_path, cifar_d
         else:  # two objectives: Optuna keeps no intermediate values, so no value at all
             assert (row["status"], trial.state, trial.values) == ("stopped", PRUNED, None)
     assert any(t.state == COMPLETE for t in trials.values())
+    # retrain reads the same --data-dir root, and tests on its val/ folder
+    from nas.retrain import RetrainRequest, retrain
+
+    for folder in (root / "train").iterdir():
+        (root / "val" / folder.name).mkdir(parents=True)
+        for image in sorted(folder.iterdir())[:5]:
+            shutil.copy(image, root / "val" / folder.name / image.name)
+    (row,) = retrain(RetrainRequest(tmp_path / "f", top=1, seeds=1, epochs=1, data_dir=root),
+                     log=lambda *a, **k: None)
+    saved = json.loads((tmp_path / "f" / "retrain.json").read_text())["settings"]
+    assert saved["data_dir"] == str(root) and saved["test_images"] == 15
+    assert 0.0 <= row["test_acc_mean"] <= 1.0
 
 
 def test_shipped_imagenet_space_points_at_the_data_dir(tmp_path):
