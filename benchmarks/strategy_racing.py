@@ -199,12 +199,17 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def truth_words(truth: Truth) -> str:
+    """What the truth is, in a sentence for a report."""
+    return (f"Truth: each point's mean final accuracy over every bench seed it has; {truth.note}."
+            f" Best `{truth.best}` at {100 * truth.means[truth.best]:.2f} %.")
+
+
 def markdown(frame: pd.DataFrame, truth: Truth, settings: VerifySettings,
              machine: str) -> list[str]:
     """The alone / + racing table, one row per strategy, mode and budget."""
     lines = ["## Alone and + racing", "",
-             f"Truth: each point's mean final accuracy over every bench seed it has; {truth.note}."
-             f" Best `{truth.best}` at {100 * truth.means[truth.best]:.2f} %. Racing:"
+             f"{truth_words(truth)} Racing:"
              f" confidence {settings.confidence}, at most {settings.max_seeds_per_point} seeds a"
              f" point (fewer where the bench has fewer), budget {settings.budget_core_s:,.0f}"
              f" core-s, noise {settings.noise}" + (

@@ -109,8 +109,7 @@ def markdown(frame: pd.DataFrame, truth: sr.Truth, settings: VerifySettings,
              repeats: int) -> list[str]:
     """The table, then the issue's targets per supernet and mode."""
     lines = ["# The supernet's ranking as a front end, alone and + racing", "",
-             f"Truth: each point's mean final accuracy over every bench seed it has; {truth.note}."
-             f" Best `{truth.best}` at {100 * truth.means[truth.best]:.2f} %. Each row: the"
+             f"{sr.truth_words(truth)} Each row: the"
              f" supernet's top k trained once each (a bench seed drawn per repeat, {repeats}"
              f" repeats), alone (the best of them) and + racing (confidence"
              f" {settings.confidence}, at most {settings.max_seeds_per_point} seeds a point,"
