@@ -15,6 +15,7 @@ from nas.answer.race import Candidate
 from nas.results.values import number, text
 
 FIELDS = ("groups", "order", "mid_act", "residual")  # the convolution spectrum's factors
+SPECTRUM_ONLY = ("order", "mid_act")  # the choices only a spectrum block makes
 USABLE = ("completed", "stopped")  # rows whose curves are real measurements
 
 
@@ -120,6 +121,10 @@ def _point(key: str, accs: dict[int, float], row: dict, fields: Sequence[str]) -
             widths[stage] = int(number(value))
         elif name == "kind":
             kinds[stage] = text(value)
+    for stage, kind in kinds.items():
+        if kind != "spectrum":  # a conv or ResNeXt block has no op order or mid activation:
+            for name in SPECTRUM_ONLY:  # its table columns hold the space's defaults, not data
+                levels.pop(f"s{stage}_{name}", None)
     seeds = tuple(sorted(accs))
     return PointData(key, tuple(accs[s] for s in seeds), seeds, number(row.get("params")),
                      number(row.get("macs")), number(row.get("latency_ms")), levels, widths,

@@ -121,13 +121,14 @@ def pooled_factors(points: Mapping[str, PointData], fields: Sequence[str] = FIEL
         stages = tuple(int(c[1:].split("_")[0]) for c in columns)
         dose, of = {}, {}
         for key, p in points.items():
-            if columns and all(c in p.levels for c in columns):
-                values = [_spectrum_level(p.levels[c], p.widths.get(s)) if name == "groups"
-                          else p.levels[c] for c, s in zip(columns, stages, strict=True)]
-                dose[key] = dict(Counter(values))
-                of[key] = "/".join(p.levels[c] for c in columns)
+            # a stage without the field (a conv block has no op order) adds no dose
+            mine = [(c, s) for c, s in zip(columns, stages, strict=True) if c in p.levels]
+            values = [_spectrum_level(p.levels[c], p.widths.get(s)) if name == "groups"
+                      else p.levels[c] for c, s in mine]
+            dose[key] = dict(Counter(values))
+            of[key] = "/".join(p.levels.get(c, "–") for c in columns)
         levels = tuple(sorted({lv for d in dose.values() for lv in d}, key=_order))
-        if len(levels) > 1:
+        if columns and len(levels) > 1:
             found.append(Factor(name, stages, levels, of, dose))
     return tuple(found)
 
@@ -141,7 +142,8 @@ def _varying(points: Mapping[str, PointData], name: str) -> list[str]:
     """A field's stage columns whose level varies over the points, by stage."""
     columns = sorted({c for p in points.values() for c in p.levels
                       if c.split("_", 1)[1] == name}, key=lambda c: int(c[1:].split("_")[0]))
-    return [c for c in columns if len({p.levels.get(c) for p in points.values()}) > 1]
+    return [c for c in columns
+            if len({p.levels[c] for p in points.values() if c in p.levels}) > 1]
 
 
 def _aliased(points: Mapping[str, PointData], a: str, b: str) -> bool:
@@ -174,7 +176,11 @@ def fit(points: Mapping[str, PointData], factors: Sequence[Factor]) -> Fit:
     keys = tuple(k for k in points if all(k in f.of for f in factors))
     columns: dict[tuple[int, str], int] = {}
     for i, f in enumerate(factors):
-        for level in f.levels[1:]:  # the first level is the reference
+        # the first level is the reference; but when points have the field in different
+        # numbers of stages (a conv stage has no op order), the reference's dose is a column
+        # too, or a stage without the field would count as one at the reference level
+        uneven = f.pooled and len({sum(d.values()) for d in f.dose.values()}) > 1
+        for level in f.levels if uneven else f.levels[1:]:
             columns[(i, level)] = 1 + len(columns)
     x = np.zeros((len(keys), 1 + len(columns)))
     x[:, 0] = 1.0
@@ -253,11 +259,10 @@ def effects_of(points: Mapping[str, PointData], method: str = "pooled",
     f = fit(points, factors)
     if not _full_rank(f):
         # too few points for a level per stage (a short search): one effect per field, pooled
-        # over the stages, when that model can estimate every level
+        # over the stages (a fraction of the columns: what it cannot estimate, it says)
         pooled = pooled_factors(points, fields)
-        g = fit(points, pooled) if pooled else None
-        if g is not None and _full_rank(g):
-            factors, f = pooled, g
+        if pooled:
+            factors, f = pooled, fit(points, pooled)
     found = []
     for i, factor in enumerate(factors):
         ols = {lv: contrast(f, i, lv, factor.levels[0], "robust", noise, confidence)

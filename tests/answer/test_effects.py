@@ -144,3 +144,32 @@ def test_pooled_group_counts_are_places_on_the_spectrum():
     assert groups.levels == (REGULAR, BETWEEN, DEPTHWISE)  # 32 of 32 and 64 of 64: depthwise
     assert groups.dose == {"a": {REGULAR: 1, DEPTHWISE: 1}, "b": {BETWEEN: 1, REGULAR: 1},
                            "c": {DEPTHWISE: 2}}
+
+
+def test_a_stage_without_the_field_is_no_dose_of_any_level():
+    # s2 is a conv block in p1 and p2 (no op order); pooled per stage switched:
+    # y = .49 + .01 · dw_pw stages + .03 · pw_dw stages, exactly: pw_dw − dw_pw = +.02
+    # (coding a missing stage as the reference level would not fit these four exactly)
+    points = {k: PointData(k, (y - 0.005, y + 0.005), (0, 1), 1.0, 1.0, 1.0, levels, {1: 32})
+              for k, y, levels in (
+                  ("p1", 0.50, {"s1_order": "dw_pw"}), ("p2", 0.52, {"s1_order": "pw_dw"}),
+                  ("p3", 0.51, {"s1_order": "dw_pw", "s2_order": "dw_pw"}),
+                  ("p4", 0.55, {"s1_order": "pw_dw", "s2_order": "pw_dw"}))}
+    (order,) = effects_of(points, "pooled")
+    assert order.factor.pooled and order.factor.of["p1"] == "dw_pw/–"
+    assert order.best == "pw_dw" and order.levels[1].effect.estimate == pytest.approx(-0.02)
+
+
+def test_a_conv_stage_keeps_no_op_order_or_mid_activation():
+    import pandas as pd
+
+    from nas.answer.data import points_at
+
+    row = {"status": "completed", "arch_key": "k", "seed_curves": "[[0.3, 0.5]]",
+           "s1_kind": "conv", "s1_groups": 4, "s1_order": "dw_pw", "s1_mid_act": "none",
+           "s1_residual": "identity", "s2_kind": "spectrum", "s2_groups": 8,
+           "s2_order": "pw_dw", "s2_mid_act": "relu", "s2_residual": "none"}
+    (point,) = points_at(pd.DataFrame([row]), 2).values()
+    assert point.levels == {"s1_groups": "4", "s1_residual": "identity", "s2_groups": "8",
+                            "s2_order": "pw_dw", "s2_mid_act": "relu", "s2_residual": "none"}
+    assert point.kinds == {1: "conv", 2: "spectrum"}
