@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -75,6 +76,15 @@ def describe_space(space: Space, sample: int = 200, memory: MemoryShare | None =
                  f" {s.sampler}{f' ({settings})' if settings else ''}, repeats {s.repeats},"
                  f" concurrency {s.concurrency}, ASHA grace {s.grace_period} reduction"
                  f" {s.reduction_factor}")
+    if (v := space.verify) is not None:
+        cap = (f"{v.budget_core_s:,.0f} core-seconds" if math.isfinite(v.budget_core_s)
+               else "no core-second cap")
+        prior = (f", noise prior sd {100 * v.noise_prior_sd:.1f} pt ({v.noise_prior_df:g} df)"
+                 if v.noise_prior_df else "")
+        held = f", scored on {v.held_out:,} held-out images" if v.held_out else ""
+        lines.append(f"Then a [verify] race at {100 * v.confidence:g} % confidence: up to"
+                     f" {v.max_seeds_per_point} seeds a point, {cap}{prior}{held}"
+                     " (--no-verify: none)")
     return "\n".join(lines)
 
 

@@ -74,7 +74,18 @@ def test_a_dry_run_with_a_zero_trial_budget_is_refused_and_a_valid_one_described
     assert main(["--space", space, "--dry-run", "--trials", "0"]) == 2
     assert "--trials: 0 must be >= 1" in capsys.readouterr().err
     assert main(["--space", space, "--dry-run", "--trials", "1", "--seed", "0"]) == 0
-    assert capsys.readouterr().out.strip()
+    out = capsys.readouterr().out
+    assert out.strip() and "[verify]" not in out  # TINY has no race
+
+
+def test_a_dry_run_describes_the_race_that_follows(tmp_path, capsys):
+    from tests.searchkit import RACED
+
+    assert main(["--space", str(write_space(tmp_path, RACED)), "--dry-run"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    # RACED's [verify]: 2 seeds a point, the prior sd .02 on 8 df, no budget
+    assert last == ("Then a [verify] race at 90 % confidence: up to 2 seeds a point, no"
+                    " core-second cap, noise prior sd 2.0 pt (8 df) (--no-verify: none)")
 
 
 def test_every_action_is_one_cli_module_with_its_parser_and_main():
