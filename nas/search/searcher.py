@@ -140,9 +140,11 @@ class StudySearcher(Searcher):
             self.define(trial)
             if screen and self._screened(trial, trial_id):
                 return None
-            trial.set_user_attr(OPTUNA_TRIAL_ATTR, trial_id)
+            # the run first: an outage between the two writes then leaves a trial this run's
+            # resume can settle (one with only a trial id belongs to no run in a shared study)
             if self.run is not None:
                 trial.set_user_attr(OPTUNA_RUN_ATTR, self.run)
+            trial.set_user_attr(OPTUNA_TRIAL_ATTR, trial_id)
         except Exception:
             # asked again: this half-made trial must not stay RUNNING in the study for ever
             with contextlib.suppress(Exception):
