@@ -99,7 +99,7 @@ def find_factors(points: Mapping[str, PointData], fields: Sequence[str] = FIELDS
             else:
                 home.append(column)
         for group in groups:
-            stages = tuple(int(c[1:].split("_")[0]) for c in group)
+            stages = tuple(map(_stage, group))
             of = {k: _merged(name, [p.levels[c] for c in group]) for k, p in points.items()
                   if all(c in p.levels for c in group)}
             found.append(Factor(name, stages, tuple(sorted(set(of.values()), key=_order)), of))
@@ -118,7 +118,7 @@ def pooled_factors(points: Mapping[str, PointData], fields: Sequence[str] = FIEL
     found = []
     for name in fields:
         columns = _varying(points, name)
-        stages = tuple(int(c[1:].split("_")[0]) for c in columns)
+        stages = tuple(map(_stage, columns))
         dose, of = {}, {}
         for key, p in points.items():
             # a stage without the field (a conv block has no op order) adds no dose
@@ -141,9 +141,14 @@ def _spectrum_level(value: str, width: int | None) -> str:
 def _varying(points: Mapping[str, PointData], name: str) -> list[str]:
     """A field's stage columns whose level varies over the points, by stage."""
     columns = sorted({c for p in points.values() for c in p.levels
-                      if c.split("_", 1)[1] == name}, key=lambda c: int(c[1:].split("_")[0]))
+                      if c.split("_", 1)[1] == name}, key=_stage)
     return [c for c in columns
             if len({p.levels[c] for p in points.values() if c in p.levels}) > 1]
+
+
+def _stage(column: str) -> int:
+    """The stage of a column 's2_groups': 2."""
+    return int(column[1:].split("_")[0])
 
 
 def _aliased(points: Mapping[str, PointData], a: str, b: str) -> bool:
