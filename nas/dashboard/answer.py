@@ -19,10 +19,7 @@ def answer_section(answer: dict[str, Any]) -> str:
     said = (f"seed noise sd {100 * sd:.2f} pt ({escape(str(noise.get('source', '')))})"
             if isinstance(sd, int | float) else "no seed noise measured: nothing is separable")
     tier = answer.get("tier") or []
-    # answer.json says why the pick (an older one did not: then the tier's cheapest)
-    why = answer.get("pick_words") or (
-        f"the cheapest by {answer.get('pick_by')} of the {len(tier)} point(s) not separable from"
-        f" the leader {answer.get('leader')}")
+    why = answer.get("pick_words", "")  # the sentence answer.md says it in (render.py)
     head = (f'<p class="answer-pick">Practical pick: <code>{escape(str(answer.get("pick")))}'
             f"</code>, {escape(str(why))} at {pct} % ({said}; {answer.get('points')} points"
             f" judged after {answer.get('fidelity')} epochs).</p>")
