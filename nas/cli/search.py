@@ -17,7 +17,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=program(),
         description="Search the convolution spectrum: Ray Tune schedules trials (ASHA), Optuna"
-        " picks points. With no arguments: the default CIFAR-10 space, about 8 min on 2 CPU cores."
+        " picks points, then the space's [verify] race retrains the close ones with fresh seeds."
+        " With no arguments: the default CIFAR-10 space."
         " Other actions: dashboard, export, retrain, study, bench, supernet (each has --help).")
     p.add_argument("--version", action="version",
                    version=f"spectrum-nas {installed_version() or 'unknown'}")
