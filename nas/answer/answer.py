@@ -3,7 +3,9 @@ practical pick, the per-factor effects at one fidelity, the words, and what it a
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -54,12 +56,14 @@ class Answer:
 def build_answer(table: pd.DataFrame, epochs: int, *, effects_fidelity: int | None = None,
                  method: str = "pooled", confidence: float = 0.9, noise: Noise | None = None,
                  source: str = "", cores_per_trial: float = 1.0, pick_by: str = "latency_ms",
-                 base_seed: int = 0, scores: str | None = None) -> Answer:
+                 base_seed: int = 0, scores: str | None = None,
+                 latency: Mapping[str, float] | None = None) -> Answer:
     """The answer from a trials table (front end and verification rows alike): the tier over
     the points measured at `epochs`, effects from every trial measured at `effects_fidelity`
     (default `epochs`); `noise` (default: pooled over the table's seeds) for the tier.
     `scores`: a column of per-seed full-budget accuracies that measures the points at
-    `epochs` instead of their curves (e.g. SEED_HELD_OUT_ACCS; see points_at)."""
+    `epochs` instead of their curves (e.g. SEED_HELD_OUT_ACCS; see points_at). `latency`:
+    points. latency_ms measured again (nas.search.retime), over the trials' figures."""
     if pick_by not in PICK_BY:
         raise ValueError(f"answer: pick_by {pick_by!r} must be one of {', '.join(PICK_BY)}")
     points = points_at(table, epochs, base_seed=base_seed, scores=scores)
@@ -73,6 +77,9 @@ def build_answer(table: pd.DataFrame, epochs: int, *, effects_fidelity: int | No
     effects = effects_of(at, method, effects_noise, confidence)
     entries = tuple(_entry(points[k], t.means[k], None if k == t.leader else t.gaps[k])
                     for k in t.members)
+    if latency:
+        entries = tuple(dataclasses.replace(e, latency_ms=latency.get(e.key, e.latency_ms))
+                        for e in entries)
     costs = {e.key: _or_inf(getattr(e, pick_by)) for e in entries}
     # with no seed noise measured nothing is separable, so the "tier" is every point: its
     # cheapest would be advice without evidence; the leader is the honest pick

@@ -56,6 +56,7 @@ ROUND_COLUMN = "verify_round"  # in every trial of a run read whole: 0 front end
 RACE_JSON = "race.json"  # the race's candidates, runs, standing and why it stopped
 ANSWER_MD = "answer.md"  # the answer: top tier, factor effects, recommendation, cost
 ANSWER_JSON = "answer.json"  # the same for the dashboard and scripts
+TIER_LATENCY_JSON = "tier_latency.json"  # the tier's latency timed after the race, kept
 
 
 def stage_column(stage: int, field: str) -> str:
