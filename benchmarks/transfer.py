@@ -27,7 +27,8 @@ bench network's stage i, the last one for extra stages, at the spectrum position
 96x96, 7x7/2 stem + pool, widths 32-256) and trains it on Imagenette's train split with that
 space's [train] recipe (the bench's residual init, γ = 1), tested on its val split. Every
 finished (point, seed) lands atomically in OUT/runs/PHASE/ and a rerun skips it (an interrupted
-run restarts from its first epoch); `--concurrency` runs that many one-`--threads` trainings at
+run restarts from its first epoch); every run trains at `--precision` (fp32 by default, as the
+bench: 'auto' would be bf16 on some of this project's CPUs and fp32 on others); `--concurrency` runs that many one-`--threads` trainings at
 once in spawned processes. OUT/transfer.md and transfer.json are written after each phase.
 
 Cost, an estimate scaled from one epoch on 2,048 images of each of the 14 default points (AMD
@@ -364,7 +365,8 @@ def cifar_phase(args: argparse.Namespace, bench_space: Space) -> Phase:
                             " CIFAR-10; see benchmarks/README.md, 'Transfer study')")
     if not args.data_dir.is_dir():
         raise TransferError(f"--data-dir {args.data_dir}: no such folder")
-    cfg = _train_config(bench_space.train, args.epochs or bench_space.train.epochs, args.threads)
+    cfg = _train_config(bench_space.train, args.epochs or bench_space.train.epochs, args.threads,
+                        precision=args.precision)
     return Phase("cifar", bench_space, str(args.data_dir), _size(args, "cifar"), cfg,
                  lambda e: e.genotype)
 
@@ -379,7 +381,8 @@ def imagenette_phase(args: argparse.Namespace, bench_space: Space) -> Phase:
     space = dataclasses.replace(space, data=dataclasses.replace(space.data, root=root,
                                                                 per_class=None))
     cfg = _train_config(space.train, args.epochs or space.train.epochs, args.threads,
-                        zero_init_residual=bench_space.train.zero_init_residual)
+                        zero_init_residual=bench_space.train.zero_init_residual,
+                        precision=args.precision)
     return Phase("imagenette", space, None, _size(args, "imagenette"), cfg,
                  lambda e: on_macro(space, e.genotype, shared_position(bench_space, e.genotype)))
 
@@ -572,6 +575,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=_at_least(1), default=2,
                    help="trainings at once, each in its own process")
     p.add_argument("--threads", type=_at_least(1), default=1, help="torch threads per training")
+    # pinned, not 'auto': the study's runs span sittings on CPUs with and without native bf16,
+    # and the bench it is compared with trained in fp32
+    p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
+                   help="training precision of every run (default fp32, as the bench)")
     p.add_argument("--supernet", type=Path, default=SUPERNET,
                    help="a `run_search.py supernet --top-k 0` folder scoring the bench's points")
     p.add_argument("--bootstrap", type=_at_least(100), default=2000)

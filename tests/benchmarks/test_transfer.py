@@ -296,3 +296,15 @@ def test_both_phases_train_and_report_on_tiny_settings(tmp_path, monkeypatch, ci
     assert tr.main(["--phase", "cifar", "--data-dir", str(cifar_dir), *tiny]) == 0
     sessions = json.loads((tmp_path / tr.RUNS / "cifar" / tr.SESSIONS).read_text())
     assert len(sessions) == 1
+
+
+def test_every_run_trains_at_the_pinned_precision_whatever_the_cpu(tmp_path):
+    """'auto' would mean bf16 on a CPU with native bf16 and fp32 elsewhere: runs of one study
+    made on both kinds would then differ in more than the network."""
+    bench_space = load_space(BENCH / "spectrum_bench_gamma1.toml")
+    args = tr.parser().parse_args(["--phase", "cifar", "--data-dir", str(tmp_path)])
+    assert args.precision == "fp32"
+    assert tr.cifar_phase(args, bench_space).cfg.precision == "fp32"
+    args = tr.parser().parse_args(["--phase", "cifar", "--data-dir", str(tmp_path),
+                                   "--precision", "bf16"])
+    assert tr.cifar_phase(args, bench_space).cfg.precision == "bf16"
