@@ -29,7 +29,8 @@ space's [train] recipe (the bench's residual init, γ = 1), tested on its val sp
 finished (point, seed) lands atomically in OUT/runs/PHASE/ and a rerun skips it (an interrupted
 run restarts from its first epoch); every run trains at `--precision` (fp32 by default, as the
 bench: 'auto' would be bf16 on some of this project's CPUs and fp32 on others);
-`--concurrency` runs that many one-`--threads` trainings at once in spawned processes. OUT/transfer.md and transfer.json are written after each phase.
+`--concurrency` runs that many one-`--threads` trainings at once in spawned processes.
+OUT/transfer.md and transfer.json are written after each phase.
 
 Cost, an estimate scaled from one epoch on 2,048 images of each of the 14 default points (AMD
 EPYC, AVX2, one thread, one training at a time, the other core busy with other jobs; measured
