@@ -18,6 +18,7 @@ import statistics
 from pathlib import Path
 
 from benchmarks import strategy_racing as sr
+from nas.answer.stats import pooled_noise
 from nas.bench.rank import bootstrap_ci, kendall_tau
 from nas.bench.table import load_bench
 from nas.results.atomic import atomic_write
@@ -32,10 +33,11 @@ def finals(truth: sr.Truth) -> tuple[list[str], list[int], dict[str, dict[int, f
     return keys, seeds, {k: {s: truth.seeds[k][s].curve[-1] for s in seeds} for k in keys}
 
 
-def tau_row(label: str, x: list[float], y: list[float]) -> str:
-    """One table row: tau and its bootstrap interval."""
+def tau_row(label: str, x: list[float], y: list[float]) -> tuple[str, float]:
+    """One table row (tau and its bootstrap interval), and the tau."""
+    tau = kendall_tau(x, y)
     low, high = bootstrap_ci(x, y, kendall_tau)
-    return f"| {label} | {kendall_tau(x, y):.3f} | [{low:.2f}, {high:.2f}] |"
+    return f"| {label} | {tau:.3f} | [{low:.2f}, {high:.2f}] |", tau
 
 
 def halves(seeds: list[int]) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
@@ -59,27 +61,29 @@ def report(truth: sr.Truth) -> str:
     lines = [f"{len(keys)} points with all {len(seeds)} seeds ({', '.join(map(str, seeds))});"
              f" {truth.note}.", "", "| seeds compared | Kendall tau | 95 % CI (bootstrap) |",
              "|---|---|---|"]
-    singles = [kendall_tau([acc[k][a] for k in keys], [acc[k][b] for k in keys])
-               for a, b in itertools.combinations(seeds, 2)]
+    singles = []
     for a, b in itertools.combinations(seeds, 2):
-        lines.append(tau_row(f"seed {a} vs seed {b}", [acc[k][a] for k in keys],
-                             [acc[k][b] for k in keys]))
+        row, tau = tau_row(f"seed {a} vs seed {b}", [acc[k][a] for k in keys],
+                           [acc[k][b] for k in keys])
+        lines.append(row)
+        singles.append(tau)
     pairs = []
     if len(seeds) >= 4:
         for a, b in halves(seeds):
-            x = [statistics.fmean(acc[k][s] for s in a) for k in keys]
-            y = [statistics.fmean(acc[k][s] for s in b) for k in keys]
-            pairs.append(kendall_tau(x, y))
-            lines.append(tau_row(f"mean of {a} vs mean of {b}", x, y))
-    sd = statistics.fmean(statistics.variance(acc[k].values()) for k in keys) ** 0.5
+            row, tau = tau_row(f"mean of {a} vs mean of {b}",
+                               [statistics.fmean(acc[k][s] for s in a) for k in keys],
+                               [statistics.fmean(acc[k][s] for s in b) for k in keys])
+            lines.append(row)
+            pairs.append(tau)
+    sd = pooled_noise({k: list(acc[k].values()) for k in keys}).sd
     mean = {k: statistics.fmean(acc[k].values()) for k in keys}
-    best = max(keys, key=lambda k: mean[k])
     top = sorted(keys, key=lambda k: -mean[k])
+    best = top[0]
     lines += ["", f"Single seeds: tau {min(singles):.2f}–{max(singles):.2f} (mean"
               f" {statistics.fmean(singles):.2f})"
               + (f"; two-seed means: {min(pairs):.2f}–{max(pairs):.2f}" if pairs else "")
-              + f". Pooled seed sd {100 * sd:.2f} pt (the sd of one point's seeds, averaged as"
-              " a variance).",
+              + f". Pooled seed sd {100 * sd:.2f} pt (the root of the seeds' variance about"
+              " each point's mean, pooled over the points).",
               f"All-seed best: `{best}` {100 * mean[best]:.2f} %; its rank under each single"
               " seed: " + ", ".join(f"seed {s}: {rank_of(best, {k: acc[k][s] for k in keys})}"
                                     for s in seeds) + ".",
