@@ -56,14 +56,12 @@ class Answer:
 def build_answer(table: pd.DataFrame, epochs: int, *, effects_fidelity: int | None = None,
                  method: str = "pooled", confidence: float = 0.9, noise: Noise | None = None,
                  source: str = "", cores_per_trial: float = 1.0, pick_by: str = "latency_ms",
-                 base_seed: int = 0, scores: str | None = None,
-                 latency: Mapping[str, float] | None = None) -> Answer:
+                 base_seed: int = 0, scores: str | None = None) -> Answer:
     """The answer from a trials table (front end and verification rows alike): the tier over
     the points measured at `epochs`, effects from every trial measured at `effects_fidelity`
     (default `epochs`); `noise` (default: pooled over the table's seeds) for the tier.
     `scores`: a column of per-seed full-budget accuracies that measures the points at
-    `epochs` instead of their curves (e.g. SEED_HELD_OUT_ACCS; see points_at). `latency`:
-    points. latency_ms measured again (nas.search.retime), over the trials' figures."""
+    `epochs` instead of their curves (e.g. SEED_HELD_OUT_ACCS; see points_at)."""
     if pick_by not in PICK_BY:
         raise ValueError(f"answer: pick_by {pick_by!r} must be one of {', '.join(PICK_BY)}")
     points = points_at(table, epochs, base_seed=base_seed, scores=scores)
@@ -77,17 +75,30 @@ def build_answer(table: pd.DataFrame, epochs: int, *, effects_fidelity: int | No
     effects = effects_of(at, method, effects_noise, confidence)
     entries = tuple(_entry(points[k], t.means[k], None if k == t.leader else t.gaps[k])
                     for k in t.members)
-    if latency:
-        entries = tuple(dataclasses.replace(e, latency_ms=latency.get(e.key, e.latency_ms))
-                        for e in entries)
-    costs = {e.key: _or_inf(getattr(e, pick_by)) for e in entries}
-    # with no seed noise measured nothing is separable, so the "tier" is every point: its
-    # cheapest would be advice without evidence; the leader is the honest pick
-    pick = cheapest(t.members, costs) if noise.known else t.leader
+    pick = _pick(entries, t.leader, pick_by, noise)
     return Answer(t.leader, pick, pick_by, entries, len(points), noise,
                   confidence, epochs, effects, method, fidelity,
                   recommend(effects, points[t.leader].widths),
                   run_cost(table, cores_per_trial), source)
+
+
+def with_latency(answer: Answer, latency: Mapping[str, float], source: str) -> Answer:
+    """The answer with its tier's latency_ms measured again (nas.search.retime; a point left
+    out keeps its trials' figure), the pick made again from them, and `source` for its own."""
+    entries = tuple(dataclasses.replace(e, latency_ms=latency.get(e.key, e.latency_ms))
+                    for e in answer.tier)
+    return dataclasses.replace(answer, tier=entries, source=source, pick=_pick(
+        entries, answer.leader, answer.pick_by, answer.noise))
+
+
+def _pick(entries: tuple[TierEntry, ...], leader: str, pick_by: str, noise: Noise) -> str:
+    """The tier's cheapest by `pick_by`."""
+    # with no seed noise measured nothing is separable, so the "tier" is every point: its
+    # cheapest would be advice without evidence; the leader is the honest pick
+    if not noise.known:
+        return leader
+    return cheapest([e.key for e in entries], {e.key: _or_inf(getattr(e, pick_by))
+                                               for e in entries})
 
 
 def _entry(p: PointData, mean: Interval, gap: Interval | None) -> TierEntry:

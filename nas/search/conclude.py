@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nas.answer.answer import Answer, build_answer
+from nas.answer.answer import Answer, build_answer, with_latency
 from nas.answer.render import render_markdown, to_json
 from nas.answer.settings import VerifySettings
 from nas.answer.stats import Noise
@@ -24,12 +24,11 @@ from nas.search.retime import words as retime_words
 from nas.search.verify import race_of
 
 
-def answer_of(run_dir: Path, settings: VerifySettings | None = None, *,
-              retime_tier: bool = True) -> Answer:
+def answer_of(run_dir: Path, settings: VerifySettings | None = None) -> Answer:
     """The answer a run folder holds: its tier judged at the full budget with the race's noise
     (the [verify] prior included) and confidence, its effects from every trial at that
     fidelity; on the held-out images' scores when [verify].held_out asks for them. The tier's
-    latency is timed again here (`retime_tier`), after the race, when nothing else trains."""
+    latency is timed again here, after the race, when nothing else trains."""
     run = saved_run(run_dir)
     settings = settings or run.space.verify or VerifySettings()
     noise: Noise | None = None
@@ -47,19 +46,17 @@ def answer_of(run_dir: Path, settings: VerifySettings | None = None, *,
         held = int(data.get(HELD_OUT_IMAGES, settings.held_out))
         source += f"; tier judged on {held:,} held-out training images"
     table = all_trials(run_dir)
-    common = dict(confidence=settings.confidence, noise=noise,
-                  cores_per_trial=run.budget.cpus_per_trial, base_seed=run.budget.seed,
-                  scores=scores)
-    answer = build_answer(table, run.budget.epochs, source=source, **common)
-    if not retime_tier or len(answer.tier) < 2 or not answer.noise.known:
+    answer = build_answer(table, run.budget.epochs, confidence=settings.confidence, noise=noise,
+                          source=source, cores_per_trial=run.budget.cpus_per_trial,
+                          base_seed=run.budget.seed, scores=scores)
+    if len(answer.tier) < 2 or not answer.noise.known:  # nothing to choose between
         return answer
     threads = max(1, round(run.budget.cpus_per_trial))
     fresh = kept_retime(run_dir / TIER_LATENCY_JSON, table, [e.key for e in answer.tier],
                         threads)
     if not fresh:  # no genotype, or timed on a GPU: the trials' figures stand
         return answer
-    return build_answer(table, run.budget.epochs, source=f"{source}; {retime_words(threads)}",
-                        latency=fresh, **common)
+    return with_latency(answer, fresh, f"{source}; {retime_words(threads)}")
 
 
 def write_answer(run_dir: Path, answer: Answer) -> None:

@@ -5,7 +5,7 @@ import math
 
 import pandas as pd
 
-from nas.answer.answer import build_answer
+from nas.answer.answer import build_answer, with_latency
 from nas.arch.genotype import Genotype, Stage
 from nas.search.retime import kept_retime, retime, words
 from tests.answer.answerkit import EPOCHS, trials_table
@@ -31,12 +31,13 @@ def test_each_cpu_point_with_a_genotype_is_timed_and_the_rest_keep_their_figures
 
 def test_the_pick_follows_the_latency_timed_again():
     # the answerkit's tier is g4-pw (2.2 ms in its trials) and g1-pw (3.2 ms): g4-pw is picked
-    assert build_answer(trials_table(), EPOCHS).pick == "g4-pw"
-    again = build_answer(trials_table(), EPOCHS, latency={"g4-pw": 4.0, "g1-pw": 1.5})
+    answer = build_answer(trials_table(), EPOCHS)
+    assert answer.pick == "g4-pw"
+    again = with_latency(answer, {"g4-pw": 4.0, "g1-pw": 1.5}, "re-timed")
     assert again.pick == "g1-pw"
     assert {e.key: e.latency_ms for e in again.tier} == {"g4-pw": 4.0, "g1-pw": 1.5}
     # a point not timed again keeps its trials' figure
-    kept = build_answer(trials_table(), EPOCHS, latency={"g1-pw": 1.5})
+    kept = with_latency(answer, {"g1-pw": 1.5}, "re-timed")
     assert {e.key: e.latency_ms for e in kept.tier} == {"g4-pw": 2.2, "g1-pw": 1.5}
 
 
