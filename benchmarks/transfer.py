@@ -607,11 +607,11 @@ def run_phase(args: argparse.Namespace, out: Path, log: Callable[[str], None]) -
     splits = load_data(todo[0])  # fails here, once, on bad data; warms an image-folder cache
     log(f"  training on {len(splits.train):,} images, testing on {len(splits.test):,}")
     del splits
-    started, trained = time.time(), 0
+    started = time.time()
     try:
-        trained = run_tasks(todo, out, args.concurrency, log=log)
-    finally:
-        record_session(out, phase.name, started, trained, args)
+        run_tasks(todo, out, args.concurrency, log=log)
+    finally:  # counted from the folder: an interrupted session's landed runs count too
+        record_session(out, phase.name, started, len(todo) - len(pending(out, todo)), args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -296,6 +296,7 @@ def test_both_phases_train_and_report_on_tiny_settings(tmp_path, monkeypatch, ci
     assert tr.main(["--phase", "cifar", "--data-dir", str(cifar_dir), *tiny]) == 0
     sessions = json.loads((tmp_path / tr.RUNS / "cifar" / tr.SESSIONS).read_text())
     assert len(sessions) == 1
+    assert sessions[0]["trained"] == len(record["points"])  # counted from the landed runs
 
 
 def test_every_run_trains_at_the_pinned_precision_whatever_the_cpu(tmp_path):
