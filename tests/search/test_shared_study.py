@@ -99,8 +99,14 @@ def test_two_drivers_at_once_share_one_study(tmp_path, postgres):
         finish(proc)
     trials = study_trials(url, "spectrum")
     tables = {name: rows(tmp_path / name) for name in drivers}
-    # every trial of both, each once, each run folder's table its own trials
-    assert len(trials) == sum(len(t) for t in tables.values()) == 6
+    # every trial of both, each once, each run folder's table its own trials; a proposal
+    # screened on paper (a repeat of a point trained already, by either driver, or one
+    # infeasible) is in the study, told at once, and was never a trial
+    trained = [t for t in trials if OPTUNA_TRIAL_ATTR in t.user_attrs]
+    assert len(trained) == sum(len(t) for t in tables.values()) == 6
+    screened = [t for t in trials if t not in trained]
+    assert all(t.user_attrs.get(OPTUNA_STATUS_ATTR) in ("repeat", "infeasible")
+               for t in screened), [t.user_attrs for t in screened]
     assert all(t.state.is_finished() for t in trials)
     split = by_run(trials)
     assert {name: sorted(ids) for name, ids in split.items()} == {
