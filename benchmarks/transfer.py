@@ -26,9 +26,11 @@ each point's per-stage choices on search_spaces/imagenet_subset.toml's macro (st
 bench network's stage i, the last one for extra stages, at the spectrum position the bench chose;
 96x96, 7x7/2 stem + pool, widths 32-256) and trains it on Imagenette's train split with that
 space's [train] recipe (the bench's residual init, γ = 1), tested on its val split. Every
-finished (point, seed) lands atomically in OUT/runs/PHASE/ and a rerun skips it (an interrupted
-run restarts from its first epoch); every run trains at `--precision` (fp32 by default, as the
-bench: 'auto' would be bf16 on some of this project's CPUs and fp32 on others);
+finished (point, seed) lands atomically in OUT/runs/PHASE/ and a rerun skips it; a run in
+progress is kept after every epoch (OUT/runs/PHASE/KEY-seedS.kept.pt, not committed) and an
+interrupted one continues from its last finished epoch, exactly; every run trains at
+`--precision` (fp32 by default, as the bench: 'auto' would be bf16 on some of this project's
+CPUs and fp32 on others);
 `--concurrency` runs that many one-`--threads` trainings at once in spawned processes.
 OUT/transfer.md and transfer.json are written after each phase.
 
@@ -66,7 +68,7 @@ from nas.arch.genotype import Genotype, divisor_at
 from nas.bench.report import point_frame
 from nas.bench.table import load_bench, pooled_finals
 from nas.data.core import DataError
-from nas.results.atomic import write_json
+from nas.results.atomic import atomic_write, write_json
 from nas.search.space.load import load_space
 from nas.search.space.points import base_width, network_frame
 from nas.search.space.types import Space
@@ -82,6 +84,7 @@ SELECTION = "selection.json"
 RUNS = "runs"
 SESSIONS = "sessions.json"
 LOCK = ".transfer.lock"
+KEPT_SUFFIX = ".kept.pt"  # a run in progress, after its last finished epoch
 PHASES = ("cifar", "imagenette")
 DEFAULT_TRAIN_SIZE = {"cifar": 45_000, "imagenette": "all"}
 FACTORS = {"order": ("pw_dw", "dw_pw"), "mid_act": ("none", "relu", "elu"),
@@ -316,6 +319,7 @@ class Task:
     train_size: int | str
     cfg: TrainConfig  # precision resolved, seed set
     settings: dict[str, Any]  # what a finished run must match to be reused
+    kept: str | None = None  # where the run in progress is kept after each epoch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -400,22 +404,39 @@ def load_data(task: Task):
     return final_splits(task.space, data_dir, task.train_size)
 
 
-def train_task(task: Task) -> dict[str, Any]:
-    """Train and test one (point, seed) with nas.retrain.train_once; its record, with the
-    process's CPU seconds (every thread: the run's core-seconds)."""
+def train_task(task: Task, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train and test one (point, seed) with nas.retrain.train_once, from where it was kept if
+    it was; its record, with the process's CPU seconds (every thread: the run's core-seconds),
+    its sittings' together."""
     from nas.retrain import Candidate, train_once
 
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    cpu = time.process_time()
+    cpu, wall = time.process_time(), time.perf_counter()
+    log = functools.partial(log, flush=True) if log is print else log
+    kept = read_kept(task, log)
+    before = {"wall_s": 0.0, "cpu_s": 0.0} if kept is None else kept
     splits = load_data(task)
     arch = Genotype.from_json(task.genotype)
-    row = train_once(Candidate(task.label, arch, math.nan, ""), splits, task.cfg,
-                     log=functools.partial(print, flush=True))
+
+    def keep(state: dict) -> None:
+        spent = {"wall_s": before["wall_s"] + time.perf_counter() - wall,
+                 "cpu_s": before["cpu_s"] + time.process_time() - cpu}
+        atomic_write(Path(task.kept), lambda p: torch.save(
+            {"settings": _settings_text(task), "trainer": state, **spent}, p))
+
+    import torch
+
+    row = train_once(Candidate(task.label, arch, math.nan, ""), splits, task.cfg, log=log,
+                     resume=None if kept is None else kept["trainer"],
+                     keep=None if task.kept is None else keep)
     c = cost(arch)
     return {"phase": task.phase, "key": task.key, "label": task.label, "seed": task.seed,
             "arch_key": row["arch_key"], "status": row["status"], "test_acc": row["test_acc"],
-            "train_loss": row["train_loss"], "train_s": row["train_s"], "wall_s": row["wall_s"],
-            "cpu_s": round(time.process_time() - cpu, 1), "threads": task.cfg.cpu_threads,
+            "train_loss": row["train_loss"], "train_s": row["train_s"],
+            "wall_s": round(before["wall_s"] + time.perf_counter() - wall, 1),
+            "cpu_s": round(before["cpu_s"] + time.process_time() - cpu, 1),
+            "resumed_after_epoch": 0 if kept is None else len(kept["trainer"]["history"]),
+            "threads": task.cfg.cpu_threads,
             "train_images": row["train_images"], "test_images": row["test_images"],
             "params": c.params, "macs": c.macs, "precision": row["precision"],
             "started": started, "finished": row["finished"], "settings": task.settings}
@@ -426,6 +447,35 @@ def train_task(task: Task) -> dict[str, Any]:
 def run_path(out: Path, task: Task) -> Path:
     """Where a finished (point, seed) is kept."""
     return out / RUNS / task.phase / f"{task.key}-seed{task.seed}.json"
+
+
+def kept_path(out: Path, task: Task) -> Path:
+    """Where a (point, seed) in progress is kept after each epoch."""
+    return run_path(out, task).with_suffix(KEPT_SUFFIX)
+
+
+def _settings_text(task: Task) -> str:
+    return json.dumps(task.settings, sort_keys=True)
+
+
+def read_kept(task: Task, log: Callable[[str], None]) -> dict[str, Any] | None:
+    """The task's kept run (trainer state, wall and CPU seconds so far), or None: none kept,
+    or one kept with other settings or unreadable (then said, and trained from epoch 1)."""
+    import torch
+
+    if task.kept is None or not Path(task.kept).is_file():
+        return None
+    try:
+        kept = torch.load(task.kept, weights_only=True)
+    except Exception as err:  # any unreadable file: trained afresh, and said why
+        log(f"  {task.kept}: unreadable ({type(err).__name__}), trained from epoch 1")
+        return None
+    if kept.get("settings") != _settings_text(task):
+        log(f"  {task.kept}: kept with other settings, trained from epoch 1")
+        return None
+    log(f"  {task.label} seed {task.seed}: continues after epoch"
+        f" {len(kept['trainer']['history'])} (kept in {task.kept})")
+    return kept
 
 
 def pending(out: Path, tasks: list[Task]) -> list[Task]:
@@ -467,6 +517,8 @@ def run_tasks(tasks: list[Task], out: Path, concurrency: int,
     def land(task: Task, record: dict[str, Any]) -> None:
         nonlocal done
         write_json(run_path(out, task), record)
+        if task.kept is not None:  # landed: its epochs are in the record now
+            Path(task.kept).unlink(missing_ok=True)
         done += 1
         log(f"  {task.phase} {task.label} seed {task.seed}: {record['status']}, test acc"
             f" {record['test_acc']:.4f}, {record['wall_s']:.0f} s ({done}/{len(tasks)})")
@@ -596,7 +648,8 @@ def run_phase(args: argparse.Namespace, out: Path, log: Callable[[str], None]) -
                                  log)
     by_key = {e.key: e for e in entries}
     chosen = [by_key[c["key"]] for c in selection["chosen"]]
-    todo = pending(out, phase.tasks(chosen, args.seeds))
+    todo = [dataclasses.replace(t, kept=str(kept_path(out, t)))
+            for t in pending(out, phase.tasks(chosen, args.seeds))]
     log(f"Transfer study, phase {phase.name}: {len(chosen)} points x {args.seeds} seed(s),"
         f" {phase.cfg.epochs} epochs; {len(todo)} runs to train, {args.concurrency} at a time,"
         f" {args.threads} thread(s) each; results in {out / RUNS / phase.name}")

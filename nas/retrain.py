@@ -163,13 +163,16 @@ def _progress(candidate: Candidate, cfg: TrainConfig, log) -> Any:
 
 
 def train_once(candidate: Candidate, splits: Splits, cfg: TrainConfig,
-               log=None, latency: LatencyConfig | None = None) -> dict[str, Any]:
+               log=None, latency: LatencyConfig | None = None, resume: dict | None = None,
+               keep=None) -> dict[str, Any]:
     """Train one architecture from scratch with cfg.seed (cfg's precision resolved), a `log`
     line per epoch; test it, time it as `latency` asks; the retrain.csv row (train_data and
-    data for the caller to fill)."""
+    data for the caller to fill). `resume` and `keep` as `fit`'s: a run kept after epoch k
+    continues from epoch k + 1 (its wall_s then this call's alone)."""
     start = time.perf_counter()
     model = initial_model(candidate.genotype, cfg, cfg.seed)  # as a search trial starts it
-    result = fit(model, splits, cfg, None if log is None else _progress(candidate, cfg, log))
+    result = fit(model, splits, cfg, None if log is None else _progress(candidate, cfg, log),
+                 resume=resume, keep=keep)
     test_acc = math.nan
     if result.status != "diverged":
         with cpu_threads(cfg.cpu_threads):  # tested at the precision it trained in

@@ -173,6 +173,8 @@ def fit(
     data: Splits,
     cfg: TrainConfig,
     report: Callable[[EpochReport], bool | None] | None = None,
+    resume: dict | None = None,
+    keep: Callable[[dict], None] | None = None,
 ) -> FitResult:
     """Train `model` in place on `data.train`, validating on `data.val` after every epoch.
 
@@ -181,12 +183,16 @@ def fit(
     bitwise-identical results on CPU. `report` is called after each epoch; returning True
     stops the fit ("stopped"). A non-finite training loss, or one of `Trainer.divergence`'s
     rules, ends it with status "diverged" instead of raising. `cfg.precision` must be resolved
-    (see `Trainer`).
+    (see `Trainer`). `keep` receives `Trainer.state_dict()` (live tensors: save or copy it
+    there) after every epoch that neither diverged nor stopped; `resume`, such a state,
+    continues the fit exactly where it was kept (same `cfg` and data), not from epoch 1.
     """
     wall_start = time.perf_counter()
     trainer = Trainer(model, data, cfg)
+    if resume is not None:
+        trainer.load_state_dict(resume)
     status, reason = "completed", ""
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(len(trainer.history) + 1, cfg.epochs + 1):
         epoch_report = trainer.epoch()
         if epoch_report is None:
             status, reason = "diverged", f"non-finite training loss in epoch {epoch}"
@@ -198,6 +204,8 @@ def fit(
         if report is not None and report(epoch_report):
             status = "stopped"
             break
+        if keep is not None:
+            keep(trainer.state_dict())
     history = tuple(trainer.history)
     return FitResult(
         status=status,

@@ -232,6 +232,38 @@ def test_a_rerun_skips_finished_runs_and_an_interrupted_one_continues(tmp_path):
         tr.pending(out, tasks_for(tmp_path, epochs=1))
 
 
+def test_a_run_interrupted_after_an_epoch_continues_from_it_to_the_same_result(
+        tmp_path, cifar_dir):
+    task = dataclasses.replace(tasks_for(cifar_dir, n=1, epochs=2)[0], train_size=256)
+    straight = tr.train_task(task, log=lambda _: None)
+    kept = dataclasses.replace(task, kept=str(tr.kept_path(tmp_path, task)))
+
+    def interrupted(line: str) -> None:
+        if "epoch 2/2" in line:  # epoch 1 is kept; the process dies in epoch 2
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tr.train_task(kept, log=interrupted)
+    assert Path(kept.kept).is_file()
+    lines: list[str] = []
+    record = tr.train_task(kept, log=lines.append)
+    assert any("continues after epoch 1" in line for line in lines), lines
+    assert sum("epoch 2/2" in line for line in lines) == 1 and not any(
+        "epoch 1/2" in line for line in lines)
+    assert record["resumed_after_epoch"] == 1 and straight["resumed_after_epoch"] == 0
+    assert record["test_acc"] == straight["test_acc"]  # CPU training is bitwise repeatable
+    assert record["train_loss"] == straight["train_loss"]
+    # kept under other settings (another --epochs): said, and trained from its first epoch
+    other = dataclasses.replace(kept, cfg=dataclasses.replace(kept.cfg, epochs=1),
+                                settings={**kept.settings, "train": {"epochs": 1}})
+    lines.clear()
+    tr.train_task(other, log=lines.append)
+    assert any("kept with other settings, trained from epoch 1" in line for line in lines)
+    # a landed run's kept file goes
+    tr.run_tasks([kept], tmp_path, 1, lambda t: record, log=lambda _: None)
+    assert not Path(kept.kept).exists() and tr.run_path(tmp_path, kept).is_file()
+
+
 def test_the_selection_is_pinned_and_other_flags_are_refused(tmp_path, real):
     logged: list = []
     first = tr.pinned_selection(tmp_path, real, "acc", 12, 2, BENCH, logged.append)

@@ -197,6 +197,29 @@ def test_trainer_resumes_exactly_from_a_weights_only_snapshot():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
 
 
+def test_fit_kept_after_an_epoch_continues_to_the_same_result():
+    data, cfg = synthetic(128), dataclasses.replace(FAST, epochs=2, seed=5)
+    kept: list[bytes] = []
+
+    def keep(state: dict) -> None:  # as a checkpoint file is written: at once
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        kept.append(buffer.getvalue())
+
+    def load(snapshot: bytes) -> dict:  # and read back: weights only
+        return torch.load(io.BytesIO(snapshot), weights_only=True)
+
+    straight = fit(drop_net(0), data, cfg, keep=keep)
+    assert straight.status == "completed"
+    assert [len(load(k)["history"]) for k in kept] == [1, 2]
+    again: list[bytes] = []
+    resumed = fit(drop_net(99), data, cfg, resume=load(kept[0]), keep=again.append)
+    assert len(again) == 1 and resumed.epochs_run == 2 and resumed.status == "completed"
+    assert without_timing(resumed.history) == without_timing(straight.history)
+    done = fit(drop_net(7), data, cfg, resume=load(kept[-1]))  # kept after the last epoch
+    assert without_timing(done.history) == without_timing(straight.history)
+
+
 def test_lockstep_trainers_match_solo_runs_and_leave_global_rng_alone():
     data, cfg = synthetic(128), dataclasses.replace(FAST, epochs=2)
     solo = []
