@@ -1,10 +1,13 @@
-"""Train a zoo preset on the CIFAR-10 training images; report test accuracy, wall time, params.
+"""Train a network on the CIFAR-10 training images with `fit`; report test accuracy, time, params.
 
 Run from the repository root:  python -m benchmarks.cifar_quality --preset regular
 
-`--seeds N` trains N seeds and prints each accuracy's mean ± sample std; `--precision fp32
-bf16` trains them in both precisions and prints the difference with its standard error (the
-accuracy-parity study of issue 12).
+`--preset` takes a zoo preset or `airbench` (airbench94's network, benchmarks/airbench_net.py;
+`--whiten` initialises its stem from the training images' patches). `--seeds N` trains N seeds
+and prints each accuracy's mean ± sample std; `--precision fp32 bf16` trains them in both
+precisions and prints the difference with its standard error (the accuracy-parity study of
+issue 12). `--record FILE` writes the summary with the machine, the git commit and every
+setting as JSON.
 """
 
 from __future__ import annotations
@@ -19,22 +22,29 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.airbench_net import airbench_net, whiten
 from benchmarks.common import default_data_dir, load_note, machine
 from nas.arch.model import build
 from nas.arch.zoo import PRESETS, preset
 from nas.data import DataSpec, Splits, load_splits
+from nas.results.atomic import write_json
+from nas.results.meta import git_sha
+from nas.train.augment import normalizer
 from nas.train.config import PRECISIONS, SCHEDULES, TrainConfig
 from nas.train.device import resolve_device, resolve_precision
 from nas.train.trainer import EpochReport, evaluate, fit
 
 DEFAULTS = TrainConfig()
 ACCURACIES = (("test_acc", "no TTA"), ("test_acc_tta", "flip TTA"))
+AIRBENCH = "airbench"  # not a genotype preset: a fixed network (benchmarks/airbench_net.py)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options; training options default to TrainConfig's defaults."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--preset", default="regular", choices=sorted(PRESETS))
+    p.add_argument("--preset", default="regular", choices=[*sorted(PRESETS), AIRBENCH])
+    p.add_argument("--whiten", action="store_true",
+                   help="airbench: its stem's filters whiten the training images' 2x2 patches")
     p.add_argument("--width", type=int, default=32, help="preset base width")
     p.add_argument("--depth", type=int, default=2, help="blocks per stage")
     p.add_argument("--units", type=int, default=2, help="conv units per block")
@@ -42,6 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     p.add_argument("--optimizer", default=DEFAULTS.optimizer, choices=("sgd", "adamw"))
     p.add_argument("--lr", type=float, default=DEFAULTS.lr)
+    p.add_argument("--momentum", type=float, default=DEFAULTS.momentum)
     p.add_argument("--schedule", default=DEFAULTS.schedule, choices=SCHEDULES)
     p.add_argument(
         "--warmup-epochs",
@@ -73,9 +84,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--val-size", type=int, default=0, help="training images held out")
     p.add_argument("--data-dir", type=Path, default=default_data_dir())
     p.add_argument("--json", action="store_true", help="also print the summary as JSON")
+    p.add_argument("--record", type=Path, help="write the summary (with machine, commit) here")
     args = p.parse_args(argv)
     if args.seeds < 1:
         p.error(f"--seeds {args.seeds}: must be >= 1")
+    if args.whiten and args.preset != AIRBENCH:
+        p.error(f"--whiten: only with --preset {AIRBENCH} (its 2x2 stem is what is whitened)")
     return args
 
 
@@ -93,6 +107,7 @@ def train_config(args: argparse.Namespace, seed: int, precision: str) -> TrainCo
         batch_size=args.batch_size,
         optimizer=args.optimizer,
         lr=args.lr,
+        momentum=args.momentum,
         schedule=args.schedule,
         warmup_epochs=warmup_epochs(args),
         weight_decay=args.weight_decay,
@@ -117,12 +132,23 @@ def print_epoch(report: EpochReport, epochs: int) -> None:
     )
 
 
+def network(args: argparse.Namespace, splits: Splits) -> torch.nn.Module:
+    """The network `--preset` names, initialised (under the caller's seed)."""
+    if args.preset != AIRBENCH:
+        return build(preset(args.preset, width=args.width, depth=args.depth, units=args.units))
+    net = airbench_net(len(splits.train.classes))
+    if args.whiten:  # on the images as the trainer feeds them: normalized, unaugmented
+        scale, shift = normalizer(splits.mean, splits.std, torch.device("cpu"))
+        whiten(net, splits.train.images[:5000].float() * scale + shift)
+    return net
+
+
 def train_one(args: argparse.Namespace, splits: Splits, seed: int, precision: str) -> dict:
     """Train one seed at one precision; test it with and without flip TTA; its summary."""
     cfg = train_config(args, seed, precision)
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    model = build(preset(args.preset, width=args.width, depth=args.depth, units=args.units))
+    model = network(args, splits)
     device = resolve_device(cfg.device)
     resolved = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, device))
     result = fit(model, splits, resolved, report=lambda r: print_epoch(r, cfg.epochs))
@@ -186,12 +212,11 @@ def main(argv: list[str] | None = None) -> dict:
     splits = load_splits(DataSpec(val_size=args.val_size), args.data_dir)
     if splits.test is None:
         raise SystemExit("the data set has no official test split")
-    params = sum(p.numel() for p in build(preset(args.preset, width=args.width, depth=args.depth,
-                                                  units=args.units)).parameters())
-    print(
-        f"{args.preset} width={args.width} depth={args.depth} units={args.units}: "
-        f"{params:,} params; {len(splits.train)} train / {len(splits.test)} test images"
-    )
+    params = sum(p.numel() for p in network(args, splits).parameters())
+    shape = ("" if args.preset == AIRBENCH
+             else f" width={args.width} depth={args.depth} units={args.units}")
+    print(f"{args.preset}{shape}{' whitened' if args.whiten else ''}: {params:,} params;"
+          f" {len(splits.train)} train / {len(splits.test)} test images")
     print(train_config(args, args.seed, args.precision[0]))
     print(load_note(), flush=True)
     runs: dict[str, list[dict]] = {}
@@ -206,15 +231,21 @@ def main(argv: list[str] | None = None) -> dict:
                  for key, label in ACCURACIES]
         print(f"{asked} (ran as {mine[0]['precision']}), {len(mine)} seeds, test accuracy % mean"
               f" ± std: {'; '.join(parts)}; {stats['train_seconds']:.0f} s training per seed")
-    summary = {"preset": args.preset, "width": args.width, "depth": args.depth,
-               "units": args.units, "params": params, "runs": runs, "stats": by_precision,
-               "wall_seconds": time.perf_counter() - start, "threads": args.threads}
+    summary = {"preset": args.preset, "whiten": args.whiten, "width": args.width,
+               "depth": args.depth, "units": args.units, "params": params, "runs": runs,
+               "stats": by_precision, "wall_seconds": time.perf_counter() - start,
+               "threads": args.threads, "train_images": len(splits.train),
+               "test_images": len(splits.test), "machine": machine(),
+               "git_sha": git_sha(Path(__file__).resolve().parents[1]),
+               "data_dir": str(args.data_dir)}
     if len(by_precision) > 1:
         summary["comparison"] = print_comparison(by_precision)
     print(f"wall {summary['wall_seconds']:.0f} s (data, models, training, evaluation);"
           f" {load_note()}")
     if args.json:
         print(json.dumps(summary))
+    if args.record is not None:
+        write_json(args.record, summary)
     return summary
 
 
