@@ -7,7 +7,8 @@ Run from the repository root:  python -m benchmarks.cifar_quality --preset regul
 and prints each accuracy's mean ± sample std; `--precision fp32 bf16` trains them in both
 precisions and prints the difference with its standard error (the accuracy-parity study of
 issue 12). `--record FILE` writes the summary with the machine, the git commit and every
-setting as JSON.
+setting as JSON; `--table DIR` writes DIR/table.md from the records there (accuracy against
+minutes) and prints it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from benchmarks.common import default_data_dir, load_note, machine
 from nas.arch.model import build
 from nas.arch.zoo import PRESETS, preset
 from nas.data import DataSpec, Splits, load_splits
-from nas.results.atomic import write_json
+from nas.results.atomic import atomic_write, write_json
 from nas.results.meta import git_sha
 from nas.train.augment import normalizer
 from nas.train.config import PRECISIONS, SCHEDULES, TrainConfig
@@ -85,6 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-dir", type=Path, default=default_data_dir())
     p.add_argument("--json", action="store_true", help="also print the summary as JSON")
     p.add_argument("--record", type=Path, help="write the summary (with machine, commit) here")
+    p.add_argument("--table", type=Path, help="only tabulate the records in this folder")
     args = p.parse_args(argv)
     if args.seeds < 1:
         p.error(f"--seeds {args.seeds}: must be >= 1")
@@ -204,9 +206,35 @@ def print_comparison(by_precision: dict[str, dict]) -> dict:
     return diffs
 
 
+def table(folder: Path) -> str:
+    """Every record's runs in `folder` as Markdown rows, fewest training seconds first."""
+    rows = []
+    for path in sorted(folder.glob("*.json")):
+        record = json.loads(path.read_text())
+        for run in (r for runs in record["runs"].values() for r in runs):
+            c = run["config"]
+            net = record["preset"] + (" (whitened)" if record.get("whiten") else "")
+            rows.append((run["train_seconds"], (
+                f"| {net} | {c['epochs']} | {c['batch_size']} | {c['lr']:g} |"
+                f" {c['label_smoothing']:g} | {c['crop_pad']} | {run['precision']} |"
+                f" {run['seed']} | {run['train_seconds'] / 60:.1f} |"
+                f" {run['wall_seconds'] / 60:.1f} | {100 * run['test_acc']:.2f} |"
+                f" {100 * run['test_acc_tta']:.2f} | {record.get('machine', '?')};"
+                f" {record.get('git_sha') or '?'} | {path.name} |")))
+    head = ("| network | epochs | batch | lr | label smoothing | crop pad | precision | seed"
+            " | train min | wall min | test % | test % flip TTA | machine; commit | record |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    return "\n".join([head, *(row for _, row in sorted(rows))]) + "\n"
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Train every seed at every precision, test on the official test images, summarize."""
     args = parse_args(argv)
+    if args.table is not None:
+        text = table(args.table)
+        atomic_write(args.table / "table.md", lambda p: p.write_text(text))
+        print(text)
+        return {}
     start = time.perf_counter()
     print(machine())
     splits = load_splits(DataSpec(val_size=args.val_size), args.data_dir)

@@ -3,6 +3,7 @@ alone, the layout probe computes the same network, the parity study's statistics
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -94,3 +95,22 @@ def test_supernet_vs_search_compares_the_best_verified_accuracies(tmp_path, cifa
         best = best_trial(read_table(tmp_path / "runs" / name))
         assert f"| {best['best_val_acc']:.4f} | {best['trial_id']}, completed after 1 of 1" in text
     assert len(read_table(tmp_path / "runs" / "supernet")) == 1  # only the top 1 verified
+
+
+def test_cifar_quality_records_an_airbench_run_and_tabulates_it(tmp_path, cifar_dir, capsys):
+    # 500 training images (4,500 held out), one epoch: the run and its record, not a result
+    summary = cifar_quality.main([
+        "--preset", "airbench", "--whiten", "--epochs", "1", "--batch-size", "250",
+        "--val-size", "4500", "--precision", "fp32", "--threads", "1", "--data-dir",
+        str(cifar_dir), "--record", str(tmp_path / "run.json")])
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["params"] == 1_972_792 and record["whiten"] and record["train_images"] == 500
+    assert record["runs"]["fp32"][0]["config"]["batch_size"] == 250
+    assert record["git_sha"] and record["machine"].startswith("CPU: ")
+    assert 0 <= summary["runs"]["fp32"][0]["test_acc"] <= 1
+    cifar_quality.main(["--table", str(tmp_path)])
+    row = (tmp_path / "table.md").read_text().splitlines()[2]
+    assert row.startswith("| airbench (whitened) | 1 | 250 |") and "| run.json |" in row
+    with pytest.raises(SystemExit):
+        cifar_quality.parse_args(["--whiten"])  # only airbench has the 2x2 stem to whiten
+    assert "--whiten: only with --preset airbench" in capsys.readouterr().err
