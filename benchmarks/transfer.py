@@ -408,6 +408,7 @@ def train_task(task: Task, log: Callable[[str], None] = print) -> dict[str, Any]
     """Train and test one (point, seed) with nas.retrain.train_once, from where it was kept if
     it was; its record, with the process's CPU seconds (every thread: the run's core-seconds),
     its sittings' together."""
+    from benchmarks.common import machine
     from nas.retrain import Candidate, train_once
 
     started = datetime.now(UTC).isoformat(timespec="seconds")
@@ -436,6 +437,7 @@ def train_task(task: Task, log: Callable[[str], None] = print) -> dict[str, Any]
             "wall_s": round(before["wall_s"] + time.perf_counter() - wall, 1),
             "cpu_s": round(before["cpu_s"] + time.process_time() - cpu, 1),
             "resumed_after_epoch": 0 if kept is None else len(kept["trainer"]["history"]),
+            "machine": machine(),  # where it finished (a kept run may have started elsewhere)
             "threads": task.cfg.cpu_threads,
             "train_images": row["train_images"], "test_images": row["test_images"],
             "params": c.params, "macs": c.macs, "precision": row["precision"],

@@ -31,6 +31,7 @@ from nas.results.table import read_csv
 
 LEVEL = 0.90  # the bootstrap interval's coverage
 TOP = 4  # "the bench's top 4"
+NOT_RECORDED = "a machine not recorded (runs made before records named it)"
 DEFAULT_SPACE = Path("search_spaces/cifar_spectrum.toml")
 TRUTHS = {"cifar": "full CIFAR-10 test acc", "imagenette": "Imagenette val acc"}
 PREDICTORS = {"bench": "the bench", "supernet": "the supernet's score", "params": "#params",
@@ -132,11 +133,16 @@ def _mean_se(values: list[float]) -> dict[str, Any]:
 
 def cost_of(runs: list[dict[str, Any]], sessions: list[dict[str, Any]]) -> dict[str, Any]:
     """A phase's compute: core-seconds (each run's process CPU time), training wall seconds
-    summed over runs, and the wall time of the calls that trained them."""
+    summed over runs, the wall time of the calls that trained them, and the runs per machine
+    (the CPU changes between sittings; runs from before records named theirs count apart)."""
+    machines: dict[str, int] = {}
+    for r in runs:
+        name = r.get("machine") or NOT_RECORDED
+        machines[name] = machines.get(name, 0) + 1
     return {"runs": len(runs), "core_s": sum(r["cpu_s"] for r in runs),
             "run_wall_s": sum(r["wall_s"] for r in runs),
             "session_wall_s": sum(s["wall_s"] for s in sessions), "sessions": len(sessions),
-            "machine": sessions[-1]["machine"] if sessions else None,
+            "machines": machines,
             "settings": runs[0]["settings"] if runs else None,
             "threads": sorted({r["threads"] for r in runs}),
             "train_images": runs[0]["train_images"] if runs else None,
@@ -301,7 +307,8 @@ def cost_lines(record: dict[str, Any]) -> list[str]:
             f" {c['run_wall_s'] / 3600:.2f} h of run wall time, {c['session_wall_s'] / 3600:.2f}"
             f" h wall over {c['sessions']} call(s); {c['train_images']:,} training /"
             f" {c['test_images']:,} test images, {s['train']['epochs']} epochs,"
-            f" {c['threads']} thread(s) a run; {c['machine']}")
+            f" {c['threads']} thread(s) a run; runs by machine: "
+            + "; ".join(f"{n} on {m}" for m, n in c["machines"].items()))
         lines.append(f"  settings: `{json.dumps(s, sort_keys=True)}`")
     return lines
 

@@ -140,7 +140,7 @@ def fixture_record(n_full: int = 8):
         base = {"key": c["key"], "seed": 0, "status": "completed", "params": 1, "macs": 1,
                 "cpu_s": 100.0, "wall_s": 60.0, "threads": 1, "train_images": 45000,
                 "test_images": 10000, "settings": {"train": {"epochs": 10}}}
-        runs["cifar"].append(base | {"test_acc": full[i]})
+        runs["cifar"].append(base | {"test_acc": full[i], "machine": "CPU: x"})
         runs["cifar"].append(base | {"seed": 1, "test_acc": full[i] + 0.02})
         runs["imagenette"].append(base | {"test_acc": 0.5 + 0.01 * i})
     sessions = {"cifar": [{"wall_s": 3600.0, "machine": "CPU: x"}], "imagenette": []}
@@ -179,6 +179,8 @@ def test_the_report_of_a_fixture_record():
     assert "| mid_act | none − elu | none | – | – | – |" in text
     assert "| identity − none | p2 vs p9 | +7.0 (n = 1) | +11.0 (n = 1) | -5.0 (n = 1) |" in text
     assert "cifar: 16 runs, 0.44 core-h" in text and "imagenette: 8 runs, 0.22 core-h" in text
+    # runs per machine: the CPU changes between sittings, and older records name none
+    assert f"runs by machine: 8 on CPU: x; 8 on {rep.NOT_RECORDED}" in text
     assert "bench top vs bench bottom on Imagenette val acc: 0 of 16" in text
 
 
