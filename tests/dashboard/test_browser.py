@@ -208,11 +208,26 @@ def factor_boxes(driver) -> list[dict]:
     return driver.execute_script(FACTOR_BOXES_JS)
 
 
+def varied_at(table: pd.DataFrame, epoch: int) -> bool:
+    """Whether the scored trials that reached `epoch` differ in any factor of a per-stage
+    column (the real search's ASHA decides how many reach the full budget: once only 1 did)."""
+    from nas.dashboard.figures import FACTORS
+
+    scored = table[table["status"].isin(("completed", "stopped"))]
+    there = scored[scored["curve"].map(lambda c: len(json.loads(c)) >= epoch)]
+    return any(there[c].astype(str).nunique() > 1 for field, _ in FACTORS
+               for c in there.columns if c.startswith("s") and c.endswith(f"_{field}")
+               and c[1:-len(field) - 1].isdigit())
+
+
 def assert_factors_at(driver, table: pd.DataFrame, epoch: int, label: str) -> None:
     """The factor section names the epoch, and every panel's boxes hold exactly the trials'
-    accuracies at that epoch."""
+    accuracies at that epoch; where those trials vary in no factor, it says so, chartless."""
     assert f"Compared at: {label}" in text(driver, "factors")
     boxes = factor_boxes(driver)
+    if not varied_at(table, epoch):
+        assert not boxes and "Not varied in these trials" in text(driver, "factors")
+        return
     assert boxes, "no factor-effects chart"
     for chart in boxes:
         assert label in chart["title"], chart["title"]
