@@ -472,7 +472,7 @@ def read_kept(task: Task, log: Callable[[str], None]) -> dict[str, Any] | None:
     except Exception as err:  # any unreadable file: trained afresh, and said why
         log(f"  {task.kept}: unreadable ({type(err).__name__}), trained from epoch 1")
         return None
-    if kept.get("settings") != _settings_text(task):
+    if as_of_now(json.loads(kept.get("settings") or "{}")) != json.loads(_settings_text(task)):
         log(f"  {task.kept}: kept with other settings, trained from epoch 1")
         return None
     log(f"  {task.label} seed {task.seed}: continues after epoch"
@@ -488,12 +488,23 @@ def pending(out: Path, tasks: list[Task]) -> list[Task]:
         if not path.is_file():
             todo.append(task)
             continue
-        recorded = json.loads(path.read_text()).get("settings")
+        recorded = as_of_now(json.loads(path.read_text()).get("settings"))
         if recorded != json.loads(json.dumps(task.settings)):
             differs = _first_difference(recorded or {}, task.settings)
             raise TransferError(f"{path}: trained with other settings ({differs}); give another"
                                 " --out, or delete it to train again")
     return todo
+
+
+def as_of_now(recorded: dict[str, Any] | None) -> dict[str, Any]:
+    """A record's settings with each [train] field TrainConfig gained since, at its default: a
+    new field's default keeps the old behaviour, so a run trained before it existed trained
+    as that default does and still counts."""
+    if not recorded or not isinstance(recorded.get("train"), dict):
+        return recorded or {}
+    defaults = {k: v for k, v in dataclasses.asdict(TrainConfig()).items()
+                if k not in ("cpu_threads", "seed")}
+    return json.loads(json.dumps({**recorded, "train": {**defaults, **recorded["train"]}}))
 
 
 def _first_difference(old: dict[str, Any], new: dict[str, Any], where: str = "") -> str:

@@ -266,6 +266,21 @@ def test_a_run_interrupted_after_an_epoch_continues_from_it_to_the_same_result(
     assert not Path(kept.kept).exists() and tr.run_path(tmp_path, kept).is_file()
 
 
+def test_a_run_recorded_before_a_train_field_existed_still_counts_at_its_default(tmp_path):
+    out = tmp_path / "out"
+    task = tasks_for(tmp_path, n=1)[0]
+    older = json.loads(json.dumps(task.settings))
+    del older["train"]["label_smoothing"]  # as if the field came after the run
+    tr.run_tasks([task], out, 1, lambda t: {"status": "completed", "test_acc": 0.5,
+                                            "wall_s": 1.0, "settings": older},
+                 log=lambda _: None)
+    assert tr.pending(out, [task]) == []  # the current value is the field's default
+    other = dataclasses.replace(task, settings={**task.settings, "train": {
+        **task.settings["train"], "label_smoothing": 0.3}})
+    with pytest.raises(tr.TransferError, match=r"train\.label_smoothing: 0\.1 there, 0\.3 now"):
+        tr.pending(out, [other])
+
+
 def test_the_selection_is_pinned_and_other_flags_are_refused(tmp_path, real):
     logged: list = []
     first = tr.pinned_selection(tmp_path, real, "acc", 12, 2, BENCH, logged.append)
