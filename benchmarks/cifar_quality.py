@@ -62,6 +62,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"default: {DEFAULTS.warmup_epochs}, or --epochs when that is fewer",
     )
     p.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay)
+    p.add_argument("--bias-lr-scale", type=float, default=DEFAULTS.bias_lr_scale,
+                   help="biases' and BN's learning rate over the rest's (airbench94: 64)")
+    p.add_argument("--lookahead", type=float, default=DEFAULTS.lookahead,
+                   help="lookahead EMA momentum, 0 off (airbench94: 0.95)")
+    p.add_argument("--lookahead-every", type=int, default=DEFAULTS.lookahead_every)
     p.add_argument("--label-smoothing", type=float, default=DEFAULTS.label_smoothing)
     p.add_argument("--crop-pad", type=int, default=DEFAULTS.crop_pad)
     p.add_argument(
@@ -113,6 +118,9 @@ def train_config(args: argparse.Namespace, seed: int, precision: str) -> TrainCo
         schedule=args.schedule,
         warmup_epochs=warmup_epochs(args),
         weight_decay=args.weight_decay,
+        bias_lr_scale=args.bias_lr_scale,
+        lookahead=args.lookahead,
+        lookahead_every=args.lookahead_every,
         label_smoothing=args.label_smoothing,
         crop_pad=args.crop_pad,
         compile=args.compile,
@@ -216,14 +224,15 @@ def table(folder: Path) -> str:
             net = record["preset"] + (" (whitened)" if record.get("whiten") else "")
             rows.append((run["train_seconds"], (
                 f"| {net} | {c['epochs']} | {c['batch_size']} | {c['lr']:g} |"
-                f" {c['label_smoothing']:g} | {c['crop_pad']} | {run['precision']} |"
+                f" {c['label_smoothing']:g} | {c.get('bias_lr_scale', 1.0):g} |"
+                f" {c.get('lookahead', 0.0):g} | {c['crop_pad']} | {run['precision']} |"
                 f" {run['seed']} | {run['train_seconds'] / 60:.1f} |"
                 f" {run['wall_seconds'] / 60:.1f} | {100 * run['test_acc']:.2f} |"
                 f" {100 * run['test_acc_tta']:.2f} | {record.get('machine', '?')};"
                 f" {record.get('git_sha') or '?'} | {path.name} |")))
-    head = ("| network | epochs | batch | lr | label smoothing | crop pad | precision | seed"
-            " | train min | wall min | test % | test % flip TTA | machine; commit | record |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| network | epochs | batch | lr | label smoothing | bias lr x | lookahead | crop pad"
+            " | precision | seed | train min | wall min | test % | test % flip TTA"
+            " | machine; commit | record |\n" + "|---" * 16 + "|")
     return "\n".join([head, *(row for _, row in sorted(rows))]) + "\n"
 
 

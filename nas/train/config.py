@@ -36,6 +36,14 @@ class TrainConfig:
     schedule: Schedule = "onecycle"
     warmup_epochs: float = 2.0
     weight_decay: float = 5e-4  # applied to weights with ndim > 1 only
+    # The undecayed parameters' (biases, BN) learning rate is bias_lr_scale x lr: airbench94
+    # trains its BN biases at 64x (94 % in 13.5 instead of 18 epochs in its ablation).
+    bias_lr_scale: float = 1.0
+    # Lookahead (hlb-CIFAR10 / airbench94): every lookahead_every steps the weights move to an
+    # EMA of themselves, whose decay lookahead^every x (step / total)^3 grows to the end, where
+    # the weights become the EMA. 0 turns it off; airbench94: 0.95 every 5 steps.
+    lookahead: float = 0.0
+    lookahead_every: int = 5
     label_smoothing: float = 0.1
     crop_pad: int = 4  # random-crop padding in pixels; 0 disables cropping
     hflip: bool = True
@@ -83,6 +91,10 @@ class TrainConfig:
             ("schedule", self.schedule in SCHEDULES, f"must be one of {SCHEDULES}"),
             ("warmup_epochs", 0 <= self.warmup_epochs <= self.epochs, "must be in [0, epochs]"),
             ("weight_decay", self.weight_decay >= 0, "must be >= 0"),
+            ("bias_lr_scale", math.isfinite(self.bias_lr_scale) and self.bias_lr_scale > 0,
+             "must be a finite number > 0"),
+            ("lookahead", 0 <= self.lookahead < 1, "must be in [0, 1) (0 turns it off)"),
+            ("lookahead_every", self.lookahead_every >= 1, "must be >= 1"),
             ("label_smoothing", 0 <= self.label_smoothing < 1, "must be in [0, 1)"),
             ("crop_pad", 0 <= self.crop_pad <= 16, "must be in [0, 16]"),
             ("cpu_threads", self.cpu_threads is None or self.cpu_threads >= 1, "must be >= 1"),

@@ -58,16 +58,20 @@ class FitResult:
     precision: str  # what training and validation computed in: "fp32" or "bf16"
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Split trainable parameters into a decayed group (ndim > 1) and an undecayed one.
+def param_groups(model: nn.Module, weight_decay: float, bias_lr_scale: float = 1.0
+                 ) -> list[dict]:
+    """Split trainable parameters into a decayed group (ndim > 1) and an undecayed one, whose
+    `lr_scale` multiplies the schedule's rate.
 
     Decaying batch-norm scales and biases only shrinks them towards a worse optimum;
     the usual practice decays conv and linear weights alone.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     return [
-        {"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
-        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+        {"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay,
+         "lr_scale": 1.0},
+        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0,
+         "lr_scale": bias_lr_scale},
     ]
 
 
@@ -75,7 +79,7 @@ def make_optimizer(
     model: nn.Module, cfg: TrainConfig, device: torch.device
 ) -> torch.optim.Optimizer:
     """Build the configured optimizer over `param_groups` at the schedule's first rate."""
-    groups = param_groups(model, cfg.weight_decay)
+    groups = param_groups(model, cfg.weight_decay, cfg.bias_lr_scale)
     # The fused kernels update every parameter in one call; measured faster on CPU and CUDA.
     fused = device.type in ("cpu", "cuda")
     if cfg.optimizer == "sgd":
@@ -298,6 +302,9 @@ class Trainer:
         self.warmup_steps = round(cfg.warmup_epochs * len(self.train_batches))
         self.step = 0
         self.history: list[EpochReport] = []
+        # lookahead's EMA of every float tensor of the model (weights and BN statistics)
+        self.lookahead = ({k: v.detach().clone() for k, v in self.model.state_dict().items()
+                           if v.is_floating_point()} if cfg.lookahead > 0 else None)
         self.rng_state = _seeded_rng_state(cfg.seed, device)
         # what always answering the commonest validation class scores: the chance level
         counts = torch.bincount(data.val.labels) if len(data.val) else torch.zeros(1)
@@ -383,7 +390,7 @@ class Trainer:
             "batch_rng": self.train_batches.generator.get_state(),
             "rng": self.rng_state,
             "history": [dataclasses.asdict(r) for r in self.history],
-        }
+        } | ({} if self.lookahead is None else {"lookahead": self.lookahead})
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from `state_dict`'s snapshot."""
@@ -393,6 +400,9 @@ class Trainer:
         self.train_batches.generator.set_state(state["batch_rng"])
         self.rng_state = dict(state["rng"])
         self.history = [EpochReport(**r) for r in state["history"]]
+        if self.lookahead is not None:
+            for key, ema in self.lookahead.items():
+                ema.copy_(state["lookahead"][key])
 
     def train_epoch(self) -> float:
         """Train one epoch; return its mean loss, or NaN as soon as a loss is not finite."""
@@ -404,15 +414,30 @@ class Trainer:
             loss = self.train_step(x, y)
             loss_sum += loss
             self.step += 1
+            if self.lookahead is not None and (self.step % self.cfg.lookahead_every == 0
+                                               or self.step == self.total_steps):
+                self.look_ahead()
             if i % check_every == 0 and not torch.isfinite(loss_sum).item():
                 return math.nan
         return loss_sum.item() / len(self.train_batches)
+
+    @torch.no_grad()
+    def look_ahead(self) -> None:
+        """Move the EMA toward the weights and the weights to the EMA (at the last step: the
+        weights become the EMA)."""
+        every = self.cfg.lookahead_every
+        decay = (1.0 if self.step >= self.total_steps
+                 else self.cfg.lookahead ** every * (self.step / self.total_steps) ** 3)
+        current = self.model.state_dict()
+        for key, ema in self.lookahead.items():
+            ema.lerp_(current[key], 1.0 - decay)
+            current[key].copy_(ema)
 
     def set_lr(self) -> None:
         """Set every group's learning rate for the current step."""
         factor = lr_factor(self.step, self.total_steps, self.warmup_steps, self.cfg.schedule)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.cfg.lr * factor
+            group["lr"] = self.cfg.lr * factor * group.get("lr_scale", 1.0)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One forward, backward and optimizer step; return the detached float32 loss."""

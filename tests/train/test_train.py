@@ -642,3 +642,56 @@ def test_a_trial_builds_its_network_with_the_configured_residual_init():
                       initial_model(arch, cfg, seed=0)):
             gamma = model.s1.b1.bn2.weight
             assert torch.equal(gamma, torch.full_like(gamma, expected))
+
+
+def test_biases_and_bn_train_at_bias_lr_scale_times_the_rate():
+    trainer = Trainer(drop_net(0), synthetic(128), dataclasses.replace(FAST, bias_lr_scale=64))
+    trainer.step = 5
+    trainer.set_lr()
+    decayed, plain = trainer.optimizer.param_groups
+    assert decayed["lr"] > 0 and plain["lr"] == pytest.approx(64 * decayed["lr"])
+    assert plain["weight_decay"] == 0.0
+
+
+def test_lookahead_moves_the_weights_to_airbench94s_ema_and_ends_on_it():
+    data = synthetic(128)  # batch 64: 2 steps an epoch, 8 in all
+    cfg = dataclasses.replace(FAST, epochs=4, seed=1, lookahead=0.9, lookahead_every=2)
+    plain = Trainer(drop_net(0), data, dataclasses.replace(cfg, lookahead=0.0))
+    ahead = Trainer(drop_net(0), data, cfg)
+    assert plain.lookahead is None
+    start = {k: v.clone() for k, v in ahead.lookahead.items()}
+    plain.epoch(), ahead.epoch()  # the same 2 steps; then one look-ahead, at step 2 of 8
+    decay = 0.9 ** 2 * (2 / 8) ** 3  # hlb-CIFAR10 / airbench94: momentum^every x progress^3
+    trained = plain.model.state_dict()
+    for key, w0 in start.items():
+        expected = w0 + (1 - decay) * (trained[key] - w0)
+        assert torch.allclose(ahead.model.state_dict()[key], expected, atol=1e-6), key
+    for _ in range(3):
+        ahead.epoch()
+    final = ahead.model.state_dict()
+    assert all(torch.equal(final[k], ema) for k, ema in ahead.lookahead.items())
+
+
+def test_a_lookahead_trainer_resumes_exactly():
+    data = synthetic(128)
+    cfg = dataclasses.replace(FAST, epochs=2, seed=3, lookahead=0.95, lookahead_every=3)
+    straight = Trainer(drop_net(0), data, cfg)
+    straight.epoch(), straight.epoch()
+    first = Trainer(drop_net(0), data, cfg)
+    first.epoch()  # 2 steps: the EMA's first move (step 3) comes after the snapshot
+    buffer = io.BytesIO()
+    torch.save(first.state_dict(), buffer)
+    buffer.seek(0)
+    resumed = Trainer(drop_net(99), data, cfg)  # its own EMA starts elsewhere: replaced
+    resumed.load_state_dict(torch.load(buffer, weights_only=True))
+    resumed.epoch()
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+@pytest.mark.parametrize("field, value, rule", [
+    ("lookahead", 1.0, "must be in [0, 1)"), ("lookahead_every", 0, "must be >= 1"),
+    ("bias_lr_scale", 0.0, "must be a finite number > 0")])
+def test_bad_lookahead_and_bias_scale_are_one_line(field, value, rule):
+    with pytest.raises(ValueError, match=re.escape(f"TrainConfig.{field} {rule}")):
+        TrainConfig(**{field: value})
