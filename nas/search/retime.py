@@ -15,8 +15,9 @@ import torch
 from nas.arch.genotype import Genotype
 from nas.arch.model import build
 from nas.latency.measure import time_runs
+from nas.latency.runtimes import Unavailable, runner
 from nas.results.atomic import atomic_write
-from nas.train.device import autocast, cpu_threads
+from nas.train.device import cpu_threads
 
 ROUNDS, REPEATS, WARMUP = 7, 10, 5  # each point's median: the lowest of its round medians
 
@@ -24,8 +25,9 @@ ROUNDS, REPEATS, WARMUP = 7, 10, 5  # each point's median: the lowest of its rou
 def retime(table: pd.DataFrame, keys: Iterable[str], threads: int = 1) -> dict[str, float]:
     """Batch-1 inference ms of each point (its trials' genotype and precision, channels_last
     as the trials timed it), the points interleaved round by round so a burst of other work
-    meets all alike; a point without a genotype, or timed on another device than the CPU by
-    its trials, is left out (its trials' figure stands)."""
+    meets all alike; a point without a genotype, timed on another device than the CPU by its
+    trials, or in bf16 where this CPU has none native, is left out (its trials' figure
+    stands)."""
     if "genotype" not in table:
         return {}
     runs = {}
@@ -34,11 +36,13 @@ def retime(table: pd.DataFrame, keys: Iterable[str], threads: int = 1) -> dict[s
         if rows.empty or str(rows.iloc[0].get("device", "cpu")) != "cpu":
             continue
         genotype = Genotype.from_json(rows.iloc[0]["genotype"], where=f"{key}: genotype")
-        precision = str(rows.iloc[0].get("precision") or "fp32")
-        model = build(genotype).eval()
-        x = torch.randn(1, genotype.in_channels, genotype.resolution, genotype.resolution
-                        ).contiguous(memory_format=torch.channels_last)
-        runs[key] = _runner(model.to(memory_format=torch.channels_last), x, precision)
+        runtime = "torch_bf16" if rows.iloc[0].get("precision") == "bf16" else "torch_cl"
+        shape = (genotype.in_channels, genotype.resolution, genotype.resolution)
+        try:
+            runs[key] = runner(runtime, build(genotype).eval(), shape, threads,
+                               torch.device("cpu")).make(1)
+        except Unavailable:  # emulated bf16 times what no deployment runs
+            continue
     if not runs:
         return {}
     with cpu_threads(threads):
@@ -64,14 +68,6 @@ def kept_retime(path: Path, table: pd.DataFrame, keys: Iterable[str],
         atomic_write(path, lambda tmp: tmp.write_text(json.dumps(
             {"latency_ms": kept, "threads": threads}, indent=2, sort_keys=True)))
     return {k: kept[k] for k in keys if k in kept}
-
-
-def _runner(model: torch.nn.Module, x: torch.Tensor, precision: str):
-    """One inference-mode forward pass at the trials' precision."""
-    def run() -> None:
-        with torch.inference_mode(), autocast(x.device, precision):
-            model(x)
-    return run
 
 
 def words(threads: int) -> str:

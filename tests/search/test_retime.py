@@ -7,6 +7,7 @@ import pandas as pd
 
 from nas.answer.answer import build_answer, with_latency
 from nas.arch.genotype import Genotype, Stage
+from nas.machine import native_bf16_cpu
 from nas.search.retime import kept_retime, retime, words
 from tests.answer.answerkit import EPOCHS, trials_table
 
@@ -25,6 +26,11 @@ def test_each_cpu_point_with_a_genotype_is_timed_and_the_rest_keep_their_figures
     assert set(timed) == {"dense", "dw"}
     assert all(math.isfinite(v) and v > 0 for v in timed.values())
     assert retime(table.drop(columns="genotype"), ["dense"]) == {}
+    # a bf16 trial is timed in bf16 where the CPU has it native, else left out (emulated bf16
+    # times nothing a deployment runs)
+    bf16 = pd.DataFrame([{"arch_key": "b", "genotype": genotype(4), "device": "cpu",
+                          "precision": "bf16"}])
+    assert set(retime(bf16, ["b"])) == ({"b"} if native_bf16_cpu() else set())
     assert words(2) == ("the tier's latency re-timed together after the race (batch 1,"
                         " 2 threads, 7 interleaved rounds)")
 
