@@ -404,16 +404,18 @@ def load_data(task: Task):
     return final_splits(task.space, data_dir, task.train_size)
 
 
-def train_task(task: Task, log: Callable[[str], None] = print) -> dict[str, Any]:
+def train_task(task: Task, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train and test one (point, seed) with nas.retrain.train_once, from where it was kept if
     it was; its record, with the process's CPU seconds (every thread: the run's core-seconds),
     its sittings' together."""
+    import torch
+
     from benchmarks.common import machine
     from nas.retrain import Candidate, train_once
 
     started = datetime.now(UTC).isoformat(timespec="seconds")
     cpu, wall = time.process_time(), time.perf_counter()
-    log = functools.partial(log, flush=True) if log is print else log
+    log = log or functools.partial(print, flush=True)
     kept = read_kept(task, log)
     before = {"wall_s": 0.0, "cpu_s": 0.0} if kept is None else kept
     splits = load_data(task)
@@ -423,9 +425,8 @@ def train_task(task: Task, log: Callable[[str], None] = print) -> dict[str, Any]
         spent = {"wall_s": before["wall_s"] + time.perf_counter() - wall,
                  "cpu_s": before["cpu_s"] + time.process_time() - cpu}
         atomic_write(Path(task.kept), lambda p: torch.save(
-            {"settings": _settings_text(task), "trainer": state, **spent}, p))
-
-    import torch
+            {"settings": json.dumps(task.settings, sort_keys=True), "trainer": state, **spent},
+            p))
 
     row = train_once(Candidate(task.label, arch, math.nan, ""), splits, task.cfg, log=log,
                      resume=None if kept is None else kept["trainer"],
@@ -456,10 +457,6 @@ def kept_path(out: Path, task: Task) -> Path:
     return run_path(out, task).with_suffix(KEPT_SUFFIX)
 
 
-def _settings_text(task: Task) -> str:
-    return json.dumps(task.settings, sort_keys=True)
-
-
 def read_kept(task: Task, log: Callable[[str], None]) -> dict[str, Any] | None:
     """The task's kept run (trainer state, wall and CPU seconds so far), or None: none kept,
     or one kept with other settings or unreadable (then said, and trained from epoch 1)."""
@@ -472,8 +469,9 @@ def read_kept(task: Task, log: Callable[[str], None]) -> dict[str, Any] | None:
     except Exception as err:  # any unreadable file: trained afresh, and said why
         log(f"  {task.kept}: unreadable ({type(err).__name__}), trained from epoch 1")
         return None
-    if as_of_now(json.loads(kept.get("settings") or "{}")) != json.loads(_settings_text(task)):
-        log(f"  {task.kept}: kept with other settings, trained from epoch 1")
+    differs = settings_difference(json.loads(kept.get("settings") or "{}"), task)
+    if differs:
+        log(f"  {task.kept}: kept with other settings, trained from epoch 1 ({differs})")
         return None
     log(f"  {task.label} seed {task.seed}: continues after epoch"
         f" {len(kept['trainer']['history'])} (kept in {task.kept})")
@@ -488,12 +486,20 @@ def pending(out: Path, tasks: list[Task]) -> list[Task]:
         if not path.is_file():
             todo.append(task)
             continue
-        recorded = as_of_now(json.loads(path.read_text()).get("settings"))
-        if recorded != json.loads(json.dumps(task.settings)):
-            differs = _first_difference(recorded or {}, task.settings)
+        differs = settings_difference(json.loads(path.read_text()).get("settings"), task)
+        if differs:
             raise TransferError(f"{path}: trained with other settings ({differs}); give another"
                                 " --out, or delete it to train again")
     return todo
+
+
+def settings_difference(recorded: dict[str, Any] | None, task: Task) -> str:
+    """'' when a record's settings (read as of now) are the task's, else the first that
+    differs ('train.epochs: 10 there, 1 now')."""
+    recorded = as_of_now(recorded)
+    if recorded == json.loads(json.dumps(task.settings)):
+        return ""
+    return _first_difference(recorded, task.settings) or "settings differ"
 
 
 def as_of_now(recorded: dict[str, Any] | None) -> dict[str, Any]:
