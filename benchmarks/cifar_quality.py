@@ -36,7 +36,9 @@ from nas.train.device import resolve_device, resolve_precision
 from nas.train.trainer import EpochReport, evaluate, fit
 
 DEFAULTS = TrainConfig()
-ACCURACIES = (("test_acc", "no TTA"), ("test_acc_tta", "flip TTA"))
+# (record key, label, flip TTA, translate TTA): airbench94's TTA levels 0, 1, 2
+ACCURACIES = (("test_acc", "no TTA", False, False), ("test_acc_tta", "flip TTA", True, False),
+              ("test_acc_tta2", "flip+translate TTA", True, True))
 AIRBENCH = "airbench"  # not a genotype preset: a fixed network (benchmarks/airbench_net.py)
 
 
@@ -46,6 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--preset", default="regular", choices=[*sorted(PRESETS), AIRBENCH])
     p.add_argument("--whiten", action="store_true",
                    help="airbench: its stem's filters whiten the training images' 2x2 patches")
+    p.add_argument("--whiten-bias-epochs", type=int, default=None,
+                   help="--whiten: train the stem's bias this many epochs, then freeze it"
+                   " (airbench94: 3; default: never frozen)")
     p.add_argument("--width", type=int, default=32, help="preset base width")
     p.add_argument("--depth", type=int, default=2, help="blocks per stage")
     p.add_argument("--units", type=int, default=2, help="conv units per block")
@@ -61,6 +66,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help=f"default: {DEFAULTS.warmup_epochs}, or --epochs when that is fewer",
     )
+    p.add_argument("--lr-start", type=float, default=DEFAULTS.lr_start,
+                   help="linear/cosine: the peak's share the warmup starts from (airbench94: 0.2)")
+    p.add_argument("--lr-end", type=float, default=DEFAULTS.lr_end,
+                   help="linear/cosine: the peak's share the decay ends at (airbench94: 0.07)")
     p.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay)
     p.add_argument("--bias-lr-scale", type=float, default=DEFAULTS.bias_lr_scale,
                    help="biases' and BN's learning rate over the rest's (airbench94: 64)")
@@ -69,6 +78,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lookahead-every", type=int, default=DEFAULTS.lookahead_every)
     p.add_argument("--label-smoothing", type=float, default=DEFAULTS.label_smoothing)
     p.add_argument("--crop-pad", type=int, default=DEFAULTS.crop_pad)
+    p.add_argument("--alternate-flip", action="store_true",
+                   help="each image's flip drawn once, all inverted every other epoch (airbench94)")
     p.add_argument(
         "--no-tta",
         action="store_true",
@@ -97,6 +108,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--seeds {args.seeds}: must be >= 1")
     if args.whiten and args.preset != AIRBENCH:
         p.error(f"--whiten: only with --preset {AIRBENCH} (its 2x2 stem is what is whitened)")
+    if args.whiten_bias_epochs is not None and not args.whiten:
+        p.error("--whiten-bias-epochs: only with --whiten (it freezes the whitened stem's bias)")
     return args
 
 
@@ -117,12 +130,15 @@ def train_config(args: argparse.Namespace, seed: int, precision: str) -> TrainCo
         momentum=args.momentum,
         schedule=args.schedule,
         warmup_epochs=warmup_epochs(args),
+        lr_start=args.lr_start,
+        lr_end=args.lr_end,
         weight_decay=args.weight_decay,
         bias_lr_scale=args.bias_lr_scale,
         lookahead=args.lookahead,
         lookahead_every=args.lookahead_every,
         label_smoothing=args.label_smoothing,
         crop_pad=args.crop_pad,
+        alternate_flip=args.alternate_flip,
         compile=args.compile,
         seed=seed,
         cpu_threads=args.threads,
@@ -153,27 +169,38 @@ def network(args: argparse.Namespace, splits: Splits) -> torch.nn.Module:
     return net
 
 
+def freeze_stem_bias(model: torch.nn.Module, after: int | None, epochs: int):
+    """The per-epoch report that prints progress and, after `after` epochs, stops training the
+    whitened stem's bias (airbench94's whiten_bias_epochs); None: never."""
+    def report(r: EpochReport) -> None:
+        print_epoch(r, epochs)
+        if after is not None and r.epoch == after:
+            model[0].bias.requires_grad_(False)  # its grad stays None: SGD skips it from now
+    return report
+
+
 def train_one(args: argparse.Namespace, splits: Splits, seed: int, precision: str) -> dict:
-    """Train one seed at one precision; test it with and without flip TTA; its summary."""
+    """Train one seed at one precision; test it at each TTA level; its summary."""
     cfg = train_config(args, seed, precision)
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     model = network(args, splits)
     device = resolve_device(cfg.device)
     resolved = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, device))
-    result = fit(model, splits, resolved, report=lambda r: print_epoch(r, cfg.epochs))
+    result = fit(model, splits, resolved,
+                 report=freeze_stem_bias(model, args.whiten_bias_epochs, cfg.epochs))
     accs = {  # tested at the precision it trained in
         key: evaluate(model, splits.test, splits.mean, splits.std, batch_size=cfg.eval_batch_size,
-                      device=device, flip_tta=key == "test_acc_tta",
+                      device=device, flip_tta=flip, translate_tta=translate,
                       channels_last=cfg.channels_last, precision=result.precision)
-        for key, _ in ACCURACIES
+        for key, _, flip, translate in ACCURACIES
     }
     run = {"seed": seed, "precision": result.precision, "status": result.status,
            "epochs_run": result.epochs_run, **accs, "train_seconds": result.train_seconds,
            "wall_seconds": time.perf_counter() - start, "config": dataclasses.asdict(cfg)}
+    tested = " / ".join(f"{accs[key]:.4f} ({label})" for key, label, *_ in ACCURACIES)
     print(
-        f"seed {seed}, {result.precision}: {result.status}, test accuracy"
-        f" {accs['test_acc']:.4f} (no TTA) / {accs['test_acc_tta']:.4f} (flip TTA);"
+        f"seed {seed}, {result.precision}: {result.status}, test accuracy {tested};"
         f" train {result.train_seconds:.0f} s, wall {run['wall_seconds']:.0f} s; {load_note()}",
         flush=True,
     )
@@ -188,7 +215,7 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 def aggregate(runs: list[dict]) -> dict:
     """Per accuracy: mean, sample std, standard error of the mean, over the seeds."""
     out = {}
-    for key, _ in ACCURACIES:
+    for key, *_ in ACCURACIES:
         values = [r[key] for r in runs]
         mean, std = mean_std(values)
         out[key] = {"mean": mean, "std": std, "se": std / math.sqrt(len(values)), "n": len(values)}
@@ -200,7 +227,7 @@ def print_comparison(by_precision: dict[str, dict]) -> dict:
     """Second precision minus the first, per accuracy, with the SE of the difference."""
     (first, a), (second, b) = list(by_precision.items())[:2]
     diffs = {}
-    for key, label in ACCURACIES:
+    for key, label, *_ in ACCURACIES:
         diff = b[key]["mean"] - a[key]["mean"]
         se = math.hypot(a[key]["se"], b[key]["se"])
         within = abs(diff) <= 2 * se
@@ -214,6 +241,23 @@ def print_comparison(by_precision: dict[str, dict]) -> dict:
     return diffs
 
 
+def extras(record: dict, config: dict) -> str:
+    """The later ingredients a run used, in words ("—" for none); older records lack them."""
+    parts = []
+    if config.get("lr_start", 0.0) or config.get("lr_end", 0.0):
+        parts.append(f"lr {config['lr_start']:g}→1→{config['lr_end']:g}")
+    if config.get("alternate_flip"):
+        parts.append("alternating flip")
+    if record.get("whiten_bias_epochs") is not None:
+        parts.append(f"stem bias {record['whiten_bias_epochs']} ep")
+    return ", ".join(parts) or "—"
+
+
+def percent(run: dict, key: str) -> str:
+    """An accuracy as a percentage, "—" where the record predates it."""
+    return f"{100 * run[key]:.2f}" if key in run else "—"
+
+
 def table(folder: Path) -> str:
     """Every record's runs in `folder` as Markdown rows, fewest training seconds first."""
     rows = []
@@ -222,17 +266,18 @@ def table(folder: Path) -> str:
         for run in (r for runs in record["runs"].values() for r in runs):
             c = run["config"]
             net = record["preset"] + (" (whitened)" if record.get("whiten") else "")
+            accs = " | ".join(percent(run, key) for key, *_ in ACCURACIES)
             rows.append((run["train_seconds"], (
                 f"| {net} | {c['epochs']} | {c['batch_size']} | {c['lr']:g} |"
                 f" {c['label_smoothing']:g} | {c.get('bias_lr_scale', 1.0):g} |"
-                f" {c.get('lookahead', 0.0):g} | {c['crop_pad']} | {run['precision']} |"
-                f" {run['seed']} | {run['train_seconds'] / 60:.1f} |"
-                f" {run['wall_seconds'] / 60:.1f} | {100 * run['test_acc']:.2f} |"
-                f" {100 * run['test_acc_tta']:.2f} | {record.get('machine', '?')};"
+                f" {c.get('lookahead', 0.0):g} | {c['crop_pad']} | {extras(record, c)} |"
+                f" {run['precision']} | {run['seed']} | {run['train_seconds'] / 60:.1f} |"
+                f" {run['wall_seconds'] / 60:.1f} | {accs} | {record.get('machine', '?')};"
                 f" {record.get('git_sha') or '?'} | {path.name} |")))
+    tested = " | ".join(f"test % {label}" for _, label, *_ in ACCURACIES)
     head = ("| network | epochs | batch | lr | label smoothing | bias lr x | lookahead | crop pad"
-            " | precision | seed | train min | wall min | test % | test % flip TTA"
-            " | machine; commit | record |\n" + "|---" * 16 + "|")
+            f" | also | precision | seed | train min | wall min | {tested}"
+            " | machine; commit | record |\n" + "|---" * 18 + "|")
     return "\n".join([head, *(row for _, row in sorted(rows))]) + "\n"
 
 
@@ -265,10 +310,11 @@ def main(argv: list[str] | None = None) -> dict:
     for asked, mine in runs.items():
         stats = by_precision[asked] = aggregate(mine)
         parts = [f"{label} {100 * stats[key]['mean']:.2f} ± {100 * stats[key]['std']:.2f}"
-                 for key, label in ACCURACIES]
+                 for key, label, *_ in ACCURACIES]
         print(f"{asked} (ran as {mine[0]['precision']}), {len(mine)} seeds, test accuracy % mean"
               f" ± std: {'; '.join(parts)}; {stats['train_seconds']:.0f} s training per seed")
-    summary = {"preset": args.preset, "whiten": args.whiten, "width": args.width,
+    summary = {"preset": args.preset, "whiten": args.whiten,
+               "whiten_bias_epochs": args.whiten_bias_epochs, "width": args.width,
                "depth": args.depth, "units": args.units, "params": params, "runs": runs,
                "stats": by_precision, "wall_seconds": time.perf_counter() - start,
                "threads": args.threads, "train_images": len(splits.train),

@@ -78,6 +78,8 @@ class DeviceBatches:
     Each iteration is one epoch. With `train=True` it visits a seeded random permutation,
     drops the last partial batch (tiny batches destabilise batch norm) and applies random
     crop and horizontal flip; with `train=False` it visits every image in order, unaugmented.
+    `alternate_flip` (airbench94) draws each image's flip once and inverts them all in every
+    odd `epoch`, so consecutive epochs show each image both ways instead of at random.
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class DeviceBatches:
         train: bool,
         pad: int = 4,
         hflip: bool = True,
+        alternate_flip: bool = False,
         channels_last: bool = True,
         seed: int = 0,
     ) -> None:
@@ -109,6 +112,9 @@ class DeviceBatches:
         self.channels_last = channels_last
         self.scale, self.shift = normalizer(mean, std, self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.base_flips = (sample_flips(len(self.labels), self.generator)
+                           if alternate_flip and hflip else None)
+        self.epoch = 0  # the next epoch, counted from 0 (the Trainer sets it when resuming)
 
     def __len__(self) -> int:
         """Number of batches one epoch yields."""
@@ -129,14 +135,17 @@ class DeviceBatches:
             order = torch.arange(n, device=self.device)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             index = order[start : start + self.batch_size]
-            yield self._prepare(self.images[index]), self.labels[index]
+            yield self._prepare(self.images[index], index), self.labels[index]
+        self.epoch += 1
 
-    def _prepare(self, batch: torch.Tensor) -> torch.Tensor:
-        """Augment (training only) and normalize one uint8 batch."""
+    def _prepare(self, batch: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Augment (training only) and normalize one uint8 batch, images `index` of the split."""
         if self.train and (self.pad > 0 or self.hflip):
             n = batch.shape[0]
             dy, dx = sample_shifts(n, self.pad, self.generator)
-            if self.hflip:
+            if self.base_flips is not None:
+                flips = self.base_flips[index] ^ bool(self.epoch % 2)
+            elif self.hflip:
                 flips = sample_flips(n, self.generator)
             else:
                 flips = torch.zeros(n, dtype=torch.bool, device=self.device)

@@ -35,6 +35,10 @@ class TrainConfig:
     momentum: float = 0.9  # SGD momentum; AdamW's beta1
     schedule: Schedule = "onecycle"
     warmup_epochs: float = 2.0
+    # linear and cosine: the peak's share the warmup starts from and the decay ends at
+    # (airbench94: 0.2 and 0.07); onecycle's curve fixes both, so they stay 0 there.
+    lr_start: float = 0.0
+    lr_end: float = 0.0
     weight_decay: float = 5e-4  # applied to weights with ndim > 1 only
     # The undecayed parameters' (biases, BN) learning rate is bias_lr_scale x lr: airbench94
     # trains its BN biases at 64x (94 % in 13.5 instead of 18 epochs in its ablation).
@@ -47,6 +51,9 @@ class TrainConfig:
     label_smoothing: float = 0.1
     crop_pad: int = 4  # random-crop padding in pixels; 0 disables cropping
     hflip: bool = True
+    # Each image's flip drawn once and all inverted every other epoch (airbench94), so every
+    # two epochs show each image both ways; off: a fresh coin per image per epoch.
+    alternate_flip: bool = False
     # "auto": bf16 autocast where the device computes bf16 natively (CUDA with bf16, a CPU
     # with avx512_bf16 / amx_bf16), else fp32; evaluation and latency use the same. Each job
     # (a trial, a retrain, a supernet run) resolves it once with
@@ -90,6 +97,12 @@ class TrainConfig:
             ("momentum", 0 <= self.momentum < 1, "must be in [0, 1)"),
             ("schedule", self.schedule in SCHEDULES, f"must be one of {SCHEDULES}"),
             ("warmup_epochs", 0 <= self.warmup_epochs <= self.epochs, "must be in [0, epochs]"),
+            ("lr_start", 0 <= self.lr_start <= 1, "must be in [0, 1]"),
+            ("lr_end", 0 <= self.lr_end <= 1, "must be in [0, 1]"),
+            ("lr_start", self.schedule != "onecycle" or self.lr_start == 0,
+             "must be 0 with schedule 'onecycle' (its curve fixes both ends)"),
+            ("lr_end", self.schedule != "onecycle" or self.lr_end == 0,
+             "must be 0 with schedule 'onecycle' (its curve fixes both ends)"),
             ("weight_decay", self.weight_decay >= 0, "must be >= 0"),
             ("bias_lr_scale", math.isfinite(self.bias_lr_scale) and self.bias_lr_scale > 0,
              "must be a finite number > 0"),

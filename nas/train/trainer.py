@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.data import ImageSet, Splits
-from nas.train.augment import DeviceBatches
+from nas.train.augment import DeviceBatches, reflect_pad
 from nas.train.config import TrainConfig
 from nas.train.device import (
     autocast,
@@ -89,16 +89,18 @@ def make_optimizer(
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), fused=fused)
 
 
-def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:
-    """Multiplier of the peak learning rate at 0-based `step` of `total_steps`."""
+def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str,
+              start: float = 0.0, end: float = 0.0) -> float:
+    """Multiplier of the peak learning rate at 0-based `step` of `total_steps`; linear and
+    cosine warm up from `start` and decay to `end` (onecycle has its own ends)."""
     if schedule == "onecycle":
         return _onecycle_factor(step, total_steps, warmup_steps)
     if step < warmup_steps:
-        return (step + 1) / warmup_steps
+        return start + (1.0 - start) * (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    return 1.0 - progress
+        return end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return end + (1.0 - end) * (1.0 - progress)
 
 
 def _onecycle_factor(step: int, total_steps: int, warmup_steps: int) -> float:
@@ -130,11 +132,14 @@ def evaluate(
     batch_size: int,
     device: torch.device | str,
     flip_tta: bool = False,
+    translate_tta: bool = False,
     channels_last: bool = True,
     precision: str = "fp32",
 ) -> float:
     """Top-1 accuracy in [0, 1] of `model` on `images` (NaN when empty), in inference mode, at
-    the resolved `precision` (pass the training's to test as it trained)."""
+    the resolved `precision` (pass the training's to test as it trained). `translate_tta`
+    adds airbench94's level-2 views: the images shifted one pixel up-left and down-right
+    (reflect-padded), weighted together as much as the unshifted view."""
     precision = resolved(precision)
     device = torch.device(device)
     batches = DeviceBatches(
@@ -146,11 +151,26 @@ def evaluate(
         train=False,
         channels_last=channels_last,
     )
-    return _evaluate_batches(model.to(device), batches, flip_tta, precision)
+    return _evaluate_batches(model.to(device), batches, flip_tta, precision, translate_tta)
+
+
+def _tta_logits(model: nn.Module, x: torch.Tensor, flip: bool, translate: bool) -> torch.Tensor:
+    """The model's float32 logits for `x`, summed over the test-time views asked for."""
+    logits = model(x).float()
+    if flip:  # mirrored images are as likely as the originals under flip augmentation
+        logits = logits + model(x.flip(-1)).float()
+    if translate:
+        h, w = x.shape[-2:]
+        padded = reflect_pad(x, 1)
+        shifted = [_tta_logits(model, padded[..., o : o + h, o : o + w], flip, False)
+                   for o in (0, 2)]
+        logits = logits + (shifted[0] + shifted[1]) / 2
+    return logits
 
 
 def _evaluate_batches(
-    model: nn.Module, batches: DeviceBatches, flip_tta: bool, precision: str
+    model: nn.Module, batches: DeviceBatches, flip_tta: bool, precision: str,
+    translate_tta: bool = False,
 ) -> float:
     """Accuracy over prepared evaluation batches; restores the model's train/eval mode."""
     total = batches.images_per_epoch
@@ -162,10 +182,7 @@ def _evaluate_batches(
     try:
         with torch.inference_mode(), autocast(batches.device, precision):
             for x, y in batches:
-                logits = model(x)
-                if flip_tta:
-                    # Mirrored images are as likely as the originals under flip augmentation.
-                    logits = logits.float() + model(x.flip(-1)).float()
+                logits = _tta_logits(model, x, flip_tta, translate_tta)
                 correct += (logits.argmax(dim=1) == y).sum()
     finally:
         model.train(was_training)
@@ -285,6 +302,7 @@ class Trainer:
             train=True,
             pad=cfg.crop_pad,
             hflip=cfg.hflip,
+            alternate_flip=cfg.alternate_flip,
             channels_last=cfg.channels_last,
             seed=cfg.seed,
         )
@@ -407,6 +425,7 @@ class Trainer:
     def train_epoch(self) -> float:
         """Train one epoch; return its mean loss, or NaN as soon as a loss is not finite."""
         self.model.train()
+        self.train_batches.epoch = len(self.history)  # alternating flips' parity, on resume too
         check_every = 1 if self.device.type == "cpu" else _ACCEL_CHECK_EVERY
         loss_sum = torch.zeros((), dtype=torch.float32, device=self.device)
         for i, (x, y) in enumerate(self.train_batches, start=1):
@@ -435,9 +454,11 @@ class Trainer:
 
     def set_lr(self) -> None:
         """Set every group's learning rate for the current step."""
-        factor = lr_factor(self.step, self.total_steps, self.warmup_steps, self.cfg.schedule)
+        cfg = self.cfg
+        factor = lr_factor(self.step, self.total_steps, self.warmup_steps, cfg.schedule,
+                           cfg.lr_start, cfg.lr_end)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.cfg.lr * factor * group.get("lr_scale", 1.0)
+            group["lr"] = cfg.lr * factor * group.get("lr_scale", 1.0)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One forward, backward and optimizer step; return the detached float32 loss."""

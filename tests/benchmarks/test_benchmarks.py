@@ -13,10 +13,14 @@ import pytest
 import torch
 
 from benchmarks import cifar_quality, trainer_throughput
+from benchmarks.airbench_net import airbench_net
 from benchmarks.common import machine
 from benchmarks.conv_levers import NCHWConv
 from nas.arch.model import build
 from nas.arch.zoo import preset
+from nas.data import ImageSet, Splits
+from nas.train.config import TrainConfig
+from nas.train.trainer import fit
 from tests.searchkit import ROOT
 
 STANDALONE = textwrap.dedent("""
@@ -58,7 +62,8 @@ def test_depthwise_nchw_probe_computes_the_same_network():
 
 def test_parity_statistics_are_mean_std_and_the_se_of_the_difference(capsys):
     def runs(accs):
-        return [{"test_acc": a, "test_acc_tta": a + 0.01, "train_seconds": 10.0} for a in accs]
+        return [{"test_acc": a, "test_acc_tta": a + 0.01, "test_acc_tta2": a + 0.02,
+                 "train_seconds": 10.0} for a in accs]
 
     fp32 = cifar_quality.aggregate(runs([0.60, 0.62, 0.64]))
     bf16 = cifar_quality.aggregate(runs([0.61, 0.63, 0.65]))
@@ -102,15 +107,44 @@ def test_cifar_quality_records_an_airbench_run_and_tabulates_it(tmp_path, cifar_
     summary = cifar_quality.main([
         "--preset", "airbench", "--whiten", "--epochs", "1", "--batch-size", "250",
         "--val-size", "4500", "--precision", "fp32", "--threads", "1", "--data-dir",
-        str(cifar_dir), "--record", str(tmp_path / "run.json")])
+        str(cifar_dir), "--record", str(tmp_path / "run.json"), "--alternate-flip",
+        "--schedule", "linear", "--lr-start", "0.2", "--lr-end", "0.07",
+        "--whiten-bias-epochs", "1", "--no-tta"])  # validation without TTA: time for the test's
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["params"] == 1_972_792 and record["whiten"] and record["train_images"] == 500
-    assert record["runs"]["fp32"][0]["config"]["batch_size"] == 250
+    config = record["runs"]["fp32"][0]["config"]
+    assert config["batch_size"] == 250 and config["alternate_flip"] and config["lr_end"] == 0.07
     assert record["git_sha"] and record["machine"].startswith("CPU: ")
-    assert 0 <= summary["runs"]["fp32"][0]["test_acc"] <= 1
+    run = summary["runs"]["fp32"][0]
+    assert all(0 <= run[key] <= 1 for key in ("test_acc", "test_acc_tta", "test_acc_tta2"))
     cifar_quality.main(["--table", str(tmp_path)])
     row = (tmp_path / "table.md").read_text().splitlines()[2]
     assert row.startswith("| airbench (whitened) | 1 | 250 |") and "| run.json |" in row
+    assert "| lr 0.2→1→0.07, alternating flip, stem bias 1 ep |" in row
     with pytest.raises(SystemExit):
         cifar_quality.parse_args(["--whiten"])  # only airbench has the 2x2 stem to whiten
     assert "--whiten: only with --preset airbench" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cifar_quality.parse_args(["--preset", "airbench", "--whiten-bias-epochs", "3"])
+    assert "--whiten-bias-epochs: only with --whiten" in capsys.readouterr().err
+
+
+def test_the_stem_bias_trains_its_epochs_then_stays():
+    images = ImageSet(torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8),
+                      torch.randint(0, 10, (32,)), tuple("abcdefghij"))
+    data = Splits(train=images, val=images, test=None, mean=(0.5,) * 3, std=(0.25,) * 3)
+    torch.manual_seed(0)
+    net = airbench_net()
+    biases = [net[0].bias.detach().clone()]
+    cfg = TrainConfig(epochs=2, batch_size=16, lr=0.5, warmup_epochs=0, device="cpu",
+                      precision="fp32", cpu_threads=1, bias_lr_scale=64)
+    freeze = cifar_quality.freeze_stem_bias(net, 1, cfg.epochs)
+
+    def report(r):
+        """Freeze as the benchmark does, then note the bias the epoch left."""
+        freeze(r)
+        biases.append(net[0].bias.detach().clone())
+
+    fit(net, data, cfg, report=report)
+    assert not torch.equal(biases[0], biases[1])  # trained in epoch 1
+    assert torch.equal(biases[1], biases[2])  # then not

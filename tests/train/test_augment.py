@@ -156,3 +156,23 @@ def test_invalid_arguments_raise():
         batches(image_set(8), batch_size=0)
     with pytest.raises(ValueError, match="pad"):
         batches(image_set(8), pad=-1)
+
+
+def test_alternating_flips_invert_every_other_epoch_and_follow_the_seed():
+    data = image_set(64)
+    loader = batches(data, pad=0, alternate_flip=True, seed=3)
+
+    def flipped(images, labels):
+        """Which images of a batch came out mirrored (random pixels: never symmetric)."""
+        return {int(i): torch.allclose(x, normalized(data.images[i : i + 1].flip(-1))[0], atol=1e-5)
+                for x, i in zip(images, labels, strict=True)}
+
+    epochs = [{k: v for x, y in loader for k, v in flipped(x, y).items()} for _ in range(3)]
+    assert len(epochs[0]) == 64 and 20 < sum(epochs[0].values()) < 44  # about half at first
+    assert all(epochs[1][i] != epochs[0][i] for i in epochs[0])  # then all the other way
+    assert epochs[2] == epochs[0]
+    again = batches(data, pad=0, alternate_flip=True, seed=3)
+    assert torch.equal(again.base_flips, loader.base_flips)
+    assert not torch.equal(batches(data, pad=0, alternate_flip=True, seed=4).base_flips,
+                           loader.base_flips)
+    assert batches(data, pad=0, alternate_flip=True, hflip=False).base_flips is None

@@ -285,6 +285,41 @@ def test_schedules_warm_up_peak_and_anneal(schedule):
     assert factors[0] < 0.15 and factors[-1] < 0.05
 
 
+@pytest.mark.parametrize("schedule", ["cosine", "linear"])
+def test_linear_and_cosine_warm_up_from_lr_start_and_end_at_lr_end(schedule):
+    total, warmup = 100, 23  # airbench94: from 0.2 to the peak at 23 %, then down to 0.07
+    factors = [lr_factor(s, total, warmup, schedule, 0.2, 0.07) for s in range(total)]
+    assert factors[0] == pytest.approx(0.2 + 0.8 / warmup)
+    assert factors[warmup - 1] == pytest.approx(1.0) and factors[warmup] == pytest.approx(1.0)
+    assert factors[-1] == pytest.approx(0.07, abs=0.02) and min(factors) > 0.07
+    plain = [lr_factor(s, total, warmup, schedule) for s in range(total)]
+    assert plain[0] == pytest.approx(1 / warmup) and plain[-1] < 0.02  # the old curve: 0 to 0
+
+
+def test_lr_ends_are_refused_with_onecycle():
+    with pytest.raises(ValueError, match=re.escape(
+            "TrainConfig.lr_end must be 0 with schedule 'onecycle' (its curve fixes both ends)")):
+        TrainConfig(schedule="onecycle", lr_end=0.07)
+    assert TrainConfig(schedule="linear", lr_start=0.2, lr_end=0.07).lr_end == 0.07
+
+
+def test_an_alternating_flip_trainer_resumes_on_the_right_parity():
+    data = synthetic(128)
+    cfg = dataclasses.replace(FAST, epochs=2, seed=3, alternate_flip=True, crop_pad=0)
+    straight = Trainer(drop_net(0), data, cfg)
+    straight.epoch(), straight.epoch()
+    first = Trainer(drop_net(0), data, cfg)
+    first.epoch()
+    buffer = io.BytesIO()
+    torch.save(first.state_dict(), buffer)
+    buffer.seek(0)
+    resumed = Trainer(drop_net(99), data, cfg)  # its batches start at epoch 0: set from history
+    resumed.load_state_dict(torch.load(buffer, weights_only=True))
+    resumed.epoch()
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
 def test_schedule_without_warmup_starts_at_peak():
     for schedule in ("onecycle", "cosine", "linear"):
         assert lr_factor(0, 50, 0, schedule) == pytest.approx(1.0)
@@ -339,6 +374,30 @@ def test_evaluate_counts_correct_predictions_and_restores_mode():
         )
         assert acc == pytest.approx(expected)
     assert model.training
+
+
+def test_translate_tta_adds_airbench94s_shifted_views():
+    data = synthetic(40)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))  # sees every pixel's place
+    mean, std = torch.tensor(data.mean).view(1, 3, 1, 1), torch.tensor(data.std).view(1, 3, 1, 1)
+    x = (data.val.images.float() / 255 - mean) / std
+
+    def mirror(v):
+        """airbench94's level 1: the mean of the view and its mirror."""
+        return (model(v) + model(v.flip(-1))) / 2
+
+    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+    with torch.no_grad():  # airbench94's level 2, as its infer() writes it
+        shifted = (mirror(padded[..., :32, :32]) + mirror(padded[..., 2:, 2:])) / 2
+        level2 = (0.5 * mirror(x) + 0.5 * shifted).argmax(1)
+        level1 = mirror(x).argmax(1)
+    assert not torch.equal(level1, level2)  # the shifted views change some answers
+    for translate, answers in ((False, level1), (True, level2)):
+        expected = (answers == data.val.labels).float().mean().item()
+        acc = evaluate(model, data.val, data.mean, data.std, batch_size=16, device="cpu",
+                       flip_tta=True, translate_tta=translate, channels_last=False)
+        assert acc == pytest.approx(expected)
 
 
 def test_evaluate_empty_set_is_nan():
