@@ -27,7 +27,8 @@ from benchmarks.airbench_net import airbench_net, whiten
 from benchmarks.common import default_data_dir, load_note, machine
 from nas.arch.model import build
 from nas.arch.zoo import PRESETS, preset
-from nas.data import DataSpec, Splits, load_splits
+from nas.data import DataSpec, ImageSet, Splits, load_splits
+from nas.data.cifar import load_cifar10
 from nas.results.atomic import atomic_write, write_json
 from nas.results.meta import git_sha
 from nas.train.augment import normalizer
@@ -100,6 +101,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=1, help="seeds --seed .. --seed + N - 1")
     p.add_argument("--val-size", type=int, default=0, help="training images held out")
     p.add_argument("--data-dir", type=Path, default=default_data_dir())
+    p.add_argument("--paired-test", type=Path, metavar="DIR",
+                   help="also test on DIR's official test images (e.g. the real-pixel subset"
+                   " beside a JPEG copy) and on as many of --data-dir's, record by record")
     p.add_argument("--json", action="store_true", help="also print the summary as JSON")
     p.add_argument("--record", type=Path, help="write the summary (with machine, commit) here")
     p.add_argument("--table", type=Path, help="only tabulate the records in this folder")
@@ -179,8 +183,33 @@ def freeze_stem_bias(model: torch.nn.Module, after: int | None, epochs: int):
     return report
 
 
-def train_one(args: argparse.Namespace, splits: Splits, seed: int, precision: str) -> dict:
-    """Train one seed at one precision; test it at each TTA level; its summary."""
+def paired_sets(data_dir: Path, splits: Splits) -> tuple[ImageSet, ImageSet]:
+    """DIR's test images and the same number of the training data's, checked record by record
+    to carry the same labels (so they are copies of one another, pixels aside)."""
+    _, other = load_cifar10(data_dir, download=False)
+    n = len(other)
+    if splits.test is None or len(splits.test) < n:
+        raise SystemExit(f"--paired-test {data_dir}: {n} test images, the data has fewer")
+    mine = ImageSet(splits.test.images[:n], splits.test.labels[:n], splits.test.classes)
+    if not torch.equal(mine.labels, other.labels):
+        raise SystemExit(f"--paired-test {data_dir}: its {n} test labels differ from the first"
+                         f" {n} of --data-dir's: not copies of the same records")
+    return mine, other
+
+
+def accuracies(model: torch.nn.Module, images: ImageSet, splits: Splits, cfg: TrainConfig,
+               device: torch.device, precision: str) -> dict[str, float]:
+    """Accuracy on `images` at each TTA level, at the precision the model trained in."""
+    return {key: evaluate(model, images, splits.mean, splits.std, batch_size=cfg.eval_batch_size,
+                          device=device, flip_tta=flip, translate_tta=translate,
+                          channels_last=cfg.channels_last, precision=precision)
+            for key, _, flip, translate in ACCURACIES}
+
+
+def train_one(args: argparse.Namespace, splits: Splits, seed: int, precision: str,
+              paired: tuple[ImageSet, ImageSet] | None = None) -> dict:
+    """Train one seed at one precision; test it at each TTA level (and on `paired`, the same
+    records in two copies: (this data's, the other's)); its summary."""
     cfg = train_config(args, seed, precision)
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
@@ -189,15 +218,17 @@ def train_one(args: argparse.Namespace, splits: Splits, seed: int, precision: st
     resolved = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, device))
     result = fit(model, splits, resolved,
                  report=freeze_stem_bias(model, args.whiten_bias_epochs, cfg.epochs))
-    accs = {  # tested at the precision it trained in
-        key: evaluate(model, splits.test, splits.mean, splits.std, batch_size=cfg.eval_batch_size,
-                      device=device, flip_tta=flip, translate_tta=translate,
-                      channels_last=cfg.channels_last, precision=result.precision)
-        for key, _, flip, translate in ACCURACIES
-    }
+    accs = accuracies(model, splits.test, splits, cfg, device, result.precision)
     run = {"seed": seed, "precision": result.precision, "status": result.status,
            "epochs_run": result.epochs_run, **accs, "train_seconds": result.train_seconds,
            "wall_seconds": time.perf_counter() - start, "config": dataclasses.asdict(cfg)}
+    if paired is not None:
+        run["paired_test"] = {"images": len(paired[0]), **{
+            name: accuracies(model, images, splits, cfg, device, result.precision)
+            for name, images in zip(("this", "other"), paired, strict=True)}}
+        print(f"the first {len(paired[0])} test records, flip TTA: this copy"
+              f" {run['paired_test']['this']['test_acc_tta']:.4f}, --paired-test's"
+              f" {run['paired_test']['other']['test_acc_tta']:.4f}", flush=True)
     tested = " / ".join(f"{accs[key]:.4f} ({label})" for key, label, *_ in ACCURACIES)
     print(
         f"seed {seed}, {result.precision}: {result.status}, test accuracy {tested};"
@@ -301,10 +332,12 @@ def main(argv: list[str] | None = None) -> dict:
           f" {len(splits.train)} train / {len(splits.test)} test images")
     print(train_config(args, args.seed, args.precision[0]))
     print(load_note(), flush=True)
+    paired = None if args.paired_test is None else paired_sets(args.paired_test, splits)
     runs: dict[str, list[dict]] = {}
     for seed in range(args.seed, args.seed + args.seeds):
         for precision in args.precision:  # interleaved: machine load hits both alike
-            runs.setdefault(precision, []).append(train_one(args, splits, seed, precision))
+            runs.setdefault(precision, []).append(
+                train_one(args, splits, seed, precision, paired))
     print()
     by_precision = {}
     for asked, mine in runs.items():
@@ -320,7 +353,8 @@ def main(argv: list[str] | None = None) -> dict:
                "threads": args.threads, "train_images": len(splits.train),
                "test_images": len(splits.test), "machine": machine(),
                "git_sha": git_sha(Path(__file__).resolve().parents[1]),
-               "data_dir": str(args.data_dir)}
+               "data_dir": str(args.data_dir),
+               "paired_test": None if args.paired_test is None else str(args.paired_test)}
     if len(by_precision) > 1:
         summary["comparison"] = print_comparison(by_precision)
     print(f"wall {summary['wall_seconds']:.0f} s (data, models, training, evaluation);"

@@ -18,9 +18,11 @@ from benchmarks.common import machine
 from benchmarks.conv_levers import NCHWConv
 from nas.arch.model import build
 from nas.arch.zoo import preset
-from nas.data import ImageSet, Splits
+from nas.data import DataSpec, ImageSet, Splits, load_splits
+from nas.data.batches import BIN_DIRNAME, CIFAR_TEST_BATCH
 from nas.train.config import TrainConfig
 from nas.train.trainer import fit
+from tests.cifarkit import write_small_cifar
 from tests.searchkit import ROOT
 
 STANDALONE = textwrap.dedent("""
@@ -103,20 +105,27 @@ def test_supernet_vs_search_compares_the_best_verified_accuracies(tmp_path, cifa
 
 
 def test_cifar_quality_records_an_airbench_run_and_tabulates_it(tmp_path, cifar_dir, capsys):
-    # 500 training images (4,500 held out), one epoch: the run and its record, not a result
+    # 600 training images (100 held out), 120 test images, one epoch: the run and its record
+    small = write_small_cifar(tmp_path / "small", cifar_dir / BIN_DIRNAME, 120)
     summary = cifar_quality.main([
         "--preset", "airbench", "--whiten", "--epochs", "1", "--batch-size", "250",
-        "--val-size", "4500", "--precision", "fp32", "--threads", "1", "--data-dir",
-        str(cifar_dir), "--record", str(tmp_path / "run.json"), "--alternate-flip",
+        "--val-size", "100", "--precision", "fp32", "--threads", "1", "--data-dir",
+        str(small), "--record", str(tmp_path / "run.json"), "--alternate-flip",
         "--schedule", "linear", "--lr-start", "0.2", "--lr-end", "0.07",
-        "--whiten-bias-epochs", "1", "--no-tta"])  # validation without TTA: time for the test's
+        "--whiten-bias-epochs", "1",
+        "--paired-test", str(small)])  # the same images: both copies score as the test
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["params"] == 1_972_792 and record["whiten"] and record["train_images"] == 500
+    assert record["test_images"] == 120
     config = record["runs"]["fp32"][0]["config"]
     assert config["batch_size"] == 250 and config["alternate_flip"] and config["lr_end"] == 0.07
     assert record["git_sha"] and record["machine"].startswith("CPU: ")
     run = summary["runs"]["fp32"][0]
-    assert all(0 <= run[key] <= 1 for key in ("test_acc", "test_acc_tta", "test_acc_tta2"))
+    keys = ("test_acc", "test_acc_tta", "test_acc_tta2")
+    assert all(0 <= run[key] <= 1 for key in keys)
+    paired = run["paired_test"]
+    assert paired["images"] == 120 and paired["this"] == paired["other"]
+    assert paired["this"] == {key: run[key] for key in keys}
     cifar_quality.main(["--table", str(tmp_path)])
     row = (tmp_path / "table.md").read_text().splitlines()[2]
     assert row.startswith("| airbench (whitened) | 1 | 250 |") and "| run.json |" in row
@@ -148,3 +157,17 @@ def test_the_stem_bias_trains_its_epochs_then_stays():
     fit(net, data, cfg, report=report)
     assert not torch.equal(biases[0], biases[1])  # trained in epoch 1
     assert torch.equal(biases[1], biases[2])  # then not
+
+
+def test_a_paired_test_set_must_hold_copies_of_the_same_records(tmp_path, cifar_dir):
+    splits = load_splits(DataSpec(), cifar_dir)
+    mine, other = cifar_quality.paired_sets(cifar_dir, splits)  # the subset paired with itself
+    assert len(mine) == len(other) == 1000 and torch.equal(mine.images, other.images)
+    small = write_small_cifar(tmp_path / "small", cifar_dir / BIN_DIRNAME, 50)
+    assert len(cifar_quality.paired_sets(small, splits)[0]) == 50  # the first 50 of 1,000
+    test_batch = small / BIN_DIRNAME / f"{CIFAR_TEST_BATCH}.bin"
+    records = bytearray(test_batch.read_bytes())
+    records[0] = (records[0] + 1) % 10  # one label changed
+    test_batch.write_bytes(bytes(records))
+    with pytest.raises(SystemExit, match="50 test labels differ from the first 50 of --data-dir's"):
+        cifar_quality.paired_sets(small, splits)
