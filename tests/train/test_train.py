@@ -180,8 +180,14 @@ def drop_net(seed: int) -> DropNet:
     return DropNet()
 
 
-def test_trainer_resumes_exactly_from_a_weights_only_snapshot():
-    data, cfg = synthetic(128), dataclasses.replace(FAST, epochs=2, seed=3)
+@pytest.mark.parametrize("extra", [
+    {},
+    {"alternate_flip": True, "crop_pad": 0},  # the resumed batches' flip parity: from history
+    # 2 steps an epoch: the EMA's first move (step 3) comes after the snapshot
+    {"lookahead": 0.95, "lookahead_every": 3},
+], ids=["plain", "alternate_flip", "lookahead"])
+def test_trainer_resumes_exactly_from_a_weights_only_snapshot(extra):
+    data, cfg = synthetic(128), dataclasses.replace(FAST, epochs=2, seed=3, **extra)
     straight = Trainer(drop_net(0), data, cfg)
     straight.epoch(), straight.epoch()
     first = Trainer(drop_net(0), data, cfg)
@@ -301,23 +307,6 @@ def test_lr_ends_are_refused_with_onecycle():
             "TrainConfig.lr_end must be 0 with schedule 'onecycle' (its curve fixes both ends)")):
         TrainConfig(schedule="onecycle", lr_end=0.07)
     assert TrainConfig(schedule="linear", lr_start=0.2, lr_end=0.07).lr_end == 0.07
-
-
-def test_an_alternating_flip_trainer_resumes_on_the_right_parity():
-    data = synthetic(128)
-    cfg = dataclasses.replace(FAST, epochs=2, seed=3, alternate_flip=True, crop_pad=0)
-    straight = Trainer(drop_net(0), data, cfg)
-    straight.epoch(), straight.epoch()
-    first = Trainer(drop_net(0), data, cfg)
-    first.epoch()
-    buffer = io.BytesIO()
-    torch.save(first.state_dict(), buffer)
-    buffer.seek(0)
-    resumed = Trainer(drop_net(99), data, cfg)  # its batches start at epoch 0: set from history
-    resumed.load_state_dict(torch.load(buffer, weights_only=True))
-    resumed.epoch()
-    for key, value in straight.model.state_dict().items():
-        assert torch.equal(value, resumed.model.state_dict()[key]), key
 
 
 def test_schedule_without_warmup_starts_at_peak():
@@ -729,23 +718,6 @@ def test_lookahead_moves_the_weights_to_airbench94s_ema_and_ends_on_it():
         ahead.epoch()
     final = ahead.model.state_dict()
     assert all(torch.equal(final[k], ema) for k, ema in ahead.lookahead.items())
-
-
-def test_a_lookahead_trainer_resumes_exactly():
-    data = synthetic(128)
-    cfg = dataclasses.replace(FAST, epochs=2, seed=3, lookahead=0.95, lookahead_every=3)
-    straight = Trainer(drop_net(0), data, cfg)
-    straight.epoch(), straight.epoch()
-    first = Trainer(drop_net(0), data, cfg)
-    first.epoch()  # 2 steps: the EMA's first move (step 3) comes after the snapshot
-    buffer = io.BytesIO()
-    torch.save(first.state_dict(), buffer)
-    buffer.seek(0)
-    resumed = Trainer(drop_net(99), data, cfg)  # its own EMA starts elsewhere: replaced
-    resumed.load_state_dict(torch.load(buffer, weights_only=True))
-    resumed.epoch()
-    for key, value in straight.model.state_dict().items():
-        assert torch.equal(value, resumed.model.state_dict()[key]), key
 
 
 @pytest.mark.parametrize("field, value, rule", [
