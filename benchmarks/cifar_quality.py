@@ -184,8 +184,8 @@ def freeze_stem_bias(model: torch.nn.Module, after: int | None, epochs: int):
 
 
 def paired_sets(data_dir: Path, splits: Splits) -> tuple[ImageSet, ImageSet]:
-    """DIR's test images and the same number of the training data's, checked record by record
-    to carry the same labels (so they are copies of one another, pixels aside)."""
+    """The data's first test images and DIR's test images, as many, checked record by record to
+    carry the same labels (so they are copies of one another, pixels aside)."""
     _, other = load_cifar10(data_dir, download=False)
     n = len(other)
     if splits.test is None or len(splits.test) < n:

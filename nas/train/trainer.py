@@ -418,6 +418,7 @@ class Trainer:
         self.train_batches.generator.set_state(state["batch_rng"])
         self.rng_state = dict(state["rng"])
         self.history = [EpochReport(**r) for r in state["history"]]
+        self.train_batches.epoch = len(self.history)  # the alternating flips' parity
         if self.lookahead is not None:
             for key, ema in self.lookahead.items():
                 ema.copy_(state["lookahead"][key])
@@ -425,7 +426,6 @@ class Trainer:
     def train_epoch(self) -> float:
         """Train one epoch; return its mean loss, or NaN as soon as a loss is not finite."""
         self.model.train()
-        self.train_batches.epoch = len(self.history)  # alternating flips' parity, on resume too
         check_every = 1 if self.device.type == "cpu" else _ACCEL_CHECK_EVERY
         loss_sum = torch.zeros((), dtype=torch.float32, device=self.device)
         for i, (x, y) in enumerate(self.train_batches, start=1):
