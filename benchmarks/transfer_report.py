@@ -266,15 +266,27 @@ def budget_note(record: dict[str, Any], default: dict[str, Any]) -> str:
         return (f"All of the bench's top {TOP} are in the full-data top half. {search}, so its"
                 " budget finds the region the full data also rates well; the full-data best"
                 f" of these points ({best['label']}) is bench rank {best['bench_rank']}.")
-    return (f"**{hits} of the bench's top {TOP} are in the full-data top half.** {search}:"
-            " at that budget a search's winner is a draw from the bench's top region, not a"
-            " full-data winner, and more trials at the same budget find the bench's winner"
-            " more surely, not the full data's. The"
-            f" full-data best of these points ({best['label']}) is bench rank"
-            f" {best['bench_rank']}, so a search has to carry its top {best['bench_rank']}"
-            " forward, e.g. retrain them on the complete data (`run_search.py retrain RUN"
-            f" --train-size all --top {best['bench_rank']}`), or train each trial on more"
-            " images or epochs, before its choice means the full-data best.")
+    by_label = {p["label"]: p for p in record["points"]}
+    tops = [by_label[x["label"]] for x in check["top"]]
+    low = min(tops, key=lambda p: p["cifar"])
+    half = check["half"]
+    cut = sorted((p["cifar"] for p in record["points"] if p["cifar"] is not None),
+                 reverse=True)[half - 1]
+    tested = record["cost"]["cifar"]["test_images"]
+    sampling = math.sqrt(best["cifar"] * (1 - best["cifar"]) / tested)
+    return (f"**{hits} of the bench's top {TOP} are in the full-data top half**: the lowest,"
+            f" {low['label']}, scores {_pct(low['cifar'])} %, {100 * (cut - low['cifar']):.1f}"
+            " pt under the half's last place, one seed each, where sampling"
+            f" {tested:,} test images alone spreads a run by ±{100 * sampling:.1f} pt (1 sd)."
+            f" The bench's top {TOP} score {_pct(low['cifar'])}–"
+            f"{_pct(max(p['cifar'] for p in tops))} % at full data against"
+            f" {_pct(best['cifar'])} % for the best of these points ({best['label']}, bench"
+            f" rank {best['bench_rank']}). {search}: its winner is a draw from the bench's top"
+            " region, whose order the full data does not keep, so more trials at the same"
+            " budget find the bench's winner more surely, not the full data's. To choose at"
+            " full scale, retrain the answer's tied points on the complete data with seeds"
+            " (`run_search.py retrain RUN --data-dir FULL --train-size all --top K --seeds 2`)"
+            " and choose there.")
 
 
 def effect_table(record: dict[str, Any]) -> list[str]:

@@ -193,8 +193,12 @@ def test_the_budget_note_when_the_bench_top_falls_to_the_bottom_half():
         p["cifar_order"] = rank
     note = rep.budget_note(record, {"file": "f", "trials": 20, "epochs": 6, "images": 4000,
                                     "bench": "4,000 images"})
-    assert note.startswith("**3 of the bench's top 4 are in the full-data top half.**")
-    assert "--top 2" in note  # the full-data best is the bench's 2nd
+    # the bench's 1st is last at 10 %; the top half's last place (4th of 8) scores 60 %
+    assert note.startswith("**3 of the bench's top 4 are in the full-data top half**: the lowest,"
+                           " p0, scores 10.0 %, 50.0 pt under the half's last place")
+    assert "alone spreads a run by ±0.3 pt (1 sd)" in note  # sqrt(.9 * .1 / 10,000) at the best
+    assert "The bench's top 4 score 10.0–90.0 % at full data against 90.0 % for the best" in note
+    assert "--train-size all --top K --seeds 2" in note
     few, _ = fixture_record(n_full=3)
     assert rep.budget_note(few, {}).startswith("Pending: 3 point(s)")
 
