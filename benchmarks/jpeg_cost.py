@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import tempfile
 from pathlib import Path
 
 from benchmarks import cifar_quality
 from benchmarks.common import SHARED_SUBSET
-from nas.answer.stats import interval
+from nas.answer.stats import mean_interval, pooled_noise
 from nas.data.batches import BIN_DIRNAME, CIFAR_RECORD, CIFAR_TEST_BATCH, CIFAR_TRAIN_BATCHES
 from nas.results.atomic import atomic_write
 
@@ -136,8 +135,7 @@ def collect(out: Path, key: str) -> list[dict[tuple[str, str], float]]:
 def effect(cells: list[dict], plus: tuple[str, str], minus: tuple[str, str]):
     """The paired difference plus - minus over seeds, with its t interval."""
     diffs = [c[plus] - c[minus] for c in cells]
-    se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else math.inf
-    return interval(statistics.fmean(diffs), se, len(diffs) - 1, CONFIDENCE)
+    return mean_interval(diffs, pooled_noise({"paired": diffs}), CONFIDENCE)
 
 
 def report(out: Path) -> str:
